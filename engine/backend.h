@@ -1,0 +1,181 @@
+// The narrow backend interface. The CPU backend (engine/cpu) is the reference
+// implementation and the spec; the CUDA backend (engine/cuda) re-implements it.
+// Everything above this interface (VGG-19, the objective, L-BFGS, Adam) is
+// written once against it.
+//
+// Memory: every float* passed to a backend method points into that backend's
+// memory (host memory for the CPU backend, device memory for CUDA), obtained
+// through a Buffer. Tensors are dense row-major; shapes are given in the
+// comments as (C, H, W) = channels × height × width, one image at a time.
+//
+// Conventions of the ops (formulas in DESIGN.md, "The objective"):
+//   conv3x3:  y[o,i,j] = Σ_c Σ_{u,v∈0..2} w[o,c,u,v] · x[c, i+u−1, j+v−1]   (zero padding 1,
+//             cross-correlation, no bias); backward_data: dx = ∂(Σ dy·y)/∂x.
+//   bias_relu: y = max(0, y + b[c]) in place; relu_backward: dy = 0 where y ≤ 0.
+//   pooling:  2×2, stride 2, floor: output (C, H/2, W/2); a trailing odd row or
+//             column is dropped and gets zero gradient. Max pooling sends the
+//             gradient to the first maximum in row-major window order.
+//   gram:     G = F Fᵀ for F (N, M).
+//   losses return their (unweighted) value as double and ACCUMULATE
+//   weight · ∂loss/∂input into the gradient buffer (never overwrite).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <utility>
+
+namespace nst {
+
+enum class PoolMode { average, max };
+
+// Preprocessing of DESIGN.md: p(x)_c = (pixel_scale · x_{perm(c)} − mean_c) / std_c
+// where perm is the identity for RGB and reverses channels for BGR.
+struct Preprocessing {
+    bool bgr = false;
+    float pixel_scale = 1.0f;
+    float mean[3] = {0.0f, 0.0f, 0.0f};
+    float std[3] = {1.0f, 1.0f, 1.0f};
+};
+
+struct ConvShape {
+    int in_channels = 0;   // C_in
+    int out_channels = 0;  // C_out
+    int height = 0;        // H (input and output: padding 1 keeps the size)
+    int width = 0;         // W
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    Backend() = default;
+    Backend(const Backend&) = delete;
+    Backend& operator=(const Backend&) = delete;
+
+    virtual std::string name() const = 0;  // "cpu", "cuda:0"
+
+    // ---- memory -------------------------------------------------------------------
+    virtual float* allocate(std::size_t count) = 0;      // uninitialised; throws on failure
+    virtual void release(float* data) noexcept = 0;
+    virtual void upload(float* dst, const float* host_src, std::size_t count) = 0;
+    virtual void download(float* host_dst, const float* src, std::size_t count) = 0;
+    // Bytes currently held through allocate(), and the peak since construction.
+    virtual std::size_t bytes_in_use() const = 0;
+    virtual std::size_t peak_bytes() const = 0;
+    // Waits until all queued work is done (a no-op on the CPU).
+    virtual void synchronize() = 0;
+
+    // ---- network layers -------------------------------------------------------------
+    // x (C_in, H, W), weight (C_out, C_in, 3, 3) -> y (C_out, H, W)
+    virtual void conv3x3_forward(const ConvShape& shape, const float* x, const float* weight,
+                                 float* y) = 0;
+    // dy (C_out, H, W), weight (C_out, C_in, 3, 3) -> dx (C_in, H, W), overwritten
+    virtual void conv3x3_backward_data(const ConvShape& shape, const float* dy,
+                                       const float* weight, float* dx) = 0;
+    // y (C, HW) in place: y = max(0, y + bias[c]); bias (C)
+    virtual void bias_relu_forward(int channels, std::size_t plane, const float* bias,
+                                   float* y) = 0;
+    // y, dy (count): dy = 0 where y <= 0 (y is the post-ReLU activation)
+    virtual void relu_backward(std::size_t count, const float* y, float* dy) = 0;
+    // x (C, H, W) -> y (C, H/2, W/2)
+    virtual void pool_forward(PoolMode mode, int channels, int height, int width, const float* x,
+                              float* y) = 0;
+    // x (C, H, W), dy (C, H/2, W/2) -> dx (C, H, W), overwritten
+    virtual void pool_backward(PoolMode mode, int channels, int height, int width,
+                               const float* x, const float* dy, float* dx) = 0;
+
+    // ---- preprocessing ----------------------------------------------------------------
+    // x (3, H, W) in [0,1] -> out (3, H, W) = p(x)
+    virtual void preprocess(const Preprocessing& pre, std::size_t plane, const float* x,
+                            float* out) = 0;
+    // dout (3, H, W) = ∂L/∂p(x) -> dx (3, H, W) += ∂L/∂x
+    virtual void preprocess_backward(const Preprocessing& pre, std::size_t plane,
+                                     const float* dout, float* dx) = 0;
+
+    // ---- Gram matrices and losses ----------------------------------------------------
+    // F (N, M) -> G (N, N) = F Fᵀ
+    virtual void gram(int n, std::size_t m, const float* features, float* gram_out) = 0;
+    // Returns ½ Σ (F − P)²; dF += weight · (F − P).  F, P, dF (count)
+    virtual double content_loss(std::size_t count, const float* features, const float* target,
+                                float weight, float* grad) = 0;
+    // G = F Fᵀ (N, N) already computed, A (N, N) target.
+    // Returns E = Σ (G − A)² / (4 N² M²); dF += weight · (G − A) F / (N² M²).
+    virtual double style_loss(int n, std::size_t m, const float* features, const float* gram_in,
+                              const float* target, float weight, float* grad) = 0;
+    // Squared total variation of x (C, H, W) (DESIGN.md); dx += weight · ∂L_tv/∂x.
+    virtual double tv_loss(int channels, int height, int width, const float* x, float weight,
+                           float* grad) = 0;
+
+    // ---- vector ops for the optimisers ---------------------------------------------
+    virtual double dot(std::size_t count, const float* x, const float* y) = 0;
+    virtual double asum(std::size_t count, const float* x) = 0;  // Σ |x_i|
+    virtual void axpy(std::size_t count, float alpha, const float* x, float* y) = 0;  // y += αx
+    virtual void scale(std::size_t count, float alpha, float* x) = 0;                 // x *= α
+    virtual void copy(std::size_t count, const float* src, float* dst) = 0;
+    virtual void fill(std::size_t count, float value, float* x) = 0;
+    // True when every element is finite.
+    virtual bool all_finite(std::size_t count, const float* x) = 0;
+    // Adam update, elementwise (bias-corrected with step ≥ 1):
+    //   m = β1 m + (1−β1) g;  v = β2 v + (1−β2) g²;
+    //   x −= lr · (m / (1−β1^step)) / (sqrt(v / (1−β2^step)) + ε)
+    virtual void adam_update(std::size_t count, float lr, float beta1, float beta2, float eps,
+                             int step, const float* grad, float* m, float* v, float* x) = 0;
+    // Clamps x into [lo, hi] elementwise.
+    virtual void clamp(std::size_t count, float lo, float hi, float* x) = 0;
+};
+
+// A move-only block of backend memory, released on destruction.
+class Buffer {
+public:
+    Buffer() = default;
+    Buffer(Backend& backend, std::size_t count)
+        : backend_(&backend), data_(backend.allocate(count)), count_(count) {}
+    ~Buffer() { reset(); }
+    Buffer(Buffer&& other) noexcept
+        : backend_(std::exchange(other.backend_, nullptr)),
+          data_(std::exchange(other.data_, nullptr)),
+          count_(std::exchange(other.count_, 0)) {}
+    Buffer& operator=(Buffer&& other) noexcept {
+        if (this != &other) {
+            reset();
+            backend_ = std::exchange(other.backend_, nullptr);
+            data_ = std::exchange(other.data_, nullptr);
+            count_ = std::exchange(other.count_, 0);
+        }
+        return *this;
+    }
+    Buffer(const Buffer&) = delete;
+    Buffer& operator=(const Buffer&) = delete;
+
+    float* data() { return data_; }
+    const float* data() const { return data_; }
+    std::size_t size() const { return count_; }
+    bool empty() const { return count_ == 0; }
+
+private:
+    void reset() noexcept {
+        if (backend_ && data_) backend_->release(data_);
+        data_ = nullptr;
+        count_ = 0;
+    }
+    Backend* backend_ = nullptr;
+    float* data_ = nullptr;
+    std::size_t count_ = 0;
+};
+
+// Names the backends that can be created on this machine: "cpu", and
+// "cuda:N" when built with CUDA and a GPU is present.
+struct DeviceChoice {
+    enum Kind { automatic, cpu, cuda } kind = automatic;
+    int cuda_index = 0;
+};
+
+// Parses "auto", "cpu", "cuda", "cuda:N"; throws UsageError otherwise.
+DeviceChoice parse_device(const std::string& text);
+
+// Creates a backend. `automatic` picks CUDA when a GPU is usable, else the CPU.
+// cpu_threads: 0 keeps the OpenMP default. tf32: allow TF32 tensor cores (CUDA only).
+// Throws UsageError when CUDA is asked for but not built in, DeviceError when no GPU.
+std::unique_ptr<Backend> make_backend(const DeviceChoice& choice, int cpu_threads, bool tf32);
+
+}  // namespace nst

@@ -1,0 +1,77 @@
+// The CPU backend: the reference implementation of engine/backend.h. Plain
+// loops first; OpenMP over channels/rows and OpenBLAS SGEMM where it pays.
+// Accumulations that produce a loss or a dot product are done in double.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+
+#include "engine/backend.h"
+
+namespace nst {
+
+// Sets the OpenMP and OpenBLAS thread counts for this process.
+void set_thread_count(int threads);
+
+class CpuBackend final : public Backend {
+public:
+    // threads: OpenMP and OpenBLAS threads; 0 keeps the defaults.
+    explicit CpuBackend(int threads = 0);
+    ~CpuBackend() override;
+
+    std::string name() const override { return "cpu"; }
+
+    float* allocate(std::size_t count) override;
+    void release(float* data) noexcept override;
+    void upload(float* dst, const float* host_src, std::size_t count) override;
+    void download(float* host_dst, const float* src, std::size_t count) override;
+    std::size_t bytes_in_use() const override { return bytes_in_use_; }
+    std::size_t peak_bytes() const override { return peak_bytes_; }
+    void synchronize() override {}
+
+    void conv3x3_forward(const ConvShape& shape, const float* x, const float* weight,
+                         float* y) override;
+    void conv3x3_backward_data(const ConvShape& shape, const float* dy, const float* weight,
+                               float* dx) override;
+    void bias_relu_forward(int channels, std::size_t plane, const float* bias, float* y) override;
+    void relu_backward(std::size_t count, const float* y, float* dy) override;
+    void pool_forward(PoolMode mode, int channels, int height, int width, const float* x,
+                      float* y) override;
+    void pool_backward(PoolMode mode, int channels, int height, int width, const float* x,
+                       const float* dy, float* dx) override;
+
+    void preprocess(const Preprocessing& pre, std::size_t plane, const float* x,
+                    float* out) override;
+    void preprocess_backward(const Preprocessing& pre, std::size_t plane, const float* dout,
+                             float* dx) override;
+
+    void gram(int n, std::size_t m, const float* features, float* gram_out) override;
+    double content_loss(std::size_t count, const float* features, const float* target,
+                        float weight, float* grad) override;
+    double style_loss(int n, std::size_t m, const float* features, const float* gram_in,
+                      const float* target, float weight, float* grad) override;
+    double tv_loss(int channels, int height, int width, const float* x, float weight,
+                   float* grad) override;
+
+    double dot(std::size_t count, const float* x, const float* y) override;
+    double asum(std::size_t count, const float* x) override;
+    void axpy(std::size_t count, float alpha, const float* x, float* y) override;
+    void scale(std::size_t count, float alpha, float* x) override;
+    void copy(std::size_t count, const float* src, float* dst) override;
+    void fill(std::size_t count, float value, float* x) override;
+    bool all_finite(std::size_t count, const float* x) override;
+    void adam_update(std::size_t count, float lr, float beta1, float beta2, float eps, int step,
+                     const float* grad, float* m, float* v, float* x) override;
+    void clamp(std::size_t count, float lo, float hi, float* x) override;
+
+private:
+    // im2col scratch for the convolutions, grown on demand and kept.
+    float* column_scratch(std::size_t count);
+
+    std::size_t bytes_in_use_ = 0;
+    std::size_t peak_bytes_ = 0;
+    float* columns_ = nullptr;
+    std::size_t columns_count_ = 0;
+};
+
+}  // namespace nst

@@ -1,0 +1,145 @@
+// CpuBackend: memory and the optimisers' vector operations.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "engine/cpu/cpu_backend.h"
+#include "engine/error.h"
+
+namespace nst {
+
+namespace {
+// The allocation size is kept in front of each block so release() can count it.
+constexpr std::size_t kHeader = 64;  // keeps the payload 64-byte aligned
+}
+
+void set_thread_count(int threads) {
+    omp_set_num_threads(threads);
+    openblas_set_num_threads(threads);
+}
+
+CpuBackend::CpuBackend(int threads) {
+    if (threads > 0) set_thread_count(threads);
+}
+
+CpuBackend::~CpuBackend() { release(columns_); }
+
+float* CpuBackend::allocate(std::size_t count) {
+    const std::size_t bytes = count * sizeof(float);
+    void* block = std::aligned_alloc(64, kHeader + ((bytes + 63) / 64) * 64);
+    if (!block)
+        throw RuntimeFailure("out of host memory: could not allocate " +
+                             std::to_string(bytes >> 20) + " MiB");
+    std::memcpy(block, &bytes, sizeof bytes);
+    bytes_in_use_ += bytes;
+    if (bytes_in_use_ > peak_bytes_) peak_bytes_ = bytes_in_use_;
+    return reinterpret_cast<float*>(static_cast<char*>(block) + kHeader);
+}
+
+void CpuBackend::release(float* data) noexcept {
+    if (!data) return;
+    char* block = reinterpret_cast<char*>(data) - kHeader;
+    std::size_t bytes = 0;
+    std::memcpy(&bytes, block, sizeof bytes);
+    bytes_in_use_ -= bytes;
+    std::free(block);
+}
+
+void CpuBackend::upload(float* dst, const float* host_src, std::size_t count) {
+    std::memcpy(dst, host_src, count * sizeof(float));
+}
+
+void CpuBackend::download(float* host_dst, const float* src, std::size_t count) {
+    std::memcpy(host_dst, src, count * sizeof(float));
+}
+
+float* CpuBackend::column_scratch(std::size_t count) {
+    if (count > columns_count_) {
+        release(columns_);
+        columns_ = nullptr;
+        columns_ = allocate(count);
+        columns_count_ = count;
+    }
+    return columns_;
+}
+
+// Reductions are in double with a fixed chunking, so the result does not depend
+// on the number of threads: each chunk is summed in order, then the chunks.
+namespace {
+constexpr std::size_t kChunk = 1 << 14;
+
+template <typename Term>
+double chunked_sum(std::size_t count, Term term) {
+    const std::size_t chunks = (count + kChunk - 1) / kChunk;
+    std::vector<double> partial(chunks, 0.0);
+#pragma omp parallel for schedule(static)
+    for (std::size_t c = 0; c < chunks; ++c) {
+        const std::size_t begin = c * kChunk, end = std::min(count, begin + kChunk);
+        double s = 0.0;
+        for (std::size_t i = begin; i < end; ++i) s += term(i);
+        partial[c] = s;
+    }
+    double total = 0.0;
+    for (double p : partial) total += p;
+    return total;
+}
+}  // namespace
+
+double CpuBackend::dot(std::size_t count, const float* x, const float* y) {
+    return chunked_sum(count, [&](std::size_t i) { return double(x[i]) * double(y[i]); });
+}
+
+double CpuBackend::asum(std::size_t count, const float* x) {
+    return chunked_sum(count, [&](std::size_t i) { return std::fabs(double(x[i])); });
+}
+
+void CpuBackend::axpy(std::size_t count, float alpha, const float* x, float* y) {
+#pragma omp parallel for schedule(static)
+    for (std::size_t i = 0; i < count; ++i) y[i] += alpha * x[i];
+}
+
+void CpuBackend::scale(std::size_t count, float alpha, float* x) {
+#pragma omp parallel for schedule(static)
+    for (std::size_t i = 0; i < count; ++i) x[i] *= alpha;
+}
+
+void CpuBackend::copy(std::size_t count, const float* src, float* dst) {
+    if (src != dst) std::memcpy(dst, src, count * sizeof(float));
+}
+
+void CpuBackend::fill(std::size_t count, float value, float* x) {
+#pragma omp parallel for schedule(static)
+    for (std::size_t i = 0; i < count; ++i) x[i] = value;
+}
+
+bool CpuBackend::all_finite(std::size_t count, const float* x) {
+    const double bad = chunked_sum(count, [&](std::size_t i) { return std::isfinite(x[i]) ? 0.0 : 1.0; });
+    return bad == 0.0;
+}
+
+void CpuBackend::adam_update(std::size_t count, float lr, float beta1, float beta2, float eps,
+                             int step, const float* grad, float* m, float* v, float* x) {
+    NST_ASSERT(step >= 1);
+    const double correction1 = 1.0 - std::pow(double(beta1), step);
+    const double correction2 = 1.0 - std::pow(double(beta2), step);
+#pragma omp parallel for schedule(static)
+    for (std::size_t i = 0; i < count; ++i) {
+        m[i] = beta1 * m[i] + (1.0f - beta1) * grad[i];
+        v[i] = beta2 * v[i] + (1.0f - beta2) * grad[i] * grad[i];
+        const double m_hat = m[i] / correction1;
+        const double v_hat = v[i] / correction2;
+        x[i] -= static_cast<float>(lr * m_hat / (std::sqrt(v_hat) + eps));
+    }
+}
+
+void CpuBackend::clamp(std::size_t count, float lo, float hi, float* x) {
+#pragma omp parallel for schedule(static)
+    for (std::size_t i = 0; i < count; ++i) x[i] = std::min(hi, std::max(lo, x[i]));
+}
+
+}  // namespace nst

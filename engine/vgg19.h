@@ -1,0 +1,68 @@
+// VGG-19's convolutional part on a backend: 16 conv 3×3 + bias + ReLU layers and
+// 4 2×2 pools, run only up to the deepest layer in use. Weights are uploaded
+// once; activations for one image size are planned and allocated once.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/weights.h"
+
+namespace nst {
+
+class Vgg19 {
+public:
+    // Uploads layers 0..deepest_layer of `weights` (throws UsageError if the
+    // file stops earlier).
+    Vgg19(Backend& backend, const VggWeights& weights, int deepest_layer, PoolMode pool);
+
+    int deepest_layer() const { return deepest_layer_; }
+    const Preprocessing& preprocessing() const { return preprocessing_; }
+    int channels(int layer) const { return layers_[layer].shape.out_channels; }
+    PoolMode pool_mode() const { return pool_; }
+
+    // Activations of every layer for one input size (allocated once).
+    class Activations {
+    public:
+        int height(int layer) const { return heights_[layer]; }
+        int width(int layer) const { return widths_[layer]; }
+        std::size_t plane(int layer) const { return std::size_t(heights_[layer]) * widths_[layer]; }
+        const float* output(int layer) const { return outputs_[layer].data(); }  // post-ReLU (C, h, w)
+        float* output(int layer) { return outputs_[layer].data(); }
+
+    private:
+        friend class Vgg19;
+        int input_height_ = 0, input_width_ = 0;
+        Buffer preprocessed_;               // p(x) (3, H, W)
+        std::vector<Buffer> outputs_;       // post-ReLU conv outputs
+        std::vector<Buffer> pooled_;        // pool output after a layer (empty where none)
+        std::vector<int> heights_, widths_; // spatial size of each conv layer
+        Buffer grad_a_, grad_b_;            // backward scratch, sized for the largest layer
+    };
+
+    Activations plan(int height, int width) const;
+
+    // x (3, H, W) in [0,1] -> all activations up to deepest_layer().
+    void forward(const float* image, Activations& acts) const;
+
+    // Backward pass. `layer_grads[l]` (null or (C_l, h_l, w_l)) holds ∂L/∂output(l)
+    // for layers with a loss; it is consumed (overwritten) on the way down.
+    // image_grad (3, H, W) += ∂L/∂x.
+    void backward(Activations& acts, const std::vector<float*>& layer_grads, float* image_grad) const;
+
+private:
+    struct Layer {
+        ConvShape shape;  // height/width unused here; set per Activations
+        Buffer weight;
+        Buffer bias;
+        bool pool_after = false;
+    };
+    Backend& backend_;
+    Preprocessing preprocessing_;
+    PoolMode pool_;
+    int deepest_layer_;
+    std::vector<Layer> layers_;
+};
+
+}  // namespace nst

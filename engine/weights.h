@@ -1,0 +1,45 @@
+// nst-vgg19 HDF5 weights, format version 1 (DESIGN.md, "Weights file").
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+
+namespace nst {
+
+// The 16 convolution layers of VGG-19 in order, and where the 4 pools sit.
+const std::vector<std::string>& vgg19_layer_names();  // conv1_1 ... conv5_4
+// Index of a layer name in vgg19_layer_names(); throws UsageError if unknown.
+int vgg19_layer_index(const std::string& name);
+// True when a 2×2 pool follows this conv layer index (conv1_2, conv2_2, conv3_4, conv4_4, conv5_4).
+bool vgg19_pool_after(int layer_index);
+
+struct ConvWeights {
+    std::string name;       // "conv3_1"
+    int out_channels = 0;   // C_out
+    int in_channels = 0;    // C_in
+    std::vector<float> weight;  // (C_out, C_in, 3, 3) OIHW
+    std::vector<float> bias;    // (C_out)
+};
+
+struct VggWeights {
+    Preprocessing preprocessing;
+    std::string source;                 // provenance, free text
+    std::vector<ConvWeights> layers;    // a prefix of vgg19_layer_names(), in order
+    // Extra root attributes kept on read and written back (string values), for
+    // tools that record what they did (e.g. normalisation).
+    std::map<std::string, std::string> extra_attributes;
+};
+
+// Reads and validates a file. Throws InputError naming the file, the dataset
+// or attribute, and the rule it breaks (missing, wrong type or shape, channel
+// mismatch, non-finite values, wrong format or version).
+VggWeights read_weights(const std::string& path);
+
+// Writes format version 1 (gzip-compressed datasets). Validates first (same
+// rules as read_weights); throws RuntimeFailure when the file cannot be written.
+void write_weights(const std::string& path, const VggWeights& weights);
+
+}  // namespace nst

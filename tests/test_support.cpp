@@ -1,0 +1,120 @@
+#include "tests/test_support.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace nst::test {
+
+std::string assets_dir() { return NST_ASSETS_DIR; }
+std::string shared_weights_path() { return assets_dir() + "/vgg19/vgg19-conv-hybrid.h5"; }
+std::string shared_image_path(const std::string& name) { return assets_dir() + "/images/" + name; }
+std::string source_dir() { return NST_SOURCE_DIR; }
+std::string cli_path() { return NST_CLI_PATH; }
+
+TempDir::TempDir(const std::string& label) {
+    namespace fs = std::filesystem;
+    const fs::path root = fs::path(NST_BINARY_DIR) / "test-tmp";
+    fs::create_directories(root);
+    std::string pattern = (root / (label + "-XXXXXX")).string();
+    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
+    path_ = pattern;
+}
+
+TempDir::~TempDir() {
+    std::error_code ignored;
+    std::filesystem::permissions(path_, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::add, ignored);
+    std::filesystem::remove_all(path_, ignored);
+}
+
+namespace {
+
+template <typename A, typename R>
+Comparison compare_impl(const std::vector<A>& actual, const std::vector<R>& reference,
+                        double atol, double rtol) {
+    Comparison result;
+    std::ostringstream report;
+    if (actual.size() != reference.size()) {
+        result.ok = false;
+        report << "size mismatch: actual " << actual.size() << ", reference " << reference.size();
+        result.report = report.str();
+        return result;
+    }
+    double diff2 = 0.0, ref2 = 0.0, worst_excess = -1.0;
+    std::size_t worst = 0;
+    for (std::size_t i = 0; i < actual.size(); ++i) {
+        const double a = actual[i], r = reference[i];
+        const double err = std::fabs(a - r);
+        diff2 += (a - r) * (a - r);
+        ref2 += r * r;
+        const double bound = atol + rtol * std::fabs(r);
+        if (!(err <= bound)) {  // also catches NaN
+            if (result.mismatches < 5)
+                report << "  [" << i << "] actual " << a << ", reference " << r << ", |diff| "
+                       << err << " > " << bound << "\n";
+            const double excess = std::isnan(err) ? 1e300 : err / bound;
+            if (excess > worst_excess) { worst_excess = excess; worst = i; }
+            ++result.mismatches;
+        }
+    }
+    result.relative_l2 = ref2 > 0 ? std::sqrt(diff2 / ref2) : std::sqrt(diff2);
+    result.ok = result.mismatches == 0;
+    if (!result.ok)
+        report << "  " << result.mismatches << " of " << actual.size()
+               << " outside tolerance; worst at [" << worst << "]: actual " << actual[worst]
+               << ", reference " << reference[worst] << "\n";
+    report << "  relative L2 error " << result.relative_l2;
+    result.report = report.str();
+    return result;
+}
+
+}  // namespace
+
+Comparison compare(const std::vector<double>& a, const std::vector<double>& r, double atol, double rtol) {
+    return compare_impl(a, r, atol, rtol);
+}
+Comparison compare(const std::vector<float>& a, const std::vector<double>& r, double atol, double rtol) {
+    return compare_impl(a, r, atol, rtol);
+}
+Comparison compare(const std::vector<float>& a, const std::vector<float>& r, double atol, double rtol) {
+    return compare_impl(a, r, atol, rtol);
+}
+
+std::vector<float> random_vector(std::size_t count, unsigned seed, float lo, float hi) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> dist(lo, hi);
+    std::vector<float> v(count);
+    for (auto& x : v) x = dist(rng);
+    return v;
+}
+
+CommandResult run_command(const std::string& command) {
+    TempDir tmp("cmd");
+    const std::string out_path = tmp.file("stdout"), err_path = tmp.file("stderr");
+    const std::string full = command + " >" + out_path + " 2>" + err_path + " </dev/null";
+    const int status = std::system(full.c_str());
+    CommandResult result;
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    result.out = read_file(out_path);
+    result.err = read_file(err_path);
+    return result;
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+bool file_exists(const std::string& path) { return std::filesystem::exists(path); }
+
+}  // namespace nst::test

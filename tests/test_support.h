@@ -1,0 +1,63 @@
+// Shared helpers for the tests: paths, temporary folders, and comparisons that
+// print the first mismatches (index, value, reference) when they fail.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace nst::test {
+
+// ../shared/assets beside the checkout (CI has it there too).
+std::string assets_dir();
+std::string shared_weights_path();               // assets/vgg19/vgg19-conv-hybrid.h5
+std::string shared_image_path(const std::string& name);  // assets/images/<name>
+std::string source_dir();                        // the project's root
+std::string cli_path();                          // the built neural-style
+
+// A fresh empty folder under the build tree, removed on destruction.
+class TempDir {
+public:
+    explicit TempDir(const std::string& label);
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const { return path_; }
+    std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+private:
+    std::string path_;
+};
+
+// Result of comparing `actual` with `reference` elementwise under
+// |a − r| ≤ atol + rtol·|r|. `report` lists the first few mismatches and the
+// worst one; relative_l2 = ‖a − r‖₂ / ‖r‖₂.
+struct Comparison {
+    bool ok = true;
+    std::size_t mismatches = 0;
+    double relative_l2 = 0.0;
+    std::string report;
+};
+Comparison compare(const std::vector<double>& actual, const std::vector<double>& reference,
+                   double atol, double rtol);
+Comparison compare(const std::vector<float>& actual, const std::vector<double>& reference,
+                   double atol, double rtol);
+Comparison compare(const std::vector<float>& actual, const std::vector<float>& reference,
+                   double atol, double rtol);
+
+// Deterministic pseudo-random values in [lo, hi) (a fixed-seed generator).
+std::vector<float> random_vector(std::size_t count, unsigned seed, float lo = -1.0f,
+                                 float hi = 1.0f);
+
+// Runs a command through /bin/sh, capturing stdout and stderr separately.
+struct CommandResult {
+    int exit_code = -1;
+    std::string out;
+    std::string err;
+};
+CommandResult run_command(const std::string& command);
+
+std::string read_file(const std::string& path);
+bool file_exists(const std::string& path);
+
+}  // namespace nst::test
