@@ -2,6 +2,7 @@
 // main() turns an error into a message and an exit code (see apps/).
 #pragma once
 
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -39,7 +40,10 @@ public:
 };
 
 // "file.cpp:123" for error messages that point at the failing call.
-std::string source_location(const char* file, int line);
+inline std::string source_location(const char* file, int line) {
+    const char* base = std::strrchr(file, '/');
+    return std::string(base ? base + 1 : file) + ":" + std::to_string(line);
+}
 
 }  // namespace nst
 
