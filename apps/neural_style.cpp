@@ -1,1 +1,259 @@
-int main() { return 0; }
+// neural-style: the command-line front end. Parses options, loads the weights
+// and images, runs the optimiser, writes the image atomically. The only place
+// that turns an nst::Error into a message and an exit code:
+//   0 success, 2 usage error, 3 bad input, 4 failure while running, 130 interrupted.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <new>
+#include <random>
+
+#include "apps/cli_options.h"
+#include "engine/backend.h"
+#include "engine/cuda_api.h"
+#include "engine/error.h"
+#include "engine/image.h"
+#include "engine/objective.h"
+#include "engine/optimizer.h"
+#include "engine/weights.h"
+
+namespace {
+
+using namespace nst;
+using Clock = std::chrono::steady_clock;
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_signal(int) { g_interrupted = true; }
+
+std::vector<LayerWeight> equal_weights(const std::vector<std::string>& layers) {
+    std::vector<LayerWeight> out;
+    for (const auto& name : layers) out.push_back({name, 1.0 / double(layers.size())});
+    return out;
+}
+
+// "out.png", 100 -> "out_100.png"
+std::string numbered_path(const std::string& path, int iteration) {
+    const std::filesystem::path p(path);
+    return (p.parent_path() / (p.stem().string() + "_" + std::to_string(iteration) +
+                               p.extension().string())).string();
+}
+
+// Fails early (before minutes of work) when the output cannot be written.
+void check_output_writable(const std::string& path) {
+    if (!is_supported_output_path(path))
+        throw UsageError("--output '" + path + "': the extension must be .png, .jpg or .jpeg");
+    std::filesystem::path dir = std::filesystem::path(path).parent_path();
+    if (dir.empty()) dir = ".";
+    std::string probe = (dir / ".neural-style-probe-XXXXXX").string();
+    const int fd = mkstemp(probe.data());
+    if (fd < 0)
+        throw RuntimeFailure("cannot write '" + path + "': " + std::strerror(errno));
+    close(fd);
+    std::remove(probe.c_str());
+}
+
+std::string format_duration(double seconds) {
+    if (!std::isfinite(seconds) || seconds < 0) return "?";
+    const long s = std::lround(seconds);
+    char text[32];
+    if (s >= 3600) std::snprintf(text, sizeof text, "%ldh%02ldm", s / 3600, (s % 3600) / 60);
+    else if (s >= 60) std::snprintf(text, sizeof text, "%ldm%02lds", s / 60, s % 60);
+    else std::snprintf(text, sizeof text, "%lds", s);
+    return text;
+}
+
+// Remembers the loss terms of recent evaluations so that an iteration report
+// (which carries only the total) can be matched to its terms: with a line
+// search or a rejected step the last evaluation is not always the iterate.
+class RecordingObjective final : public DifferentiableFunction {
+public:
+    explicit RecordingObjective(StyleTransferObjective& objective) : objective_(objective) {}
+    std::size_t size() const override { return objective_.size(); }
+    double evaluate(const float* x, float* grad) override {
+        const double loss = objective_.evaluate(x, grad);
+        recent_.push_back(objective_.last_terms());
+        if (recent_.size() > 64) recent_.pop_front();
+        return loss;
+    }
+    // The terms of the most recent evaluation whose total is `loss`.
+    const LossTerms* terms_for(double loss) const {
+        for (auto it = recent_.rbegin(); it != recent_.rend(); ++it)
+            if (it->loss == loss) return &*it;
+        return nullptr;
+    }
+
+private:
+    StyleTransferObjective& objective_;
+    std::deque<LossTerms> recent_;
+};
+
+Image initial_image(const cli::Options& o, const Image& content, const Image& first_style) {
+    if (o.init == "content") return content;
+    Image init;
+    if (o.init == "noise") {
+        init.width = content.width;
+        init.height = content.height;
+        init.pixels.resize(content.pixels.size());
+        std::mt19937_64 rng(o.seed);
+        std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+        for (auto& v : init.pixels) v = uniform(rng);
+        return init;
+    }
+    init = o.init == "style" ? first_style : load_image(o.init);
+    return resize_image(init, content.width, content.height);
+}
+
+int run(const cli::Options& o) {
+    check_output_writable(o.output);
+
+    const std::string weights_path = cli::resolve_weights_path(o.weights);
+    const VggWeights weights = read_weights(weights_path);
+
+    const Image content = resize_longest_side(load_image(o.content), o.size);
+    std::vector<Image> styles;
+    const int style_side = std::max(16, int(std::lround(o.style_scale * std::max(content.width, content.height))));
+    for (const auto& path : o.styles) styles.push_back(resize_longest_side(load_image(path), style_side));
+
+    const DeviceChoice device = parse_device(o.device);
+    const bool tf32 = o.precision != "fp32";
+    std::unique_ptr<Backend> backend = make_backend(device, o.threads, tf32);
+    if (o.precision == "tf32" && backend->name() == "cpu")
+        throw UsageError("--precision tf32 needs the CUDA backend (the CPU computes in fp32)");
+
+    ObjectiveConfig config;
+    config.content_layers = equal_weights(o.content_layers);
+    for (auto& l : config.content_layers) l.weight = 1.0;  // c_l = 1 (DESIGN.md)
+    config.style_layers = equal_weights(o.style_layers);   // w_l = 1/|S|
+    config.content_weight = o.content_weight;
+    config.style_weight = o.style_weight;
+    config.tv_weight = o.tv_weight;
+    config.pool = o.pool == "max" ? PoolMode::max : PoolMode::average;
+
+    StyleTransferObjective objective(*backend, weights, config, content.width, content.height);
+    if (!config.content_layers.empty()) objective.set_content(content);
+    if (!config.style_layers.empty()) objective.set_styles(styles, o.style_blend_weights);
+
+    Image image = initial_image(o, content, styles.front());
+    Buffer x(*backend, image.pixels.size());
+    backend->upload(x.data(), image.pixels.data(), image.pixels.size());
+
+    std::ofstream log;
+    if (!o.log_json.empty()) {
+        log.open(o.log_json, std::ios::trunc);
+        if (!log) throw RuntimeFailure("cannot write --log-json '" + o.log_json + "': " + std::strerror(errno));
+    }
+    if (!o.quiet)
+        std::fprintf(stderr, "neural-style: %s, %dx%d, %zu style image(s), %d %s iterations, weights %s\n",
+                     backend->name().c_str(), content.width, content.height, styles.size(),
+                     o.iterations, o.optimizer.c_str(), weights_path.c_str());
+
+    RecordingObjective recorder(objective);
+    const auto start = Clock::now();
+    auto last_print = start;
+    auto save_current = [&](const std::string& path) {
+        backend->download(image.pixels.data(), x.data(), image.pixels.size());
+        save_image(path, image);
+    };
+    auto on_iteration = [&](const IterationReport& report) {
+        const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+        const LossTerms* terms = recorder.terms_for(report.loss);
+        if (log.is_open()) {
+            nlohmann::json line = {{"iteration", report.iteration},
+                                   {"evaluations", report.evaluations},
+                                   {"loss", report.loss},
+                                   {"content_loss", terms ? terms->content : NAN},
+                                   {"style_loss", terms ? terms->style : NAN},
+                                   {"tv_loss", terms ? terms->tv : NAN},
+                                   {"seconds", seconds}};
+            if (!report.event.empty()) line["event"] = report.event;
+            log << line.dump() << '\n' << std::flush;
+            if (!log) throw RuntimeFailure("cannot write --log-json '" + o.log_json + "'");
+        }
+        if (!o.quiet && !report.event.empty())
+            std::fprintf(stderr, "iteration %d: %s\n", report.iteration, report.event.c_str());
+        const bool last = report.iteration == o.iterations;
+        if (!o.quiet && (last || report.iteration == 0 ||
+                         Clock::now() - last_print >= std::chrono::seconds(2))) {
+            last_print = Clock::now();
+            const double rate = report.iteration > 0 ? report.iteration / seconds : 0.0;
+            std::fprintf(stderr, "iteration %5d/%d  loss %.5e  content %.4e  style %.4e  tv %.4e  %.2f it/s  ETA %s\n",
+                         report.iteration, o.iterations, report.loss, terms ? terms->content : NAN,
+                         terms ? terms->style : NAN, terms ? terms->tv : NAN, rate,
+                         format_duration(rate > 0 ? (o.iterations - report.iteration) / rate : NAN).c_str());
+        }
+        if (o.save_every > 0 && report.iteration > 0 && report.iteration % o.save_every == 0 && !last)
+            save_current(numbered_path(o.output, report.iteration));
+        return !g_interrupted.load();
+    };
+
+    OptimizationResult result;
+    if (o.optimizer == "adam") {
+        AdamOptions adam;
+        adam.learning_rate = o.learning_rate.value_or(cli::Defaults::adam_learning_rate);
+        result = minimize_adam(*backend, recorder, x.data(), o.iterations, adam, on_iteration);
+    } else {
+        LbfgsOptions lbfgs;
+        lbfgs.history = o.lbfgs_history;
+        lbfgs.line_search = o.line_search == "wolfe" ? LineSearch::wolfe : LineSearch::fixed;
+        lbfgs.learning_rate = o.learning_rate.value_or(1.0);
+        result = minimize_lbfgs(*backend, recorder, x.data(), o.iterations, lbfgs, on_iteration);
+    }
+    if (!backend->all_finite(x.size(), x.data()))
+        throw RuntimeFailure("the optimisation produced a non-finite image; nothing was written");
+    save_current(o.output);
+    if (!o.quiet) {
+        std::fprintf(stderr, "neural-style: %s after %d iterations (%d evaluations), loss %.5e, %s: wrote %s\n",
+                     result.reason == StopReason::converged ? "converged" : "stopped",
+                     result.iterations, result.evaluations, result.loss,
+                     format_duration(std::chrono::duration<double>(Clock::now() - start).count()).c_str(),
+                     o.output.c_str());
+        if (!result.message.empty()) std::fprintf(stderr, "neural-style: %s\n", result.message.c_str());
+    }
+    if (g_interrupted) {
+        std::fprintf(stderr, "neural-style: interrupted; wrote the image of iteration %d\n", result.iterations);
+        return 130;
+    }
+    if (result.reason == StopReason::failed)
+        throw RuntimeFailure("the optimisation failed: " + result.message + " (the last good image was written)");
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    try {
+        nst::cli::Options options;
+        if (nst::cli::parse(argc, argv, options) == nst::cli::ParseOutcome::exit_success) return 0;
+        return run(options);
+    } catch (const nst::UsageError& e) {
+        std::fprintf(stderr, "neural-style: error: %s\n", e.what());
+        return 2;
+    } catch (const nst::InputError& e) {
+        std::fprintf(stderr, "neural-style: error: %s\n", e.what());
+        return 3;
+    } catch (const nst::Error& e) {
+        std::fprintf(stderr, "neural-style: error: %s\n", e.what());
+        return 4;
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "neural-style: error: out of memory\n");
+        return 4;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "neural-style: error: %s\n", e.what());
+        return 4;
+    }
+}

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/cpu/cpu_backend.h"
+#include "engine/cpu/cpu_reduce.h"
 #include "engine/error.h"
 
 namespace nst {
@@ -62,33 +63,14 @@ float* CpuBackend::column_scratch(std::size_t count) {
     if (count > columns_count_) {
         release(columns_);
         columns_ = nullptr;
+        columns_count_ = 0;  // stays consistent if the allocation below throws
         columns_ = allocate(count);
         columns_count_ = count;
     }
     return columns_;
 }
 
-// Reductions are in double with a fixed chunking, so the result does not depend
-// on the number of threads: each chunk is summed in order, then the chunks.
-namespace {
-constexpr std::size_t kChunk = 1 << 14;
-
-template <typename Term>
-double chunked_sum(std::size_t count, Term term) {
-    const std::size_t chunks = (count + kChunk - 1) / kChunk;
-    std::vector<double> partial(chunks, 0.0);
-#pragma omp parallel for schedule(static)
-    for (std::size_t c = 0; c < chunks; ++c) {
-        const std::size_t begin = c * kChunk, end = std::min(count, begin + kChunk);
-        double s = 0.0;
-        for (std::size_t i = begin; i < end; ++i) s += term(i);
-        partial[c] = s;
-    }
-    double total = 0.0;
-    for (double p : partial) total += p;
-    return total;
-}
-}  // namespace
+using cpu::chunked_sum;
 
 double CpuBackend::dot(std::size_t count, const float* x, const float* y) {
     return chunked_sum(count, [&](std::size_t i) { return double(x[i]) * double(y[i]); });

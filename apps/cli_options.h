@@ -1,0 +1,63 @@
+// Options of the neural-style command line (DESIGN.md, "CLI contract").
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nst::cli {
+
+struct Options {
+    std::string content;
+    std::vector<std::string> styles;
+    std::vector<double> style_blend_weights;  // empty: equal
+    std::string output;
+    std::string weights;  // empty: $NST_WEIGHTS, then ~/.cache/nst/vgg19.h5
+    int size = 512;
+    double style_scale = 1.0;
+    double content_weight = 0.0;  // filled with the defaults below unless given
+    double style_weight = 0.0;
+    double tv_weight = 0.0;
+    std::vector<std::string> content_layers;
+    std::vector<std::string> style_layers;
+    int iterations = 0;
+    std::string optimizer = "lbfgs";
+    int lbfgs_history = 100;
+    std::string line_search = "fixed";
+    std::optional<double> learning_rate;
+    std::string init;
+    std::uint64_t seed = 0;
+    std::string pool = "avg";
+    std::string device = "auto";
+    int threads = 0;
+    std::string precision;  // empty: tf32 on CUDA, fp32 on the CPU
+    int save_every = 0;
+    std::string log_json;
+    bool quiet = false;
+};
+
+// The defaults, chosen for the shared (un-normalised, Caffe-derived) VGG-19
+// weights; README.md explains them.
+struct Defaults {
+    static constexpr double content_weight = 1.0;
+    static constexpr double style_weight = 1e3;
+    static constexpr double tv_weight = 0.0;
+    static constexpr int iterations = 500;
+    static constexpr const char* init = "content";
+    static constexpr double adam_learning_rate = 0.02;
+    static constexpr const char* content_layers = "conv4_2";
+    static constexpr const char* style_layers = "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1";
+};
+
+enum class ParseOutcome { run, exit_success };
+
+// Parses argv. Prints --help / --version itself (returns exit_success).
+// Throws nst::UsageError with a one-line message for anything invalid.
+ParseOutcome parse(int argc, const char* const* argv, Options& options);
+
+// Where the weights are: --weights, $NST_WEIGHTS, ~/.cache/nst/vgg19.h5.
+// Throws InputError saying how to get them when none exists.
+std::string resolve_weights_path(const std::string& given);
+
+}  // namespace nst::cli

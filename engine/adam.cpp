@@ -1,0 +1,136 @@
+// Adam over the backend's vector operations (see engine/optimizer.h).
+//
+// Standard bias-corrected Adam (Kingma & Ba 2015, torch.optim.Adam without
+// weight decay): the update itself is Backend::adam_update. Each iteration
+// takes one step with the gradient of the current iterate and evaluates the
+// new one, so iteration k reports f after k steps and a run of N iterations
+// costs N + 1 evaluations.
+//
+// Blow-ups. When the new loss or gradient is not finite, the step is rejected:
+// x, its gradient and loss are restored from copies of the previous iterate,
+// the moments and the bias-correction step count are reset, and the learning
+// rate is halved for the rest of the run (a step of about lr per coordinate
+// reached the non-finite region, so the same lr would likely get there
+// again). A rejection counts its evaluation but not as an iteration; its event
+// goes with the next report. After kMaxRejections in a row (lr cut by 2¹⁰) the
+// run ends with StopReason::failed and x at the last finite iterate. Unlike
+// fixed-step L-BFGS no loss-growth test is needed: an Adam step moves each
+// coordinate by at most about lr.
+//
+// Memory: all vectors are allocated once, before the first evaluation.
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "engine/error.h"
+#include "engine/optimizer.h"
+
+namespace nst {
+
+namespace {
+
+constexpr int kMaxRejections = 10;  // in a row, then StopReason::failed
+constexpr double kLearningRateCut = 0.5;
+
+std::string format_number(double value) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.6g", value);
+    return text;
+}
+
+void check_options(const AdamOptions& options, std::size_t n, int iterations) {
+    if (n == 0) throw UsageError("Adam: the function has no variables");
+    if (iterations < 0) throw UsageError("Adam: negative iteration count " + std::to_string(iterations));
+    if (!(options.learning_rate > 0.0) || !std::isfinite(options.learning_rate))
+        throw UsageError("Adam: learning rate must be positive, got " +
+                         format_number(options.learning_rate));
+    if (!(options.beta1 >= 0.0 && options.beta1 < 1.0) || !(options.beta2 >= 0.0 && options.beta2 < 1.0))
+        throw UsageError("Adam: beta1 and beta2 must lie in [0, 1)");
+    if (!(options.epsilon >= 0.0)) throw UsageError("Adam: epsilon must not be negative");
+}
+
+}  // namespace
+
+OptimizationResult minimize_adam(Backend& backend, DifferentiableFunction& f, float* x,
+                                 int iterations, const AdamOptions& options,
+                                 const IterationCallback& callback) {
+    const std::size_t n = f.size();
+    check_options(options, n, iterations);
+
+    Buffer grad(backend, n);       // (n) ∇f(x)
+    Buffer prev_grad(backend, n);  // (n) ∇f at the previous iterate (rollback)
+    Buffer prev_x(backend, n);     // (n) the previous iterate (rollback)
+    Buffer moment1(backend, n);    // (n) m
+    Buffer moment2(backend, n);    // (n) v
+    backend.fill(n, 0.0f, moment1.data());
+    backend.fill(n, 0.0f, moment2.data());
+
+    int evaluations = 0;
+
+    OptimizationResult result;
+    std::string events;
+    const auto report = [&](int iteration, double loss) {
+        IterationReport r;
+        r.iteration = iteration;
+        r.evaluations = evaluations;
+        r.loss = loss;
+        r.event = std::move(events);
+        events.clear();
+        return !callback || callback(r);
+    };
+    const auto finish = [&](StopReason reason, int done, double loss, std::string message) {
+        result.reason = reason;
+        result.iterations = done;
+        result.evaluations = evaluations;
+        result.loss = loss;
+        result.message = std::move(message);
+        return result;
+    };
+
+    ++evaluations;
+    double loss = f.evaluate(x, grad.data());
+    if (!std::isfinite(loss) || !backend.all_finite(n, grad.data()))
+        return finish(StopReason::failed, 0, loss,
+                      "Adam: the loss or its gradient is not finite at the starting point");
+    if (!report(0, loss)) return finish(StopReason::stopped_by_callback, 0, loss, "stopped by callback");
+
+    double learning_rate = options.learning_rate;
+    int step = 0;  // bias-correction step, restarted with the moments
+    int rejections = 0;
+    int done = 0;
+    while (done < iterations) {
+        backend.copy(n, x, prev_x.data());
+        backend.copy(n, grad.data(), prev_grad.data());
+        ++step;
+        backend.adam_update(n, static_cast<float>(learning_rate), static_cast<float>(options.beta1),
+                            static_cast<float>(options.beta2), static_cast<float>(options.epsilon),
+                            step, grad.data(), moment1.data(), moment2.data(), x);
+        ++evaluations;
+        const double new_loss = f.evaluate(x, grad.data());
+        if (!std::isfinite(new_loss) || !backend.all_finite(n, grad.data())) {
+            backend.copy(n, prev_x.data(), x);
+            backend.copy(n, prev_grad.data(), grad.data());
+            if (++rejections >= kMaxRejections)
+                return finish(StopReason::failed, done, loss,
+                              "Adam failed: " + std::to_string(rejections) +
+                                  " steps in a row gave a non-finite loss or gradient; x is the "
+                                  "last finite iterate");
+            backend.fill(n, 0.0f, moment1.data());
+            backend.fill(n, 0.0f, moment2.data());
+            step = 0;
+            learning_rate *= kLearningRateCut;
+            if (!events.empty()) events += "; ";
+            events += "non-finite loss or gradient: step rejected, moments reset, learning rate "
+                      "halved to " + format_number(learning_rate);
+            continue;
+        }
+        rejections = 0;
+        loss = new_loss;
+        ++done;
+        if (!report(done, loss)) return finish(StopReason::stopped_by_callback, done, loss, "stopped by callback");
+    }
+    return finish(StopReason::iterations, done, loss,
+                  "completed " + std::to_string(done) + " iterations");
+}
+
+}  // namespace nst

@@ -1,0 +1,559 @@
+// L-BFGS over the backend's vector operations (see engine/optimizer.h).
+//
+// The algorithm is torch.optim.LBFGS (torch 1.13, torch/optim/lbfgs.py), itself
+// a port of Lua optim.lbfgs / minFunc:
+//
+//   first iteration (and after a reset):  d = −g,  t = min(1, 1/‖g‖₁)·lr
+//   later:  s = t·d,  y = g − g_prev;  when yᵀs > 1e-10 the pair is kept
+//           (oldest dropped when m are held), ρ = 1/yᵀs, H₀ = yᵀs / yᵀy;
+//           d = −H·g by the two-loop recursion, t = lr
+//   stop:   gᵀd > −tolerance_change (before the step), and after it
+//           max|g| ≤ tolerance_grad, max|t·d| ≤ tolerance_change,
+//           |f − f_prev| < tolerance_change  (all StopReason::converged)
+//
+// Fixed mode takes x += t·d and evaluates once. Wolfe mode runs torch's
+// `_strong_wolfe` (c1 = 1e-4, c2 = 0.9, cubic interpolation, bracketing then
+// zoom) from the same initial t.
+//
+// Where this differs from torch, on purpose:
+//   * The last iteration is evaluated too (torch skips it), so the reported
+//     loss is f at the returned x and every iteration report has a loss.
+//   * torch's per-call budget max_eval does not exist: a run is bounded by its
+//     iteration count, and one line search by max_wolfe_evaluations
+//     evaluations (torch's max_ls = 25 allows 26; ours is the evaluation count).
+//   * The line search's bracket-width test uses options.tolerance_change
+//     (torch passes nothing and gets 1e-9, the default of both).
+//   * The convergence tests come before the iteration-count test, so a run
+//     that converges on its last iteration says so.
+//   * Recovery from blow-ups (below), which torch does not have: with the real
+//     weights, a noise start and the fixed step, torch.optim.LBFGS reaches NaN
+//     within three evaluations.
+//
+// Blow-ups. An evaluation whose loss or gradient is not finite never becomes
+// the iterate. In fixed mode the step is also rejected when the loss grew by
+// more than kBlowUpGrowth·(|f_prev| + |f_0|) (a divergence that has not
+// overflowed yet). A rejected step restores x, g and f of the previous iterate
+// (kept in backend memory), clears the history and retries from there along
+// −g with the first-iteration step, cut so that the step is at most
+// kRetryShrink × the length of the step that failed. That cut stays as a cap
+// on the step length, doubled after every accepted step, so a run that blew up
+// does not jump straight back into the same region, and ordinary steps soon
+// run uncapped again. A rejection counts its evaluation but is not an
+// iteration; its event is attached to the next iteration report. After
+// kMaxRejections rejections in a row the run ends with StopReason::failed and
+// the best iterate seen (lowest finite loss) in x.
+//
+// In Wolfe mode a non-finite evaluation inside the line search is treated as
+// an Armijo failure (f = +∞): it becomes the upper end of the bracket and the
+// zoom bisects towards the finite end instead of interpolating. The point the
+// line search returns is always finite, so the history is kept; only when the
+// line search cannot move from x (t = 0) after seeing non-finite values is the
+// step rejected as above.
+//
+// Memory: every vector is allocated once, before the first evaluation; the
+// loop only copies between them (a test asserts the byte count is flat).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/error.h"
+#include "engine/optimizer.h"
+
+namespace nst {
+
+namespace {
+
+constexpr double kCurvatureThreshold = 1e-10;  // torch: pair kept only if yᵀs > 1e-10
+constexpr double kWolfeC1 = 1e-4;              // sufficient decrease (torch, lswolfe.lua)
+constexpr double kWolfeC2 = 0.9;               // curvature condition
+// Loss growth that counts as a blow-up, relative to |f_prev| + |f_0|. Ordinary
+// fixed-step L-BFGS jumps a lot: on the 2-D Rosenbrock function from (−1.2, 1)
+// torch's own run (lr = 1, m = 10) climbs by up to 210× that scale in one
+// step; 1e4 leaves a wide margin above it and still catches a run heading for
+// float overflow a step or two early.
+constexpr double kBlowUpGrowth = 1e4;
+constexpr double kRetryShrink = 0.1;    // retry step length / failed step length
+constexpr double kCapGrowth = 2.0;      // step cap growth per accepted step
+constexpr int kMaxRejections = 10;      // in a row, then StopReason::failed
+
+std::string format_number(double value) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.6g", value);
+    return text;
+}
+
+void append_event(std::string& events, const std::string& event) {
+    if (!events.empty()) events += "; ";
+    events += event;
+}
+
+// Counts evaluations and checks that loss and gradient are finite.
+class CountedObjective {
+public:
+    CountedObjective(Backend& backend, DifferentiableFunction& f)
+        : backend_(backend), f_(f), n_(f.size()) {}
+
+    // Returns f(x), +∞ when the loss or any gradient element is not finite.
+    double operator()(const float* x, float* grad) {
+        ++evaluations;
+        const double loss = f_.evaluate(x, grad);
+        if (!std::isfinite(loss) || !backend_.all_finite(n_, grad))
+            return std::numeric_limits<double>::infinity();
+        return loss;
+    }
+
+    int evaluations = 0;
+
+private:
+    Backend& backend_;
+    DifferentiableFunction& f_;
+    std::size_t n_;
+};
+
+// max_i |x_i|. The backend has no max-reduction, so the vector goes through a
+// host copy made once per run (a no-op-sized cost on the CPU; on a GPU one
+// transfer per call).
+class MaxAbs {
+public:
+    MaxAbs(Backend& backend, std::size_t n) : backend_(backend), host_(n) {}
+    double operator()(const float* x) {
+        backend_.download(host_.data(), x, host_.size());
+        float m = 0.0f;
+        for (float v : host_) m = std::max(m, std::fabs(v));
+        return m;
+    }
+
+private:
+    Backend& backend_;
+    std::vector<float> host_;
+};
+
+// The curvature pairs: a ring of m (s, y) vectors plus one candidate pair that
+// is swapped into the ring when accepted, so a rejected candidate never
+// overwrites the oldest pair.
+class LbfgsHistory {
+public:
+    LbfgsHistory(Backend& backend, std::size_t n, int m)
+        : backend_(backend), n_(n), capacity_(m), rho_(m), alpha_(m) {
+        s_.reserve(m);
+        y_.reserve(m);
+        for (int i = 0; i < m; ++i) {
+            s_.emplace_back(backend, n);
+            y_.emplace_back(backend, n);
+        }
+        candidate_s_ = Buffer(backend, n);
+        candidate_y_ = Buffer(backend, n);
+    }
+
+    void clear() {
+        start_ = 0;
+        count_ = 0;
+        h_diag_ = 1.0;
+    }
+
+    float* candidate_s() { return candidate_s_.data(); }  // (n)
+    float* candidate_y() { return candidate_y_.data(); }  // (n)
+
+    // Keeps the candidate when yᵀs > 1e-10; returns whether it was kept.
+    bool offer_candidate() {
+        const double ys = backend_.dot(n_, candidate_y_.data(), candidate_s_.data());
+        if (!(ys > kCurvatureThreshold)) return false;
+        int slot;
+        if (count_ == capacity_) {
+            slot = start_;
+            start_ = (start_ + 1) % capacity_;
+        } else {
+            slot = (start_ + count_) % capacity_;
+            ++count_;
+        }
+        std::swap(s_[slot], candidate_s_);
+        std::swap(y_[slot], candidate_y_);
+        rho_[slot] = 1.0 / ys;
+        h_diag_ = ys / backend_.dot(n_, y_[slot].data(), y_[slot].data());
+        return true;
+    }
+
+    // d = −H·g by the two-loop recursion (torch's order and formulas).
+    void direction(const float* g, float* d) {
+        backend_.copy(n_, g, d);
+        backend_.scale(n_, -1.0f, d);
+        for (int k = count_ - 1; k >= 0; --k) {
+            const int i = slot(k);
+            alpha_[i] = backend_.dot(n_, s_[i].data(), d) * rho_[i];
+            backend_.axpy(n_, static_cast<float>(-alpha_[i]), y_[i].data(), d);
+        }
+        backend_.scale(n_, static_cast<float>(h_diag_), d);
+        for (int k = 0; k < count_; ++k) {
+            const int i = slot(k);
+            const double beta = backend_.dot(n_, y_[i].data(), d) * rho_[i];
+            backend_.axpy(n_, static_cast<float>(alpha_[i] - beta), s_[i].data(), d);
+        }
+    }
+
+private:
+    int slot(int k) const { return (start_ + k) % capacity_; }  // k = 0: oldest
+
+    Backend& backend_;
+    std::size_t n_;
+    int capacity_;
+    std::vector<Buffer> s_, y_;  // m × (n)
+    Buffer candidate_s_, candidate_y_;
+    std::vector<double> rho_, alpha_;
+    int start_ = 0, count_ = 0;
+    double h_diag_ = 1.0;
+};
+
+// torch's _cubic_interpolate: the minimiser of the cubic through (x1, f1, g1)
+// and (x2, f2, g2), clamped to [lo, hi]; the midpoint when the cubic has none.
+double cubic_interpolate(double x1, double f1, double g1, double x2, double f2, double g2,
+                         double lo, double hi) {
+    const double d1 = g1 + g2 - 3.0 * (f1 - f2) / (x1 - x2);
+    const double d2_square = d1 * d1 - g1 * g2;
+    if (d2_square >= 0.0) {
+        const double d2 = std::sqrt(d2_square);
+        const double min_pos = x1 <= x2
+                                   ? x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2.0 * d2))
+                                   : x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2.0 * d2));
+        return std::min(std::max(min_pos, lo), hi);
+    }
+    return (lo + hi) / 2.0;
+}
+
+// One point on the line x0 + t·d: loss (+∞ when not finite), gradient, gᵀd.
+struct LinePoint {
+    double t = 0.0;
+    double f = 0.0;
+    double gtd = 0.0;
+    const float* g = nullptr;  // (n), x0's gradient or one of the search slots
+};
+
+struct LineSearchResult {
+    LinePoint point;
+    bool saw_non_finite = false;
+};
+
+// torch's _strong_wolfe over backend vectors. Three gradient slots suffice:
+// at most two points are held (the bracket, or previous and current) while a
+// third is evaluated.
+class StrongWolfe {
+public:
+    StrongWolfe(Backend& backend, CountedObjective& objective, std::size_t n, MaxAbs& max_abs)
+        : backend_(backend), objective_(objective), n_(n), max_abs_(max_abs) {
+        for (Buffer& slot : slots_) slot = Buffer(backend, n);
+    }
+
+    // x0, g0 (n): start and its gradient (f0, gtd0 = g0ᵀd); d (n): direction;
+    // x (n): scratch for the trial points. Leaves x unspecified.
+    LineSearchResult run(const float* x0, double f0, const float* g0, double gtd0, const float* d,
+                         double t, float* x, int max_evaluations, double tolerance_change) {
+        saw_non_finite_ = false;
+        const int max_ls = max_evaluations - 1;  // torch's max_ls: evaluations after the first
+        const double d_norm = max_abs_(d);
+        const LinePoint start{0.0, f0, gtd0, g0};
+
+        LinePoint prev = start;
+        LinePoint next = evaluate(x0, d, t, x, {prev.g, nullptr});
+        LinePoint bracket[2];
+        bool done = false;
+        bool bracketed = false;
+        int ls_iter = 0;
+        while (ls_iter < max_ls) {
+            if (next.f > f0 + kWolfeC1 * next.t * gtd0 || (ls_iter > 1 && next.f >= prev.f)) {
+                bracket[0] = prev;
+                bracket[1] = next;
+                bracketed = true;
+                break;
+            }
+            if (std::fabs(next.gtd) <= -kWolfeC2 * gtd0) {
+                bracket[0] = bracket[1] = next;
+                done = true;
+                break;
+            }
+            if (next.gtd >= 0.0) {
+                bracket[0] = prev;
+                bracket[1] = next;
+                bracketed = true;
+                break;
+            }
+            // Extrapolate: at least 1% beyond t, at most 10·t.
+            const double min_step = next.t + 0.01 * (next.t - prev.t);
+            const double max_step = next.t * 10.0;
+            const double t_new = cubic_interpolate(prev.t, prev.f, prev.gtd, next.t, next.f,
+                                                   next.gtd, min_step, max_step);
+            prev = next;
+            next = evaluate(x0, d, t_new, x, {prev.g, nullptr});
+            ++ls_iter;
+        }
+        if (!bracketed && !done) {  // reached max_ls
+            bracket[0] = start;
+            bracket[1] = next;
+        }
+
+        // Zoom: shrink the bracket until a point meets the strong Wolfe conditions.
+        bool insufficient_progress = false;
+        int low = bracket[0].f <= bracket[1].f ? 0 : 1;
+        int high = 1 - low;
+        while (!done && ls_iter < max_ls) {
+            if (std::fabs(bracket[1].t - bracket[0].t) * d_norm < tolerance_change) break;
+            const double b_min = std::min(bracket[0].t, bracket[1].t);
+            const double b_max = std::max(bracket[0].t, bracket[1].t);
+            // A non-finite end carries no slope to interpolate with: bisect.
+            double t_new = std::isfinite(bracket[high].f)
+                               ? cubic_interpolate(bracket[0].t, bracket[0].f, bracket[0].gtd,
+                                                   bracket[1].t, bracket[1].f, bracket[1].gtd,
+                                                   b_min, b_max)
+                               : 0.5 * (b_min + b_max);
+            // Too close to an end twice in a row (or at an end): move 10% of the
+            // bracket inside.
+            const double eps = 0.1 * (b_max - b_min);
+            if (std::min(b_max - t_new, t_new - b_min) < eps) {
+                if (insufficient_progress || t_new >= b_max || t_new <= b_min) {
+                    t_new = std::fabs(t_new - b_max) < std::fabs(t_new - b_min) ? b_max - eps
+                                                                                : b_min + eps;
+                    insufficient_progress = false;
+                } else {
+                    insufficient_progress = true;
+                }
+            } else {
+                insufficient_progress = false;
+            }
+
+            const LinePoint trial = evaluate(x0, d, t_new, x, {bracket[0].g, bracket[1].g});
+            ++ls_iter;
+            if (trial.f > f0 + kWolfeC1 * trial.t * gtd0 || trial.f >= bracket[low].f) {
+                bracket[high] = trial;
+                low = bracket[0].f <= bracket[1].f ? 0 : 1;
+                high = 1 - low;
+            } else {
+                if (std::fabs(trial.gtd) <= -kWolfeC2 * gtd0) {
+                    done = true;
+                } else if (trial.gtd * (bracket[high].t - bracket[low].t) >= 0.0) {
+                    bracket[high] = bracket[low];
+                }
+                bracket[low] = trial;
+            }
+        }
+        return {bracket[low], saw_non_finite_};
+    }
+
+private:
+    // Evaluates at x0 + t·d into a slot that `in_use` does not name.
+    LinePoint evaluate(const float* x0, const float* d, double t, float* x,
+                       std::pair<const float*, const float*> in_use) {
+        float* g = nullptr;
+        for (Buffer& slot : slots_)
+            if (slot.data() != in_use.first && slot.data() != in_use.second) g = slot.data();
+        NST_ASSERT(g != nullptr);
+        backend_.copy(n_, x0, x);
+        backend_.axpy(n_, static_cast<float>(t), d, x);
+        LinePoint point;
+        point.t = t;
+        point.g = g;
+        point.f = objective_(x, g);
+        if (std::isfinite(point.f)) {
+            point.gtd = backend_.dot(n_, g, d);
+        } else {
+            saw_non_finite_ = true;
+            point.gtd = std::numeric_limits<double>::quiet_NaN();
+        }
+        return point;
+    }
+
+    Backend& backend_;
+    CountedObjective& objective_;
+    std::size_t n_;
+    MaxAbs& max_abs_;
+    Buffer slots_[3];
+    bool saw_non_finite_ = false;
+};
+
+void check_options(const LbfgsOptions& options, std::size_t n, int iterations) {
+    if (n == 0) throw UsageError("L-BFGS: the function has no variables");
+    if (iterations < 0) throw UsageError("L-BFGS: negative iteration count " + std::to_string(iterations));
+    if (options.history < 1)
+        throw UsageError("L-BFGS: history must be at least 1, got " + std::to_string(options.history));
+    if (!(options.learning_rate > 0.0) || !std::isfinite(options.learning_rate))
+        throw UsageError("L-BFGS: learning rate must be positive, got " +
+                         format_number(options.learning_rate));
+    if (!(options.tolerance_grad >= 0.0) || !(options.tolerance_change >= 0.0))
+        throw UsageError("L-BFGS: tolerances must not be negative");
+    if (options.line_search == LineSearch::wolfe && options.max_wolfe_evaluations < 1)
+        throw UsageError("L-BFGS: max_wolfe_evaluations must be at least 1, got " +
+                         std::to_string(options.max_wolfe_evaluations));
+}
+
+}  // namespace
+
+OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, float* x,
+                                  int iterations, const LbfgsOptions& options,
+                                  const IterationCallback& callback) {
+    const std::size_t n = f.size();
+    check_options(options, n, iterations);
+    const bool wolfe = options.line_search == LineSearch::wolfe;
+
+    // All vectors of the run, allocated before the first evaluation.
+    Buffer grad(backend, n);       // (n) ∇f(x)
+    Buffer prev_grad(backend, n);  // (n) ∇f at the previous iterate
+    Buffer prev_x(backend, n);     // (n) the previous iterate (rollback, line-search origin)
+    Buffer best_x(backend, n);     // (n) lowest-loss iterate, returned when the run fails
+    Buffer direction(backend, n);  // (n) d
+    LbfgsHistory history(backend, n, options.history);
+    MaxAbs max_abs(backend, n);
+    CountedObjective objective(backend, f);
+    std::unique_ptr<StrongWolfe> line_search;
+    if (wolfe) line_search = std::make_unique<StrongWolfe>(backend, objective, n, max_abs);
+
+    OptimizationResult result;
+    std::string events;
+    const auto report = [&](int iteration, double loss) {
+        IterationReport r;
+        r.iteration = iteration;
+        r.evaluations = objective.evaluations;
+        r.loss = loss;
+        r.event = std::move(events);
+        events.clear();
+        return !callback || callback(r);
+    };
+    const auto finish = [&](StopReason reason, int done, double loss, std::string message) {
+        result.reason = reason;
+        result.iterations = done;
+        result.evaluations = objective.evaluations;
+        result.loss = loss;
+        result.message = std::move(message);
+        return result;
+    };
+
+    double loss = objective(x, grad.data());
+    if (!std::isfinite(loss))
+        return finish(StopReason::failed, 0, loss,
+                      "L-BFGS: the loss or its gradient is not finite at the starting point");
+    const double initial_loss = loss;
+    double best_loss = loss;
+    backend.copy(n, x, best_x.data());
+    if (!report(0, loss)) return finish(StopReason::stopped_by_callback, 0, loss, "stopped by callback");
+    if (max_abs(grad.data()) <= options.tolerance_grad)
+        return finish(StopReason::converged, 0, loss, "converged: gradient below tolerance_grad at the start");
+
+    bool fresh = true;  // next direction is −g with the first-iteration step
+    double t = 0.0;
+    double step_cap = std::numeric_limits<double>::infinity();  // on ‖t·d‖₂, after a blow-up
+    int rejections = 0;
+    int done = 0;
+    while (done < iterations) {
+        float* d = direction.data();
+        if (fresh) {
+            history.clear();
+            backend.copy(n, grad.data(), d);
+            backend.scale(n, -1.0f, d);
+        } else {
+            // s = t·d (previous step), y = g − g_prev.
+            backend.copy(n, d, history.candidate_s());
+            backend.scale(n, static_cast<float>(t), history.candidate_s());
+            backend.copy(n, grad.data(), history.candidate_y());
+            backend.axpy(n, -1.0f, prev_grad.data(), history.candidate_y());
+            history.offer_candidate();
+            history.direction(grad.data(), d);
+        }
+        backend.copy(n, grad.data(), prev_grad.data());
+        backend.copy(n, x, prev_x.data());
+        const double prev_loss = loss;
+
+        t = fresh ? std::min(1.0, 1.0 / backend.asum(n, grad.data())) * options.learning_rate
+                  : options.learning_rate;
+        double d_length = 0.0;
+        if (std::isfinite(step_cap)) {
+            d_length = std::sqrt(backend.dot(n, d, d));
+            if (t * d_length > step_cap) t = step_cap / d_length;
+        }
+
+        const double gtd = backend.dot(n, grad.data(), d);
+        if (gtd > -options.tolerance_change)
+            return finish(StopReason::converged, done, loss,
+                          "converged: directional derivative " + format_number(gtd) +
+                              " above -tolerance_change");
+
+        const double trial_t = t;  // the length to shrink from if this step is rejected
+        std::string rejection;
+        if (!wolfe) {
+            backend.axpy(n, static_cast<float>(t), d, x);
+            loss = objective(x, grad.data());
+            if (!std::isfinite(loss)) {
+                rejection = "non-finite loss or gradient";
+            } else if (loss - prev_loss > kBlowUpGrowth * (std::fabs(prev_loss) + std::fabs(initial_loss))) {
+                rejection = "loss jumped from " + format_number(prev_loss) + " to " + format_number(loss);
+            }
+        } else {
+            const LineSearchResult searched =
+                line_search->run(prev_x.data(), prev_loss, prev_grad.data(), gtd, d, t, x,
+                                 options.max_wolfe_evaluations, options.tolerance_change);
+            t = searched.point.t;
+            loss = searched.point.f;
+            if (searched.saw_non_finite) {
+                if (t == 0.0 || !std::isfinite(loss))
+                    rejection = "non-finite loss or gradient in the line search, no finite step found";
+                else
+                    append_event(events, "non-finite loss or gradient in the line search: bracket bisected");
+            }
+            if (rejection.empty()) {
+                backend.copy(n, prev_x.data(), x);
+                backend.axpy(n, static_cast<float>(t), d, x);
+                backend.copy(n, searched.point.g, grad.data());
+            }
+        }
+
+        if (!rejection.empty()) {
+            if (d_length == 0.0) d_length = std::sqrt(backend.dot(n, d, d));
+            const double failed_length = trial_t * d_length;
+            backend.copy(n, prev_x.data(), x);
+            backend.copy(n, prev_grad.data(), grad.data());
+            loss = prev_loss;
+            fresh = true;
+            if (++rejections >= kMaxRejections) {
+                backend.copy(n, best_x.data(), x);
+                return finish(StopReason::failed, done, best_loss,
+                              "L-BFGS failed: " + std::to_string(rejections) +
+                                  " steps rejected in a row (last: " + rejection +
+                                  "); x is the best iterate seen");
+            }
+            step_cap = kRetryShrink * failed_length;
+            append_event(events, rejection + ": step of length " + format_number(failed_length) +
+                                     " rejected, history reset, retrying with at most " +
+                                     format_number(step_cap));
+            continue;
+        }
+
+        rejections = 0;
+        fresh = false;
+        step_cap *= kCapGrowth;
+        ++done;
+        if (loss < best_loss) {
+            best_loss = loss;
+            backend.copy(n, x, best_x.data());
+        }
+        if (!report(done, loss)) return finish(StopReason::stopped_by_callback, done, loss, "stopped by callback");
+
+        const double max_grad = max_abs(grad.data());
+        if (max_grad <= options.tolerance_grad)
+            return finish(StopReason::converged, done, loss,
+                          "converged: max |gradient| " + format_number(max_grad) +
+                              " <= tolerance_grad");
+        const double max_step = max_abs(d) * std::fabs(t);
+        if (max_step <= options.tolerance_change)
+            return finish(StopReason::converged, done, loss,
+                          "converged: max |step| " + format_number(max_step) +
+                              " <= tolerance_change");
+        if (std::fabs(loss - prev_loss) < options.tolerance_change)
+            return finish(StopReason::converged, done, loss,
+                          "converged: loss change " + format_number(std::fabs(loss - prev_loss)) +
+                              " below tolerance_change");
+    }
+    return finish(StopReason::iterations, done, loss,
+                  "completed " + std::to_string(done) + " iterations");
+}
+
+}  // namespace nst

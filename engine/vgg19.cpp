@@ -1,0 +1,141 @@
+// VGG-19 forward and backward (w.r.t. the input image only) on a backend.
+//
+// Forward, for each conv layer l up to the deepest in use:
+//   out_l = ReLU(conv3x3(in_l, W_l) + b_l),  in_0 = p(x),
+//   in_{l+1} = pool(out_l) after conv1_2, conv2_2, conv3_4, conv4_4, else out_l.
+// Backward, from the deepest layer down, with g = ∂L/∂out_l (losses add theirs):
+//   g ← g ⊙ [out_l > 0];  ∂L/∂in_l = conv3x3_backward_data(g, W_l);
+//   through a pool: ∂L/∂out_{l−1} = pool_backward(∂L/∂in_l);  finally ∂L/∂x += pᵀ(∂L/∂p(x)).
+#include "engine/vgg19.h"
+
+#include <algorithm>
+
+#include "engine/error.h"
+
+namespace nst {
+
+Vgg19::Vgg19(Backend& backend, const VggWeights& weights, int deepest_layer, PoolMode pool)
+    : backend_(backend), preprocessing_(weights.preprocessing), pool_(pool),
+      deepest_layer_(deepest_layer) {
+    const auto& names = vgg19_layer_names();
+    NST_ASSERT(deepest_layer >= 0 && deepest_layer < int(names.size()));
+    if (int(weights.layers.size()) <= deepest_layer)
+        throw InputError("the weights stop at " + weights.layers.back().name + " but layer " +
+                         names[deepest_layer] + " is used");
+    layers_.reserve(deepest_layer + 1);
+    for (int l = 0; l <= deepest_layer; ++l) {
+        const ConvWeights& source = weights.layers[l];
+        Layer layer;
+        layer.shape.in_channels = source.in_channels;
+        layer.shape.out_channels = source.out_channels;
+        layer.weight = Buffer(backend, source.weight.size());
+        backend.upload(layer.weight.data(), source.weight.data(), source.weight.size());
+        layer.bias = Buffer(backend, source.bias.size());
+        backend.upload(layer.bias.data(), source.bias.data(), source.bias.size());
+        layer.pool_after = vgg19_pool_after(l) && l < deepest_layer;
+        layers_.push_back(std::move(layer));
+    }
+}
+
+Vgg19::Activations Vgg19::plan(int height, int width) const {
+    NST_ASSERT(height >= 1 && width >= 1);
+    Activations acts;
+    acts.input_height_ = height;
+    acts.input_width_ = width;
+    acts.preprocessed_ = Buffer(backend_, 3 * std::size_t(height) * width);
+    std::size_t largest = 3 * std::size_t(height) * width;
+    int h = height, w = width;
+    for (int l = 0; l <= deepest_layer_; ++l) {
+        const Layer& layer = layers_[l];
+        if (h < 1 || w < 1)
+            throw InputError("an image of " + std::to_string(width) + "x" + std::to_string(height) +
+                             " is too small for layer " + vgg19_layer_names()[l] +
+                             " (each pool halves it)");
+        acts.heights_.push_back(h);
+        acts.widths_.push_back(w);
+        const std::size_t plane = std::size_t(h) * w;
+        acts.outputs_.emplace_back(backend_, layer.shape.out_channels * plane);
+        largest = std::max(largest, std::size_t(std::max(layer.shape.out_channels,
+                                                         layer.shape.in_channels)) * plane);
+        if (layer.pool_after) {
+            acts.pooled_.emplace_back(backend_, layer.shape.out_channels * std::size_t(h / 2) * (w / 2));
+            h /= 2;
+            w /= 2;
+        } else {
+            acts.pooled_.emplace_back();
+        }
+    }
+    acts.grad_a_ = Buffer(backend_, largest);
+    acts.grad_b_ = Buffer(backend_, largest);
+    return acts;
+}
+
+void Vgg19::forward(const float* image, Activations& acts) const {
+    const std::size_t input_plane = std::size_t(acts.input_height_) * acts.input_width_;
+    backend_.preprocess(preprocessing_, input_plane, image, acts.preprocessed_.data());
+    const float* input = acts.preprocessed_.data();
+    for (int l = 0; l <= deepest_layer_; ++l) {
+        const Layer& layer = layers_[l];
+        ConvShape shape = layer.shape;
+        shape.height = acts.heights_[l];
+        shape.width = acts.widths_[l];
+        float* out = acts.outputs_[l].data();
+        backend_.conv3x3_forward(shape, input, layer.weight.data(), out);
+        backend_.bias_relu_forward(shape.out_channels, acts.plane(l), layer.bias.data(), out);
+        if (layer.pool_after) {
+            backend_.pool_forward(pool_, shape.out_channels, shape.height, shape.width, out,
+                                  acts.pooled_[l].data());
+            input = acts.pooled_[l].data();
+        } else {
+            input = out;
+        }
+    }
+}
+
+void Vgg19::backward(Activations& acts, const std::vector<float*>& layer_grads,
+                     float* image_grad) const {
+    NST_ASSERT(int(layer_grads.size()) > deepest_layer_);
+    // The gradient ping-pongs between the two scratch buffers: `grad` holds
+    // ∂L/∂out_l, the other one receives the next gradient down.
+    float* grad = nullptr;
+    float* spare = acts.grad_a_.data();
+    float* other = acts.grad_b_.data();
+    for (int l = deepest_layer_; l >= 0; --l) {
+        const Layer& layer = layers_[l];
+        const std::size_t count = layer.shape.out_channels * acts.plane(l);
+        if (layer_grads[l]) {
+            if (grad) {
+                backend_.axpy(count, 1.0f, layer_grads[l], grad);
+            } else {
+                grad = spare;
+                std::swap(spare, other);
+                backend_.copy(count, layer_grads[l], grad);
+            }
+        }
+        if (!grad) continue;  // no loss at or above this layer
+        backend_.relu_backward(count, acts.output(l), grad);
+        ConvShape shape = layer.shape;
+        shape.height = acts.heights_[l];
+        shape.width = acts.widths_[l];
+        float* input_grad = spare;
+        backend_.conv3x3_backward_data(shape, grad, layer.weight.data(), input_grad);
+        std::swap(spare, grad);  // spare <- old grad buffer, grad <- input_grad
+        grad = input_grad;
+        if (l == 0) {
+            const std::size_t plane = std::size_t(acts.input_height_) * acts.input_width_;
+            backend_.preprocess_backward(preprocessing_, plane, grad, image_grad);
+            return;
+        }
+        const Layer& below = layers_[l - 1];
+        if (below.pool_after) {
+            float* unpooled = spare;
+            backend_.pool_backward(pool_, below.shape.out_channels, acts.heights_[l - 1],
+                                   acts.widths_[l - 1], acts.output(l - 1), grad, unpooled);
+            std::swap(spare, grad);
+            grad = unpooled;
+        }
+    }
+    // No loss anywhere: the image gradient gets nothing from the network.
+}
+
+}  // namespace nst

@@ -1,0 +1,102 @@
+// 2×2 average and max pooling, forward and backward (formulas in pooling.cuh).
+#include "kernels/common.cuh"
+#include "kernels/pooling.cuh"
+
+namespace nst::kernels {
+
+namespace {
+
+// Index (0..3, row-major) of the first maximum of the window whose top-left is x.
+__device__ inline int first_max_in_window(const float* x, int width) {
+    const float window[4] = {x[0], x[1], x[width], x[width + 1]};
+    int best = 0;
+    for (int k = 1; k < 4; ++k)
+        if (window[k] > window[best]) best = k;
+    return best;
+}
+
+}  // namespace
+
+// ---- kernels ------------------------------------------------------------------------
+
+// x (C, H, W) -> y (C, H/2, W/2); one thread per output element.
+__global__ void avg_pool_forward_kernel(int channels, int height, int width,
+                                        const float* __restrict__ x, float* __restrict__ y) {
+    const int out_h = height / 2, out_w = width / 2;
+    const std::size_t count = std::size_t(channels) * out_h * out_w;
+    const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
+    for (std::size_t o = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; o < count; o += stride) {
+        const int j = int(o % out_w), i = int((o / out_w) % out_h);
+        const std::size_t c = o / (std::size_t(out_w) * out_h);
+        const float* window = x + (c * height + 2 * i) * width + 2 * j;
+        y[o] = 0.25f * (((window[0] + window[1]) + window[width]) + window[width + 1]);
+    }
+}
+
+__global__ void max_pool_forward_kernel(int channels, int height, int width,
+                                        const float* __restrict__ x, float* __restrict__ y) {
+    const int out_h = height / 2, out_w = width / 2;
+    const std::size_t count = std::size_t(channels) * out_h * out_w;
+    const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
+    for (std::size_t o = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; o < count; o += stride) {
+        const int j = int(o % out_w), i = int((o / out_w) % out_h);
+        const std::size_t c = o / (std::size_t(out_w) * out_h);
+        const float* window = x + (c * height + 2 * i) * width + 2 * j;
+        const int k = first_max_in_window(window, width);
+        y[o] = window[(k / 2) * width + (k % 2)];
+    }
+}
+
+// x (C, H, W), dy (C, H/2, W/2) -> dx (C, H, W); one thread per input element.
+__global__ void pool_backward_kernel(bool max_mode, int channels, int height, int width,
+                                     const float* __restrict__ x, const float* __restrict__ dy,
+                                     float* __restrict__ dx) {
+    const int out_h = height / 2, out_w = width / 2;
+    const std::size_t count = std::size_t(channels) * height * width;
+    const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
+    for (std::size_t e = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; e < count; e += stride) {
+        const int col = int(e % width), row = int((e / width) % height);
+        const std::size_t c = e / (std::size_t(width) * height);
+        const int i = row / 2, j = col / 2;
+        float grad = 0.0f;
+        if (i < out_h && j < out_w) {  // else: a dropped trailing row or column
+            const float g = dy[(c * out_h + i) * out_w + j];
+            if (!max_mode) {
+                grad = 0.25f * g;
+            } else {
+                const float* window = x + (c * height + 2 * i) * width + 2 * j;
+                const int mine = (row % 2) * 2 + (col % 2);
+                grad = first_max_in_window(window, width) == mine ? g : 0.0f;
+            }
+        }
+        dx[e] = grad;
+    }
+}
+
+// ---- launchers ----------------------------------------------------------------------
+
+void pool_forward(PoolMode mode, int channels, int height, int width, const float* x, float* y,
+                  cudaStream_t stream) {
+    NVTX_RANGE(mode == PoolMode::max ? "max_pool_forward" : "avg_pool_forward");
+    NST_ASSERT(channels > 0 && height >= 2 && width >= 2 && x != nullptr && y != nullptr);
+    const std::size_t count = std::size_t(channels) * (height / 2) * (width / 2);
+    const unsigned blocks = elementwise_blocks(count);
+    if (mode == PoolMode::max)
+        max_pool_forward_kernel<<<blocks, kBlockSize, 0, stream>>>(channels, height, width, x, y);
+    else
+        avg_pool_forward_kernel<<<blocks, kBlockSize, 0, stream>>>(channels, height, width, x, y);
+    CUDA_CHECK_LAUNCH();
+}
+
+void pool_backward(PoolMode mode, int channels, int height, int width, const float* x,
+                   const float* dy, float* dx, cudaStream_t stream) {
+    NVTX_RANGE(mode == PoolMode::max ? "max_pool_backward" : "avg_pool_backward");
+    NST_ASSERT(channels > 0 && height >= 2 && width >= 2 && dy != nullptr && dx != nullptr);
+    NST_ASSERT(mode != PoolMode::max || x != nullptr);
+    const std::size_t count = std::size_t(channels) * height * width;
+    pool_backward_kernel<<<elementwise_blocks(count), kBlockSize, 0, stream>>>(
+        mode == PoolMode::max, channels, height, width, x, dy, dx);
+    CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace nst::kernels

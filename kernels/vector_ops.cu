@@ -1,0 +1,117 @@
+// Optimiser vector operations (formulas in vector_ops.cuh).
+#include "kernels/vector_ops.cuh"
+
+namespace nst::kernels {
+
+// ---- kernels ------------------------------------------------------------------------
+
+struct DotTerm {
+    const float* x;
+    const float* y;
+    __device__ double operator()(std::size_t i) const { return double(x[i]) * double(y[i]); }
+};
+
+struct AsumTerm {
+    const float* x;
+    __device__ double operator()(std::size_t i) const { return fabs(double(x[i])); }
+};
+
+struct NonFiniteTerm {
+    const float* x;
+    __device__ double operator()(std::size_t i) const { return isfinite(x[i]) ? 0.0 : 1.0; }
+};
+
+__global__ void axpy_kernel(std::size_t count, float alpha, const float* __restrict__ x,
+                            float* __restrict__ y) {
+    const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
+    for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
+        y[i] += alpha * x[i];
+}
+
+__global__ void scale_kernel(std::size_t count, float alpha, float* x) {
+    const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
+    for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
+        x[i] *= alpha;
+}
+
+__global__ void fill_kernel(std::size_t count, float value, float* x) {
+    const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
+    for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
+        x[i] = value;
+}
+
+// grad, m, v, x (count)
+__global__ void adam_update_kernel(std::size_t count, AdamStep step, const float* __restrict__ grad,
+                                   float* __restrict__ m, float* __restrict__ v,
+                                   float* __restrict__ x) {
+    const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
+    for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
+        const float g = grad[i];
+        const float m_i = step.beta1 * m[i] + (1.0f - step.beta1) * g;
+        const float v_i = step.beta2 * v[i] + (1.0f - step.beta2) * g * g;
+        m[i] = m_i;
+        v[i] = v_i;
+        const double m_hat = m_i / step.correction1;
+        const double v_hat = v_i / step.correction2;
+        x[i] -= static_cast<float>(step.lr * m_hat / (sqrt(v_hat) + step.eps));
+    }
+}
+
+// ---- launchers ----------------------------------------------------------------------
+
+void dot(std::size_t count, const float* x, const float* y, const ReductionScratch& scratch,
+         cudaStream_t stream) {
+    NVTX_RANGE("dot");
+    NST_ASSERT(x != nullptr && y != nullptr);
+    deterministic_sum(count, DotTerm{x, y}, scratch, stream);
+}
+
+void asum(std::size_t count, const float* x, const ReductionScratch& scratch, cudaStream_t stream) {
+    NVTX_RANGE("asum");
+    NST_ASSERT(x != nullptr);
+    deterministic_sum(count, AsumTerm{x}, scratch, stream);
+}
+
+void non_finite_count(std::size_t count, const float* x, const ReductionScratch& scratch,
+                      cudaStream_t stream) {
+    NVTX_RANGE("all_finite");
+    NST_ASSERT(x != nullptr);
+    deterministic_sum(count, NonFiniteTerm{x}, scratch, stream);
+}
+
+void axpy(std::size_t count, float alpha, const float* x, float* y, cudaStream_t stream) {
+    NVTX_RANGE("axpy");
+    NST_ASSERT(x != nullptr && y != nullptr);
+    if (count == 0) return;
+    axpy_kernel<<<elementwise_blocks(count), kBlockSize, 0, stream>>>(count, alpha, x, y);
+    CUDA_CHECK_LAUNCH();
+}
+
+void scale(std::size_t count, float alpha, float* x, cudaStream_t stream) {
+    NVTX_RANGE("scale");
+    NST_ASSERT(x != nullptr);
+    if (count == 0) return;
+    scale_kernel<<<elementwise_blocks(count), kBlockSize, 0, stream>>>(count, alpha, x);
+    CUDA_CHECK_LAUNCH();
+}
+
+void fill(std::size_t count, float value, float* x, cudaStream_t stream) {
+    NVTX_RANGE("fill");
+    NST_ASSERT(x != nullptr);
+    if (count == 0) return;
+    fill_kernel<<<elementwise_blocks(count), kBlockSize, 0, stream>>>(count, value, x);
+    CUDA_CHECK_LAUNCH();
+}
+
+void adam_update(std::size_t count, const AdamStep& step, const float* grad, float* m, float* v,
+                 float* x, cudaStream_t stream) {
+    NVTX_RANGE("adam_update");
+    NST_ASSERT(grad != nullptr && m != nullptr && v != nullptr && x != nullptr);
+    NST_ASSERT(step.correction1 > 0.0 && step.correction2 > 0.0);
+    if (count == 0) return;
+    adam_update_kernel<<<elementwise_blocks(count), kBlockSize, 0, stream>>>(count, step, grad, m, v,
+                                                                             x);
+    CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace nst::kernels

