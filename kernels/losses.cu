@@ -2,6 +2,7 @@
 // Each kernel is the first pass of a deterministic reduction whose term also
 // writes that element's gradient: every element is visited exactly once.
 #include "kernels/losses.cuh"
+#include "kernels/reduce_kernels.cuh"
 
 namespace nst::kernels {
 

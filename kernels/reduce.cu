@@ -1,5 +1,5 @@
 // The second pass of the deterministic reductions (kernels/reduce.cuh).
-#include "kernels/reduce.cuh"
+#include "kernels/reduce_kernels.cuh"
 
 namespace nst::kernels {
 

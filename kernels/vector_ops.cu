@@ -1,5 +1,6 @@
 // Optimiser vector operations (formulas in vector_ops.cuh).
 #include "kernels/vector_ops.cuh"
+#include "kernels/reduce_kernels.cuh"
 
 namespace nst::kernels {
 

@@ -2,11 +2,7 @@
 // weights checked against h5py, and the bad files the reader must refuse.
 #include <catch2/catch.hpp>
 
-#if __has_include(<hdf5.h>)
 #include <hdf5.h>
-#else
-#include <hdf5.h>
-#endif
 
 #include <unistd.h>
 

@@ -13,12 +13,18 @@
 // Forward as one GEMM per tile of output rows (im2col):
 //   cols (C_in·9, rows·W)[c·9 + u·3 + v][r·W + j] = x[c, row0+r+u−1, j+v−1]  (0 outside)
 //   y[:, row0·W ...] (C_out, rows·W) = w (C_out, C_in·9) · cols
-// The tile height is chosen so the column matrix stays within kColumnBudget, so
-// memory is bounded for any image size; each tile's GEMM is still large
-// (K = C_in·9, N ≥ several thousand) so OpenBLAS runs near its peak.
-// im2col runs under OpenMP; the SGEMM runs outside any OpenMP region and uses
-// OpenBLAS's own threads.
+// Each OpenMP thread takes whole tiles: it builds the tile's columns in its own
+// slice of the scratch buffer and multiplies them with a single-threaded SGEMM.
+// The tile height keeps one slice within kTileBudget, so memory is bounded for
+// any image size, while each GEMM stays large (K = C_in·9, N in the thousands).
+//
+// Threading: the backend runs OpenBLAS single-threaded and parallelises around
+// it with OpenMP (see set_thread_count). Two thread pools, OpenMP's for the
+// elementwise work and OpenBLAS's own for the GEMMs, each busy-wait after their
+// work and so steal the two cores from each other: that measured 2–3× slower
+// than a single pool.
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -30,13 +36,30 @@ namespace nst {
 
 namespace {
 
-// Floats in one tile's column matrix: 4M floats = 16 MiB.
-constexpr std::size_t kColumnBudget = std::size_t(4) << 20;
+// Floats in one thread's column tile: 2M floats = 8 MiB.
+constexpr std::size_t kTileBudget = std::size_t(2) << 20;
 
-int tile_rows(int in_channels, int height, int width) {
+struct Tiling {
+    int rows = 0;   // output rows per tile
+    int tiles = 0;  // tiles covering the height
+    std::size_t tile_floats = 0;  // column floats per thread
+    int threads = 0;
+};
+
+Tiling plan_tiles(int in_channels, int height, int width) {
+    Tiling plan;
+    plan.threads = std::max(1, omp_get_max_threads());
     const std::size_t per_row = std::size_t(in_channels) * 9 * std::size_t(width);
-    const std::size_t rows = std::max<std::size_t>(1, kColumnBudget / per_row);
-    return static_cast<int>(std::min<std::size_t>(rows, std::size_t(height)));
+    const int max_rows = static_cast<int>(
+        std::min<std::size_t>(std::max<std::size_t>(1, kTileBudget / per_row), height));
+    // At least one tile per thread, and a multiple of the thread count, so the
+    // threads finish together.
+    int tiles = (height + max_rows - 1) / max_rows;
+    tiles = std::min(height, ((tiles + plan.threads - 1) / plan.threads) * plan.threads);
+    plan.rows = (height + tiles - 1) / tiles;
+    plan.tiles = (height + plan.rows - 1) / plan.rows;
+    plan.tile_floats = std::size_t(plan.rows) * per_row;
+    return plan;
 }
 
 // x (C, H, W) -> cols (C·9, rows·W) for output rows [row0, row0 + rows).
@@ -46,7 +69,6 @@ void im2col_rows(int channels, int height, int width, int row0, int rows, const 
     const std::size_t tile = std::size_t(rows) * width;
     const std::size_t row_bytes = std::size_t(width) * sizeof(float);
     const std::size_t shifted_bytes = std::size_t(width - 1) * sizeof(float);
-#pragma omp parallel for schedule(static)
     for (int k = 0; k < channels * 9; ++k) {
         const int c = k / 9, u = (k % 9) / 3, v = k % 3;
         const float* source = x + std::size_t(c) * plane;
@@ -71,19 +93,24 @@ void im2col_rows(int channels, int height, int width, int row0, int rows, const 
     }
 }
 
-// x (C_in, H, W), weight (C_out, C_in·9) -> y (C_out, H, W); cols holds
-// tile_rows(C_in, H, W)·C_in·9·W floats.
-void conv3x3_im2col(int in_channels, int out_channels, int height, int width, const float* x,
-                    const float* weight, float* y, float* cols) {
-    const int rows_per_tile = tile_rows(in_channels, height, width);
+// x (C_in, H, W), weight (C_out, C_in·9) -> y (C_out, H, W); scratch holds
+// plan.threads · plan.tile_floats floats.
+void conv3x3_im2col(const Tiling& plan, int in_channels, int out_channels, int height, int width,
+                    const float* x, const float* weight, float* y, float* scratch) {
     const int k = in_channels * 9;
     const int plane = height * width;
-    for (int row0 = 0; row0 < height; row0 += rows_per_tile) {
-        const int rows = std::min(rows_per_tile, height - row0);
-        im2col_rows(in_channels, height, width, row0, rows, x, cols);
-        const int n = rows * width;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out_channels, n, k, 1.0f, weight,
-                    k, cols, n, 0.0f, y + std::size_t(row0) * width, plane);
+#pragma omp parallel num_threads(plan.threads)
+    {
+        float* cols = scratch + std::size_t(omp_get_thread_num()) * plan.tile_floats;
+#pragma omp for schedule(static)
+        for (int tile = 0; tile < plan.tiles; ++tile) {
+            const int row0 = tile * plan.rows;
+            const int rows = std::min(plan.rows, height - row0);
+            im2col_rows(in_channels, height, width, row0, rows, x, cols);
+            const int n = rows * width;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out_channels, n, k, 1.0f,
+                        weight, k, cols, n, 0.0f, y + std::size_t(row0) * width, plane);
+        }
     }
 }
 
@@ -100,22 +127,20 @@ void check_shape(const ConvShape& shape) {
 void CpuBackend::conv3x3_forward(const ConvShape& shape, const float* x, const float* weight,
                                  float* y) {
     check_shape(shape);
-    const std::size_t columns = std::size_t(tile_rows(shape.in_channels, shape.height, shape.width)) *
-                                std::size_t(shape.in_channels) * 9 * std::size_t(shape.width);
-    float* cols = column_scratch(columns);
-    conv3x3_im2col(shape.in_channels, shape.out_channels, shape.height, shape.width, x, weight, y,
-                   cols);
+    const Tiling plan = plan_tiles(shape.in_channels, shape.height, shape.width);
+    float* scratch = column_scratch(plan.tile_floats * plan.threads);
+    conv3x3_im2col(plan, shape.in_channels, shape.out_channels, shape.height, shape.width, x,
+                   weight, y, scratch);
 }
 
 void CpuBackend::conv3x3_backward_data(const ConvShape& shape, const float* dy,
                                        const float* weight, float* dx) {
     check_shape(shape);
     const int c_in = shape.in_channels, c_out = shape.out_channels;
+    const Tiling plan = plan_tiles(c_out, shape.height, shape.width);
     // Scratch: the flipped filters w' (C_in, C_out·9), padded to 64 bytes, then the columns.
     const std::size_t filter_count = ((std::size_t(c_in) * c_out * 9 + 15) / 16) * 16;
-    const std::size_t columns = std::size_t(tile_rows(c_out, shape.height, shape.width)) *
-                                std::size_t(c_out) * 9 * std::size_t(shape.width);
-    float* scratch = column_scratch(filter_count + columns);
+    float* scratch = column_scratch(filter_count + plan.tile_floats * plan.threads);
     float* flipped = scratch;  // (C_in, C_out, 3, 3)
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < c_in; ++c)
@@ -124,7 +149,7 @@ void CpuBackend::conv3x3_backward_data(const ConvShape& shape, const float* dy,
             float* f = flipped + (std::size_t(c) * c_out + o) * 9;
             for (int t = 0; t < 9; ++t) f[t] = w[8 - t];  // (u,v) -> (2−u, 2−v)
         }
-    conv3x3_im2col(c_out, c_in, shape.height, shape.width, dy, flipped, dx,
+    conv3x3_im2col(plan, c_out, c_in, shape.height, shape.width, dy, flipped, dx,
                    scratch + filter_count);
 }
 

@@ -11,6 +11,8 @@
 // not depend on the thread count; gradients are accumulated, never overwritten.
 #include <cblas.h>
 
+#include <algorithm>
+
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/cpu_reduce.h"
 #include "engine/error.h"
@@ -19,10 +21,25 @@ namespace nst {
 
 void CpuBackend::gram(int n, std::size_t m, const float* features, float* gram_out) {
     NST_ASSERT(n > 0 && m > 0 && m <= 0x7fffffffu);
-    // SYRK computes the upper triangle only (half the work of a GEMM); the lower
-    // triangle is mirrored so G is exactly symmetric.
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, n, static_cast<int>(m), 1.0f, features,
-                static_cast<int>(m), 0.0f, gram_out, n);
+    const int mi = static_cast<int>(m);
+    // OpenBLAS runs single-threaded (cpu_memory_vector.cpp), so the upper triangle
+    // is split into row blocks, one task each: SYRK for the diagonal block, GEMM
+    // for the rest of its rows. The blocking depends only on N, so the result
+    // does not depend on the thread count; the lower triangle is mirrored, so G
+    // is exactly symmetric.
+    const int block = n <= 128 ? 16 : 64;
+    const int blocks = (n + block - 1) / block;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int b = 0; b < blocks; ++b) {
+        const int r0 = b * block, r1 = std::min(n, r0 + block);
+        const float* rows = features + std::size_t(r0) * m;
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, r1 - r0, mi, 1.0f, rows, mi, 0.0f,
+                    gram_out + std::size_t(r0) * n + r0, n);
+        if (r1 < n)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, n - r1, mi, 1.0f, rows,
+                        mi, features + std::size_t(r1) * m, mi, 0.0f,
+                        gram_out + std::size_t(r0) * n + r1, n);
+    }
 #pragma omp parallel for schedule(static)
     for (int i = 1; i < n; ++i)
         for (int j = 0; j < i; ++j)
@@ -51,8 +68,15 @@ double CpuBackend::style_loss(int n, std::size_t m, const float* features, const
     const double nm = double(n) * double(m);
     const float alpha = static_cast<float>(double(weight) / (nm * nm));
     const int mi = static_cast<int>(m);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, mi, n, alpha, difference, n,
-                features, mi, 1.0f, grad, mi);
+    // dF (N, M) += α (G − A) F, one single-threaded GEMM per fixed slice of columns.
+    constexpr int kSlice = 2048;
+    const int slices = (mi + kSlice - 1) / kSlice;
+#pragma omp parallel for schedule(static)
+    for (int s = 0; s < slices; ++s) {
+        const int c0 = s * kSlice, width = std::min(kSlice, mi - c0);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, width, n, alpha, difference, n,
+                    features + c0, mi, 1.0f, grad + c0, mi);
+    }
     return sum_sq / (4.0 * nm * nm);
 }
 

@@ -19,13 +19,18 @@ namespace {
 constexpr std::size_t kHeader = 64;  // keeps the payload 64-byte aligned
 }
 
+// OpenBLAS always runs single-threaded: the backend calls it from inside its own
+// OpenMP regions (one GEMM per thread, see cpu_conv.cpp), so `threads` OpenMP
+// threads are the only pool. Two busy-waiting pools on the same cores slow the
+// convolutions 2–3×.
 void set_thread_count(int threads) {
     omp_set_num_threads(threads);
-    openblas_set_num_threads(threads);
+    openblas_set_num_threads(1);
 }
 
 CpuBackend::CpuBackend(int threads) {
-    if (threads > 0) set_thread_count(threads);
+    if (threads > 0) omp_set_num_threads(threads);
+    openblas_set_num_threads(1);
 }
 
 CpuBackend::~CpuBackend() { release(columns_); }

@@ -2,6 +2,7 @@
 // (see conv.h for the API and algorithm choices).
 #include "engine/cuda/conv.h"
 
+#include <algorithm>
 #include <string>
 
 #include "engine/cuda/device_check.h"
@@ -56,6 +57,7 @@ struct ConvAlgorithms::Plan {
     }
 };
 
+ConvAlgorithms::ConvAlgorithms(CudaContext& context) : context_(context) {}
 ConvAlgorithms::~ConvAlgorithms() = default;
 
 namespace {

@@ -31,7 +31,7 @@ namespace nst::cuda {
 
 class ConvAlgorithms {
 public:
-    explicit ConvAlgorithms(CudaContext& context) : context_(context) {}
+    explicit ConvAlgorithms(CudaContext& context);
     ~ConvAlgorithms();
     ConvAlgorithms(const ConvAlgorithms&) = delete;
     ConvAlgorithms& operator=(const ConvAlgorithms&) = delete;
