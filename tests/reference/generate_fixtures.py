@@ -279,9 +279,17 @@ def float32_deviation(weights, pool, content, style, x, ref, ref_losses, ref_fin
     t = obj32.terms(x32)
     t["total"].backward()
     dev = {}
-    for l in ref["acts"]:
-        a, r = t["acts"][l].detach().double(), ref["acts"][l]
-        dev["act " + l] = ((a - r).abs().max() / r.abs().max()).item()
+    def max_and_l2(a, r):
+        a, r = a.detach().double(), r.detach()
+        return ((a - r).abs().max() / r.abs().max()).item(), ((a - r).norm() / r.norm()).item()
+
+    acts = [max_and_l2(t["acts"][l], ref["acts"][l]) for l in ref["acts"]]
+    dev["activations max/maxref"] = max(m for m, _ in acts)
+    dev["activations rel L2"] = max(e for _, e in acts)
+    grams = [max_and_l2(t["grams"][l], ref["grams"][l]) for l in ref["grams"]]
+    grams += [max_and_l2(obj32.style_targets[l], ref["style_targets"][l]) for l in ref["grams"]]
+    dev["Grams max/maxref"] = max(m for m, _ in grams)
+    dev["Grams rel L2"] = max(e for _, e in grams)
     for key in ("total", "content", "style", "tv"):
         dev[key] = abs(t[key].item() - ref[key].item()) / abs(ref[key].item())
     dev["max E_l"] = max(abs(a.item() - r.item()) / abs(r.item())
@@ -304,6 +312,7 @@ def write_objective_group(f, pool, weights, content, style, x):
     ref = obj.terms(xt)
     ref["total"].backward()
     ref["gradient"] = xt.grad.detach().clone()
+    ref["style_targets"] = obj.style_targets
 
     losses, final_image = run_lbfgs(obj, content, dtype)
 
