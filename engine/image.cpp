@@ -235,7 +235,13 @@ void jpeg_error_to_longjmp(j_common_ptr cinfo) {
     auto* manager = reinterpret_cast<JpegErrorManager*>(cinfo->err);
     char text[JMSG_LENGTH_MAX];
     (*cinfo->err->format_message)(cinfo, text);
-    std::snprintf(manager->message, sizeof manager->message, "corrupt JPEG (%s)", text);
+    // Most data warnings read "Corrupt JPEG data: <what>"; say it once.
+    static const char prefix[] = "Corrupt JPEG data: ";
+    if (std::strncmp(text, prefix, sizeof prefix - 1) == 0)
+        std::snprintf(manager->message, sizeof manager->message, "corrupt JPEG data (%s)",
+                      text + sizeof prefix - 1);
+    else
+        std::snprintf(manager->message, sizeof manager->message, "corrupt JPEG (%s)", text);
     std::longjmp(manager->jump, 1);
 }
 
@@ -417,6 +423,9 @@ Image decode_jpeg(const std::string& path, const std::vector<unsigned char>& byt
         refuse(path, decoder.error.message);
     const jpeg_decompress_struct& cinfo = decoder.cinfo;
     check_dimensions(path, cinfo.image_width, cinfo.image_height);
+    // Now: the saved markers live in libjpeg's image pool, which
+    // jpeg_finish_decompress() frees.
+    const int orientation = jpeg_orientation(cinfo);
 
     const bool cmyk = cinfo.out_color_space == JCS_CMYK;
     const int components = cmyk ? 4 : 3;
@@ -444,7 +453,7 @@ Image decode_jpeg(const std::string& path, const std::vector<unsigned char>& byt
         };
         for (int c = 0; c < 3; ++c) stored.pixels[c * plane + i] = ink_free(c) * ink_free(3);
     }
-    return apply_orientation(stored, jpeg_orientation(cinfo));
+    return apply_orientation(stored, orientation);
 }
 
 // ---------------------------------------------------------------------------------
