@@ -220,7 +220,8 @@ int run(const cli::Options& o) {
                      result.iterations, result.evaluations, result.loss,
                      format_duration(std::chrono::duration<double>(Clock::now() - start).count()).c_str(),
                      o.output.c_str());
-        if (!result.message.empty()) std::fprintf(stderr, "neural-style: %s\n", result.message.c_str());
+        if (result.reason != StopReason::iterations && !result.message.empty())
+            std::fprintf(stderr, "neural-style: %s\n", result.message.c_str());
     }
     if (g_interrupted) {
         std::fprintf(stderr, "neural-style: interrupted; wrote the image of iteration %d\n", result.iterations);

@@ -24,6 +24,7 @@
 
 #include "engine/error.h"
 #include "engine/optimizer.h"
+#include "kernels/nvtx.h"
 
 namespace nst {
 
@@ -40,11 +41,13 @@ std::string format_number(double value) {
 
 void check_options(const AdamOptions& options, std::size_t n, int iterations) {
     if (n == 0) throw UsageError("Adam: the function has no variables");
-    if (iterations < 0) throw UsageError("Adam: negative iteration count " + std::to_string(iterations));
+    if (iterations < 0)
+        throw UsageError("Adam: negative iteration count " + std::to_string(iterations));
     if (!(options.learning_rate > 0.0) || !std::isfinite(options.learning_rate))
         throw UsageError("Adam: learning rate must be positive, got " +
                          format_number(options.learning_rate));
-    if (!(options.beta1 >= 0.0 && options.beta1 < 1.0) || !(options.beta2 >= 0.0 && options.beta2 < 1.0))
+    if (!(options.beta1 >= 0.0 && options.beta1 < 1.0) ||
+        !(options.beta2 >= 0.0 && options.beta2 < 1.0))
         throw UsageError("Adam: beta1 and beta2 must lie in [0, 1)");
     if (!(options.epsilon >= 0.0)) throw UsageError("Adam: epsilon must not be negative");
 }
@@ -92,13 +95,15 @@ OptimizationResult minimize_adam(Backend& backend, DifferentiableFunction& f, fl
     if (!std::isfinite(loss) || !backend.all_finite(n, grad.data()))
         return finish(StopReason::failed, 0, loss,
                       "Adam: the loss or its gradient is not finite at the starting point");
-    if (!report(0, loss)) return finish(StopReason::stopped_by_callback, 0, loss, "stopped by callback");
+    if (!report(0, loss))
+        return finish(StopReason::stopped_by_callback, 0, loss, "stopped by callback");
 
     double learning_rate = options.learning_rate;
     int step = 0;  // bias-correction step, restarted with the moments
     int rejections = 0;
     int done = 0;
     while (done < iterations) {
+        NVTX_RANGE("adam_iteration");
         backend.copy(n, x, prev_x.data());
         backend.copy(n, grad.data(), prev_grad.data());
         ++step;
@@ -120,14 +125,17 @@ OptimizationResult minimize_adam(Backend& backend, DifferentiableFunction& f, fl
             step = 0;
             learning_rate *= kLearningRateCut;
             if (!events.empty()) events += "; ";
-            events += "non-finite loss or gradient: step rejected, moments reset, learning rate "
-                      "halved to " + format_number(learning_rate);
+            events +=
+                "non-finite loss or gradient: step rejected, moments reset, learning rate "
+                "halved to " +
+                format_number(learning_rate);
             continue;
         }
         rejections = 0;
         loss = new_loss;
         ++done;
-        if (!report(done, loss)) return finish(StopReason::stopped_by_callback, done, loss, "stopped by callback");
+        if (!report(done, loss))
+            return finish(StopReason::stopped_by_callback, done, loss, "stopped by callback");
     }
     return finish(StopReason::iterations, done, loss,
                   "completed " + std::to_string(done) + " iterations");

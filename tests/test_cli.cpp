@@ -5,12 +5,14 @@
 #include <hdf5.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
 
+#include "engine/error.h"
 #include "engine/image.h"
 #include "engine/weights.h"
 #include "tests/test_support.h"
@@ -43,11 +45,14 @@ void require_clean_failure(const test::CommandResult& r, int exit_code, const st
     CHECK(r.err.find(must_mention) != std::string::npos);
 }
 
-// No file but `keep` (if any) in the folder: no partial output, no temporary left.
-void require_no_stray_files(const std::string& dir, const std::string& keep = "") {
+// No file but those in `keep` (and the test's own input-* and weights-*) in the
+// folder: no partial output, no temporary left behind.
+void require_no_stray_files(const std::string& dir, const std::vector<std::string>& keep) {
     for (const auto& entry : fs::directory_iterator(dir)) {
         const std::string name = entry.path().filename().string();
-        if (name == keep || name.rfind("input", 0) == 0 || name.rfind("weights", 0) == 0) continue;
+        if (std::find(keep.begin(), keep.end(), name) != keep.end() || name.rfind("input", 0) == 0 ||
+            name.rfind("weights", 0) == 0)
+            continue;
         FAIL("unexpected file left behind: " << name);
     }
 }
@@ -66,7 +71,7 @@ VggWeights narrow_network() {
         c.name = vgg19_layer_names()[l];
         c.in_channels = in;
         c.out_channels = 4 + l % 5;
-        std::normal_distribution<float> normal(0.0f, std::sqrt(2.0f / (9.0f * in)));
+        std::normal_distribution<float> normal(0.0f, std::sqrt(2.0f / (9.0f * float(in))));
         c.weight.resize(std::size_t(c.out_channels) * in * 9);
         for (auto& v : c.weight) v = normal(rng);
         c.bias.assign(c.out_channels, 0.01f);
@@ -150,7 +155,7 @@ TEST_CASE("cli: a short style transfer with the shared weights", "[cli][e2e]") {
     CHECK(image.width == 64);
     CHECK(image.height == 48);
     CHECK(test::file_exists(dir.file("out_10.png")));
-    require_no_stray_files(dir.path(), "out.png");  // out_10.png checked above
+    require_no_stray_files(dir.path(), {"out.png", "out_10.png", "log.jsonl"});
 }
 
 TEST_CASE("cli: the JSON log is well-formed and the loss falls", "[cli][e2e]") {
@@ -218,7 +223,7 @@ TEST_CASE("cli: bad input gives one clear line, the right exit code and no outpu
     };
     auto output_untouched = [&] {
         CHECK(test::read_file(out) == good_bytes);
-        require_no_stray_files(dir.path(), "out.png");
+        require_no_stray_files(dir.path(), {"out.png"});
     };
 
     SECTION("the narrow weights themselves work (so the failures below are the inputs')") {
