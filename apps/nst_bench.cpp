@@ -348,16 +348,23 @@ json environment_json() {
 struct LayerGeometry {
     std::string name;
     long long in_channels, out_channels, height, width;
-    bool pool_after;
+    bool pool_after, content, style;
 };
 
-std::vector<LayerGeometry> network_geometry(const VggWeights& weights, int deepest, int size) {
+std::vector<LayerGeometry> network_geometry(const VggWeights& weights,
+                                            const ObjectiveConfig& config, int deepest, int size) {
+    auto listed = [](const std::vector<LayerWeight>& layers, const std::string& name) {
+        return std::any_of(layers.begin(), layers.end(),
+                           [&](const LayerWeight& layer) { return layer.layer == name; });
+    };
     std::vector<LayerGeometry> layers;
     long long h = size, w = size;
     for (int l = 0; l <= deepest; ++l) {
         const bool pool = vgg19_pool_after(l) && l < deepest;
-        layers.push_back({weights.layers[l].name, weights.layers[l].in_channels,
-                          weights.layers[l].out_channels, h, w, pool});
+        const std::string& name = weights.layers[l].name;
+        layers.push_back({name, weights.layers[l].in_channels, weights.layers[l].out_channels, h,
+                          w, pool, listed(config.content_layers, name),
+                          listed(config.style_layers, name)});
         if (pool) {
             h /= 2;
             w /= 2;
@@ -374,9 +381,13 @@ std::vector<std::string> matching_layers(const OpKey& key, const std::vector<Lay
         bool match = false;
         if (key.op == "conv3x3_forward" || key.op == "conv3x3_backward_data")
             match = d == std::vector<long long>{l.in_channels, l.out_channels, l.height, l.width};
-        else if (key.op == "bias_relu_forward" || key.op == "gram" || key.op == "style_loss")
+        else if (key.op == "bias_relu_forward")
             match = d == std::vector<long long>{l.out_channels, plane};
-        else if (key.op == "relu_backward" || key.op == "content_loss")
+        else if (key.op == "gram" || key.op == "style_loss")
+            match = l.style && d == std::vector<long long>{l.out_channels, plane};
+        else if (key.op == "content_loss")
+            match = l.content && d[0] == l.out_channels * plane;
+        else if (key.op == "relu_backward")
             match = d[0] == l.out_channels * plane;
         else if (key.op == "pool_forward" || key.op == "pool_backward")
             match = l.pool_after &&
@@ -436,6 +447,18 @@ json breakdown_json(const std::vector<std::map<OpKey, OpTotals>>& per_evaluation
     return {{"timed_ops_ms", total_ms}, {"phase_ms", phase_ms}, {"ops", ops}};
 }
 
+json objective_json(const ObjectiveConfig& config) {
+    json content = json::array(), style = json::array();
+    for (const auto& layer : config.content_layers) content.push_back(layer.layer);
+    for (const auto& layer : config.style_layers) style.push_back(layer.layer);
+    return {{"content_layers", content},
+            {"style_layers", style},
+            {"content_weight", config.content_weight},
+            {"style_weight", config.style_weight},
+            {"tv_weight", config.tv_weight},
+            {"pool", config.pool == PoolMode::average ? "avg" : "max"}};
+}
+
 // ---- the benchmark ------------------------------------------------------------------
 struct Options {
     std::string device = "auto";
@@ -454,7 +477,7 @@ json run_size(const Options& options, const VggWeights& weights, int size) {
     std::unique_ptr<Backend> device = make_backend(parse_device(options.device), options.threads, tf32);
     TimingBackend backend(*device);
 
-    ObjectiveConfig config;  // the paper's layers and weights, average pooling
+    const ObjectiveConfig config;  // the paper's layers and weights, average pooling
     StyleTransferObjective objective(backend, weights, config, size, size);
     objective.set_content(random_image(size, kContentStream));
     objective.set_styles({random_image(size, kStyleStream)});
@@ -537,7 +560,7 @@ json run_size(const Options& options, const VggWeights& weights, int size) {
         result["lbfgs_loss_after"] = final_loss;
     }
 
-    result["breakdown"] = breakdown_json(per_evaluation, network_geometry(weights, 12, size));
+    result["breakdown"] = breakdown_json(per_evaluation, network_geometry(weights, config, vgg19_layer_index("conv5_1"), size));
     result["peak_bytes"] = backend.peak_bytes();
     result["max_rss_bytes"] = max_rss_bytes();
     result["backend"] = backend.name();
@@ -595,11 +618,7 @@ int main(int argc, char** argv) {
             {"iterations_lbfgs", options.lbfgs_iterations},
             {"lbfgs_repeats", options.lbfgs_repeats},
             {"weights", options.weights_path.empty() ? json("generated") : json(options.weights_path)},
-            {"objective", {{"content_layers", {"conv4_2"}},
-                           {"style_layers", {"conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"}},
-                           {"content_weight", 1.0},
-                           {"style_weight", 1e3},
-                           {"pool", "avg"}}},
+            {"objective", objective_json(ObjectiveConfig{})},
             {"machine", {{"cpu", cpu_model()},
                          {"hardware_threads", std::thread::hardware_concurrency()},
                          {"environment", environment_json()}}},

@@ -72,7 +72,8 @@ OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, f
                                   const IterationCallback& callback = {});
 
 // Runs `iterations` Adam steps from x (updated in place), one evaluation each.
-// Non-finite loss or gradient: the step is skipped and the moments reset.
+// Non-finite loss or gradient: the step is rejected (x restored), the moments
+// reset and the learning rate halved for the rest of the run.
 OptimizationResult minimize_adam(Backend& backend, DifferentiableFunction& f, float* x,
                                  int iterations, const AdamOptions& options,
                                  const IterationCallback& callback = {});
