@@ -66,7 +66,7 @@ struct TvLossTerm {
 void content_loss(std::size_t count, const float* features, const float* target, float weight,
                   float* grad, const ReductionScratch& scratch, cudaStream_t stream) {
     NVTX_RANGE("content_loss");
-    NST_ASSERT(count > 0 && features != nullptr && target != nullptr && grad != nullptr);
+    NST_ASSERT(features != nullptr && target != nullptr && grad != nullptr);
     deterministic_sum(count, ContentLossTerm{features, target, weight, grad}, scratch, stream);
 }
 

@@ -1,0 +1,180 @@
+// CudaBackend: each method forwards to cuDNN, cuBLAS or a kernel launcher on the
+// context's stream.
+#include "engine/cuda/cuda_backend.h"
+
+#include <climits>
+#include <cmath>
+
+#include "engine/cuda/device_check.h"
+#include "engine/cuda/gemm.h"
+#include "kernels/activation.cuh"
+#include "kernels/losses.cuh"
+#include "kernels/pooling.cuh"
+#include "kernels/preprocess.cuh"
+#include "kernels/vector_ops.cuh"
+
+namespace nst::cuda {
+
+CudaBackend::CudaBackend(int device_index, bool tf32)
+    : context_(device_index, tf32), convolutions_(context_) {}
+
+CudaBackend::~CudaBackend() = default;
+
+// ---- memory -----------------------------------------------------------------------------
+
+float* CudaBackend::allocate(std::size_t count) {
+    return static_cast<float*>(context_.allocate_bytes(count * sizeof(float)));
+}
+
+void CudaBackend::release(float* data) noexcept { context_.release_bytes(data); }
+
+void CudaBackend::upload(float* dst, const float* host_src, std::size_t count) {
+    NVTX_RANGE("upload");
+    // From pageable memory the call returns once host_src has been staged, so the
+    // caller may reuse it at once without waiting for the stream.
+    CUDA_CHECK(cudaMemcpyAsync(dst, host_src, count * sizeof(float), cudaMemcpyHostToDevice,
+                               context_.stream()));
+}
+
+void CudaBackend::download(float* host_dst, const float* src, std::size_t count) {
+    NVTX_RANGE("download");
+    CUDA_CHECK(cudaMemcpyAsync(host_dst, src, count * sizeof(float), cudaMemcpyDeviceToHost,
+                               context_.stream()));
+    CUDA_CHECK(cudaStreamSynchronize(context_.stream()));
+}
+
+void CudaBackend::synchronize() { CUDA_CHECK(cudaStreamSynchronize(context_.stream())); }
+
+// ---- network layers ------------------------------------------------------------------------
+
+void CudaBackend::conv3x3_forward(const ConvShape& shape, const float* x, const float* weight,
+                                  float* y) {
+    convolutions_.forward(shape, x, weight, y);
+}
+
+void CudaBackend::conv3x3_backward_data(const ConvShape& shape, const float* dy,
+                                        const float* weight, float* dx) {
+    convolutions_.backward_data(shape, dy, weight, dx);
+}
+
+void CudaBackend::bias_relu_forward(int channels, std::size_t plane, const float* bias, float* y) {
+    kernels::bias_relu_forward(channels, plane, bias, y, context_.stream());
+}
+
+void CudaBackend::relu_backward(std::size_t count, const float* y, float* dy) {
+    kernels::relu_backward(count, y, dy, context_.stream());
+}
+
+void CudaBackend::pool_forward(PoolMode mode, int channels, int height, int width, const float* x,
+                               float* y) {
+    kernels::pool_forward(mode, channels, height, width, x, y, context_.stream());
+}
+
+void CudaBackend::pool_backward(PoolMode mode, int channels, int height, int width,
+                                const float* x, const float* dy, float* dx) {
+    kernels::pool_backward(mode, channels, height, width, x, dy, dx, context_.stream());
+}
+
+// ---- preprocessing ---------------------------------------------------------------------------
+
+void CudaBackend::preprocess(const Preprocessing& pre, std::size_t plane, const float* x,
+                             float* out) {
+    kernels::preprocess(pre, plane, x, out, context_.stream());
+}
+
+void CudaBackend::preprocess_backward(const Preprocessing& pre, std::size_t plane,
+                                      const float* dout, float* dx) {
+    kernels::preprocess_backward(pre, plane, dout, dx, context_.stream());
+}
+
+// ---- Gram matrices and losses ------------------------------------------------------------------
+
+void CudaBackend::gram(int n, std::size_t m, const float* features, float* gram_out) {
+    NVTX_RANGE("gram");
+    NST_ASSERT(n > 0 && m > 0 && m <= std::size_t(INT_MAX));
+    const int k = static_cast<int>(m);
+    // G (N, N) = F Fᵀ, F (N, M) row-major.
+    gemm(context_.cublas(), Transpose::no, Transpose::yes, n, n, k, 1.0f, features, k, features,
+         k, 0.0f, gram_out, n);
+}
+
+double CudaBackend::content_loss(std::size_t count, const float* features, const float* target,
+                                 float weight, float* grad) {
+    kernels::content_loss(count, features, target, weight, grad, context_.reduction(),
+                          context_.stream());
+    return context_.read_reduction_result();
+}
+
+double CudaBackend::style_loss(int n, std::size_t m, const float* features, const float* gram_in,
+                               const float* target, float weight, float* grad) {
+    NVTX_RANGE("style_loss");
+    NST_ASSERT(n > 0 && m > 0 && m <= std::size_t(INT_MAX));
+    const int k = static_cast<int>(m);
+    // D = G − A (N, N), grown once to the largest style layer; Σ D² queued.
+    float* difference = context_.float_scratch(std::size_t(n) * n);
+    kernels::style_difference(n, gram_in, target, difference, context_.reduction(),
+                              context_.stream());
+    // dF (N, M) += weight/(N²M²) · D F: D is symmetric, so ∂E/∂F = (G − A) F / (N² M²).
+    const double nm = double(n) * double(m);
+    const double norm = nm * nm;  // N² M²
+    gemm(context_.cublas(), Transpose::no, Transpose::no, n, k, n,
+         static_cast<float>(double(weight) / norm), difference, n, features, k, 1.0f, grad, k);
+    // Read the sum only after the SGEMM is queued: one synchronisation per layer.
+    return context_.read_reduction_result() / (4.0 * norm);
+}
+
+double CudaBackend::tv_loss(int channels, int height, int width, const float* x, float weight,
+                            float* grad) {
+    kernels::tv_loss(channels, height, width, x, weight, grad, context_.reduction(),
+                     context_.stream());
+    return context_.read_reduction_result();
+}
+
+// ---- vector ops for the optimisers ----------------------------------------------------------------
+
+double CudaBackend::dot(std::size_t count, const float* x, const float* y) {
+    kernels::dot(count, x, y, context_.reduction(), context_.stream());
+    return context_.read_reduction_result();
+}
+
+double CudaBackend::asum(std::size_t count, const float* x) {
+    kernels::asum(count, x, context_.reduction(), context_.stream());
+    return context_.read_reduction_result();
+}
+
+void CudaBackend::axpy(std::size_t count, float alpha, const float* x, float* y) {
+    kernels::axpy(count, alpha, x, y, context_.stream());
+}
+
+void CudaBackend::scale(std::size_t count, float alpha, float* x) {
+    kernels::scale(count, alpha, x, context_.stream());
+}
+
+void CudaBackend::copy(std::size_t count, const float* src, float* dst) {
+    if (src == dst || count == 0) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice,
+                               context_.stream()));
+}
+
+void CudaBackend::fill(std::size_t count, float value, float* x) {
+    kernels::fill(count, value, x, context_.stream());
+}
+
+bool CudaBackend::all_finite(std::size_t count, const float* x) {
+    kernels::non_finite_count(count, x, context_.reduction(), context_.stream());
+    return context_.read_reduction_result() == 0.0;
+}
+
+void CudaBackend::adam_update(std::size_t count, float lr, float beta1, float beta2, float eps,
+                              int step, const float* grad, float* m, float* v, float* x) {
+    NST_ASSERT(step >= 1);
+    const kernels::AdamStep adam{lr, beta1, beta2, eps, 1.0 - std::pow(double(beta1), step),
+                                 1.0 - std::pow(double(beta2), step)};
+    kernels::adam_update(count, adam, grad, m, v, x, context_.stream());
+}
+
+void CudaBackend::clamp(std::size_t count, float lo, float hi, float* x) {
+    kernels::clamp(count, lo, hi, x, context_.stream());
+}
+
+}  // namespace nst::cuda

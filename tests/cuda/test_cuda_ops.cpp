@@ -1,0 +1,306 @@
+// Each backend op on the GPU against the CPU backend (the reference), on odd
+// shapes, in exact FP32 (tolerances in cuda_test_support.h), plus the rules
+// that need no reference: exact results where the CPU computes the same single
+// rounding, first-maximum tie-breaking, accumulation into the gradient.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+#include <memory>
+
+#include "engine/cpu/cpu_backend.h"
+#include "engine/cuda_api.h"
+#include "tests/cuda/cuda_test_support.h"
+
+using namespace nst;
+using namespace nst::test;
+
+namespace {
+
+struct Backends {
+    CpuBackend cpu{0};
+    std::unique_ptr<Backend> gpu = make_cuda_backend(0, /*tf32=*/false);
+};
+
+const ConvShape kConvShapes[] = {
+    {3, 5, 7, 9},     // conv1_1-like: 3 input channels, odd sizes
+    {16, 8, 13, 11},  // narrowing
+    {64, 64, 17, 15},
+    {576, 8, 5, 3},   // the longest sums (K = 9·576) in the tolerance's argument
+};
+
+}  // namespace
+
+TEST_CASE("conv3x3 forward and backward-data match the CPU backend", "[cuda][conv]") {
+    Backends b;
+    for (const ConvShape& s : kConvShapes) {
+        const std::size_t in = std::size_t(s.in_channels) * s.height * s.width;
+        const std::size_t out = std::size_t(s.out_channels) * s.height * s.width;
+        const std::size_t weights = std::size_t(s.out_channels) * s.in_channels * 9;
+        const auto x = random_vector(in, 1), w = random_vector(weights, 2),
+                   dy = random_vector(out, 3);
+        const std::string shape = std::to_string(s.in_channels) + "->" +
+                                  std::to_string(s.out_channels) + " " +
+                                  std::to_string(s.height) + "x" + std::to_string(s.width);
+        std::vector<float> y[2], dx[2];
+        int k = 0;
+        for (Backend* backend : {static_cast<Backend*>(&b.cpu), b.gpu.get()}) {
+            Buffer bx = to_backend(*backend, x), bw = to_backend(*backend, w),
+                   bdy = to_backend(*backend, dy);
+            Buffer by(*backend, out), bdx = to_backend(*backend, random_vector(in, 4));
+            backend->conv3x3_forward(s, bx.data(), bw.data(), by.data());
+            backend->conv3x3_backward_data(s, bdy.data(), bw.data(), bdx.data());
+            y[k] = to_host(*backend, by);
+            dx[k] = to_host(*backend, bdx);  // overwritten, not accumulated
+            ++k;
+        }
+        require_close(y[1], y[0], "conv3x3_forward " + shape);
+        require_close(dx[1], dx[0], "conv3x3_backward_data " + shape);
+    }
+}
+
+TEST_CASE("bias+ReLU and the ReLU mask match the CPU backend exactly", "[cuda][relu]") {
+    // One addition and one max per element, the same single rounding on both
+    // sides: the results must be identical, not merely close.
+    Backends b;
+    const int channels = 5;
+    const std::size_t plane = 7 * 9;
+    const auto y0 = random_vector(channels * plane, 5), bias = random_vector(channels, 6);
+    const auto dy0 = random_vector(channels * plane, 7);
+    std::vector<float> y[2], dy[2];
+    int k = 0;
+    for (Backend* backend : {static_cast<Backend*>(&b.cpu), b.gpu.get()}) {
+        Buffer by = to_backend(*backend, y0), bb = to_backend(*backend, bias),
+               bdy = to_backend(*backend, dy0);
+        backend->bias_relu_forward(channels, plane, bb.data(), by.data());
+        backend->relu_backward(by.size(), by.data(), bdy.data());
+        y[k] = to_host(*backend, by);
+        dy[k] = to_host(*backend, bdy);
+        ++k;
+    }
+    CHECK(same_bits(y[1], y[0]));
+    CHECK(same_bits(dy[1], dy[0]));
+    std::size_t zeros = 0;
+    for (float v : y[1]) zeros += v == 0.0f;
+    CHECK(zeros > 0);  // the mask was exercised
+}
+
+TEST_CASE("pooling forward and backward match the CPU backend", "[cuda][pool]") {
+    Backends b;
+    struct Case { int c, h, w; } cases[] = {{3, 7, 9}, {4, 8, 6}, {2, 5, 2}};
+    for (PoolMode mode : {PoolMode::average, PoolMode::max}) {
+        for (const auto& s : cases) {
+            const std::size_t in = std::size_t(s.c) * s.h * s.w;
+            const std::size_t out = std::size_t(s.c) * (s.h / 2) * (s.w / 2);
+            // Values on a coarse grid so max windows contain ties: the gradient must
+            // go to the first maximum in row-major order on both backends.
+            auto x = random_vector(in, 8);
+            for (float& v : x) v = std::round(v * 2.0f) / 2.0f;
+            const auto dy = random_vector(out, 9);
+            std::vector<float> y[2], dx[2];
+            int k = 0;
+            for (Backend* backend : {static_cast<Backend*>(&b.cpu), b.gpu.get()}) {
+                Buffer bx = to_backend(*backend, x), bdy = to_backend(*backend, dy);
+                Buffer by(*backend, out), bdx = to_backend(*backend, random_vector(in, 10));
+                backend->pool_forward(mode, s.c, s.h, s.w, bx.data(), by.data());
+                backend->pool_backward(mode, s.c, s.h, s.w, bx.data(), bdy.data(), bdx.data());
+                y[k] = to_host(*backend, by);
+                dx[k] = to_host(*backend, bdx);
+                ++k;
+            }
+            const std::string what = std::string(mode == PoolMode::max ? "max" : "avg") +
+                                     " pool " + std::to_string(s.c) + "x" +
+                                     std::to_string(s.h) + "x" + std::to_string(s.w);
+            require_close(y[1], y[0], what + " forward");
+            require_close(dx[1], dx[0], what + " backward");
+            if (mode == PoolMode::max) {  // selection and copies only: exact
+                CHECK(same_bits(y[1], y[0]));
+                CHECK(same_bits(dx[1], dx[0]));
+            }
+        }
+    }
+}
+
+TEST_CASE("preprocessing and its backward match the CPU backend", "[cuda][preprocess]") {
+    Backends b;
+    Preprocessing caffe;  // BGR, 0..255, mean subtracted
+    caffe.bgr = true;
+    caffe.pixel_scale = 255.0f;
+    caffe.mean[0] = 103.939f, caffe.mean[1] = 116.779f, caffe.mean[2] = 123.68f;
+    Preprocessing torchvision;  // RGB, 0..1, mean and std
+    torchvision.mean[0] = 0.485f, torchvision.mean[1] = 0.456f, torchvision.mean[2] = 0.406f;
+    torchvision.std[0] = 0.229f, torchvision.std[1] = 0.224f, torchvision.std[2] = 0.225f;
+    const std::size_t plane = 11 * 7;
+    const auto x = random_vector(3 * plane, 11, 0.0f, 1.0f);
+    const auto dout = random_vector(3 * plane, 12), dx0 = random_vector(3 * plane, 13);
+    for (const Preprocessing& pre : {caffe, torchvision}) {
+        std::vector<float> out[2], dx[2];
+        int k = 0;
+        for (Backend* backend : {static_cast<Backend*>(&b.cpu), b.gpu.get()}) {
+            Buffer bx = to_backend(*backend, x), bdout = to_backend(*backend, dout),
+                   bdx = to_backend(*backend, dx0);
+            Buffer bout(*backend, 3 * plane);
+            backend->preprocess(pre, plane, bx.data(), bout.data());
+            backend->preprocess_backward(pre, plane, bdout.data(), bdx.data());
+            out[k] = to_host(*backend, bout);
+            dx[k] = to_host(*backend, bdx);
+            ++k;
+        }
+        const std::string what = pre.bgr ? "caffe" : "torchvision";
+        require_close(out[1], out[0], "preprocess " + what);
+        require_close(dx[1], dx[0], "preprocess_backward " + what);
+    }
+}
+
+TEST_CASE("Gram matrix matches the CPU backend", "[cuda][gram]") {
+    Backends b;
+    struct Case { int n; std::size_t m; } cases[] = {{13, 77}, {64, 1001}, {3, 5}};
+    for (const auto& s : cases) {
+        const auto f = random_vector(s.n * s.m, 14);
+        std::vector<float> g[2];
+        int k = 0;
+        for (Backend* backend : {static_cast<Backend*>(&b.cpu), b.gpu.get()}) {
+            Buffer bf = to_backend(*backend, f), bg(*backend, std::size_t(s.n) * s.n);
+            backend->gram(s.n, s.m, bf.data(), bg.data());
+            g[k++] = to_host(*backend, bg);
+        }
+        require_close(g[1], g[0], "gram " + std::to_string(s.n) + "x" + std::to_string(s.m));
+    }
+}
+
+TEST_CASE("content, style and TV losses match the CPU backend", "[cuda][loss]") {
+    Backends b;
+    SECTION("content loss accumulates weight·(F − P)") {
+        const std::size_t count = 5 * 13 * 7;
+        const auto f = random_vector(count, 15), p = random_vector(count, 16),
+                   g0 = random_vector(count, 17);
+        double value[2];
+        std::vector<float> grad[2];
+        int k = 0;
+        for (Backend* backend : {static_cast<Backend*>(&b.cpu), b.gpu.get()}) {
+            Buffer bf = to_backend(*backend, f), bp = to_backend(*backend, p),
+                   bg = to_backend(*backend, g0);
+            value[k] = backend->content_loss(count, bf.data(), bp.data(), 0.7f, bg.data());
+            grad[k++] = to_host(*backend, bg);
+        }
+        require_close(value[1], value[0], "content loss");
+        require_close(grad[1], grad[0], "content gradient");
+    }
+    SECTION("style loss from G − A, gradient through SGEMM") {
+        const int n = 11;
+        const std::size_t m = 9 * 7;
+        const auto f = random_vector(n * m, 18), g0 = random_vector(n * m, 19);
+        // A symmetric target, as a Gram matrix is.
+        auto a = random_vector(std::size_t(n) * n, 20, 0.0f, 30.0f);
+        for (int i = 0; i < n; ++i)
+            for (int j = 0; j < i; ++j) a[i * n + j] = a[j * n + i];
+        double value[2];
+        std::vector<float> grad[2];
+        int k = 0;
+        for (Backend* backend : {static_cast<Backend*>(&b.cpu), b.gpu.get()}) {
+            Buffer bf = to_backend(*backend, f), ba = to_backend(*backend, a),
+                   bg = to_backend(*backend, g0), gram(*backend, std::size_t(n) * n);
+            backend->gram(n, m, bf.data(), gram.data());
+            value[k] = backend->style_loss(n, m, bf.data(), gram.data(), ba.data(), 1e3f,
+                                           bg.data());
+            grad[k++] = to_host(*backend, bg);
+        }
+        require_close(value[1], value[0], "style loss");
+        require_close(grad[1], grad[0], "style gradient");
+    }
+    SECTION("total variation") {
+        const int c = 3, h = 7, w = 9;
+        const auto x = random_vector(std::size_t(c) * h * w, 21),
+                   g0 = random_vector(std::size_t(c) * h * w, 22);
+        double value[2];
+        std::vector<float> grad[2];
+        int k = 0;
+        for (Backend* backend : {static_cast<Backend*>(&b.cpu), b.gpu.get()}) {
+            Buffer bx = to_backend(*backend, x), bg = to_backend(*backend, g0);
+            value[k] = backend->tv_loss(c, h, w, bx.data(), 0.3f, bg.data());
+            grad[k++] = to_host(*backend, bg);
+        }
+        require_close(value[1], value[0], "tv loss");
+        require_close(grad[1], grad[0], "tv gradient");
+    }
+}
+
+TEST_CASE("optimiser vector ops match the CPU backend", "[cuda][vector]") {
+    Backends b;
+    const std::size_t count = 100003;  // not a multiple of any block or grid size
+    const auto x = random_vector(count, 23), y0 = random_vector(count, 24);
+    double dots[2], asums[2];
+    std::vector<float> axpy[2], scaled[2], copied[2], filled[2], clamped[2];
+    int k = 0;
+    for (Backend* backend : {static_cast<Backend*>(&b.cpu), b.gpu.get()}) {
+        Buffer bx = to_backend(*backend, x), by = to_backend(*backend, y0);
+        Buffer bz(*backend, count);
+        dots[k] = backend->dot(count, bx.data(), by.data());
+        asums[k] = backend->asum(count, bx.data());
+        backend->axpy(count, -0.3f, bx.data(), by.data());
+        axpy[k] = to_host(*backend, by);
+        backend->scale(count, 1.7f, by.data());
+        scaled[k] = to_host(*backend, by);
+        backend->copy(count, bx.data(), bz.data());
+        copied[k] = to_host(*backend, bz);
+        backend->clamp(count, -0.25f, 0.5f, bz.data());
+        clamped[k] = to_host(*backend, bz);
+        backend->fill(count, 0.125f, bz.data());
+        filled[k] = to_host(*backend, bz);
+        ++k;
+    }
+    // Double accumulation of exact float products on both sides: only the
+    // summation order differs, ~1e-16 relative; 1e-12 leaves margin.
+    require_close(dots[1], dots[0], "dot", 1e-12);
+    require_close(asums[1], asums[0], "asum", 1e-12);
+    // One multiply-add per element; the GPU may fuse it (one rounding instead of
+    // two), so the results may differ in the last bit.
+    require_close(axpy[1], axpy[0], "axpy");
+    require_close(scaled[1], scaled[0], "scale");
+    CHECK(same_bits(copied[1], copied[0]));
+    CHECK(same_bits(clamped[1], clamped[0]));
+    CHECK(same_bits(filled[1], filled[0]));
+}
+
+TEST_CASE("all_finite finds NaN and infinity anywhere", "[cuda][vector]") {
+    Backends b;
+    const std::size_t count = 70001;
+    auto x = random_vector(count, 25);
+    {
+        Buffer bx = to_backend(*b.gpu, x);
+        CHECK(b.gpu->all_finite(count, bx.data()));
+    }
+    for (std::size_t where : {std::size_t(0), std::size_t(4097), count - 1}) {
+        for (float bad : {std::numeric_limits<float>::quiet_NaN(),
+                          std::numeric_limits<float>::infinity(),
+                          -std::numeric_limits<float>::infinity()}) {
+            auto y = x;
+            y[where] = bad;
+            Buffer by = to_backend(*b.gpu, y);
+            INFO("bad value " << bad << " at " << where);
+            CHECK_FALSE(b.gpu->all_finite(count, by.data()));
+        }
+    }
+}
+
+TEST_CASE("Adam update matches the CPU backend", "[cuda][vector]") {
+    Backends b;
+    const std::size_t count = 4099;
+    const auto g = random_vector(count, 26), m0 = random_vector(count, 27, -0.1f, 0.1f),
+               v0 = random_vector(count, 28, 0.0f, 0.01f), x0 = random_vector(count, 29);
+    std::vector<float> m[2], v[2], x[2];
+    int k = 0;
+    for (Backend* backend : {static_cast<Backend*>(&b.cpu), b.gpu.get()}) {
+        Buffer bg = to_backend(*backend, g), bm = to_backend(*backend, m0),
+               bv = to_backend(*backend, v0), bx = to_backend(*backend, x0);
+        for (int step = 1; step <= 3; ++step)
+            backend->adam_update(count, 1e-2f, 0.9f, 0.999f, 1e-8f, step, bg.data(), bm.data(),
+                                 bv.data(), bx.data());
+        m[k] = to_host(*backend, bm);
+        v[k] = to_host(*backend, bv);
+        x[k++] = to_host(*backend, bx);
+    }
+    require_close(m[1], m[0], "adam m");
+    require_close(v[1], v[0], "adam v");
+    require_close(x[1], x[0], "adam x");
+}
