@@ -11,6 +11,7 @@
 #include <cmath>
 
 #include "engine/error.h"
+#include "kernels/nvtx.h"
 
 namespace nst {
 
@@ -127,12 +128,14 @@ double StyleTransferObjective::evaluate(const float* x, float* grad) {
     if (!style_layers_.empty() && !has_style_)
         throw Error("the style images were not set before evaluating the objective");
 
+    NVTX_RANGE("objective");
     network_.forward(x, acts_);
     for (auto& buffer : layer_grads_) backend_.fill(buffer.size(), 0.0f, buffer.data());
 
     const double alpha = config_.content_weight, beta = config_.style_weight;
     terms_.content = 0.0;
     for (auto& layer : content_layers_) {
+        NVTX_RANGE("content loss");
         const double value = backend_.content_loss(layer.target.size(), acts_.output(layer.index),
                                                    layer.target.data(),
                                                    static_cast<float>(alpha * layer.weight),
@@ -142,6 +145,7 @@ double StyleTransferObjective::evaluate(const float* x, float* grad) {
     terms_.style = 0.0;
     for (std::size_t i = 0; i < style_layers_.size(); ++i) {
         LossLayer& layer = style_layers_[i];
+        NVTX_RANGE("style loss");
         const int n = network_.channels(layer.index);
         const std::size_t m = acts_.plane(layer.index);
         const float* features = acts_.output(layer.index);
@@ -154,7 +158,10 @@ double StyleTransferObjective::evaluate(const float* x, float* grad) {
         terms_.style += layer.weight * value;
     }
     backend_.fill(size(), 0.0f, grad);
-    terms_.tv = backend_.tv_loss(3, height_, width_, x, static_cast<float>(config_.tv_weight), grad);
+    {
+        NVTX_RANGE("tv loss");
+        terms_.tv = backend_.tv_loss(3, height_, width_, x, static_cast<float>(config_.tv_weight), grad);
+    }
     network_.backward(acts_, layer_grad_ptrs_, grad);
     terms_.loss = alpha * terms_.content + beta * terms_.style + config_.tv_weight * terms_.tv;
     return terms_.loss;

@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "engine/error.h"
+#include "kernels/nvtx.h"
 
 namespace nst {
 
@@ -33,6 +34,8 @@ Vgg19::Vgg19(Backend& backend, const VggWeights& weights, int deepest_layer, Poo
         layer.bias = Buffer(backend, source.bias.size());
         backend.upload(layer.bias.data(), source.bias.data(), source.bias.size());
         layer.pool_after = vgg19_pool_after(l) && l < deepest_layer;
+        layer.forward_range = source.name + " forward";
+        layer.backward_range = source.name + " backward";
         layers_.push_back(std::move(layer));
     }
 }
@@ -72,10 +75,14 @@ Vgg19::Activations Vgg19::plan(int height, int width) const {
 
 void Vgg19::forward(const float* image, Activations& acts) const {
     const std::size_t input_plane = std::size_t(acts.input_height_) * acts.input_width_;
-    backend_.preprocess(preprocessing_, input_plane, image, acts.preprocessed_.data());
+    {
+        NVTX_RANGE("preprocess");
+        backend_.preprocess(preprocessing_, input_plane, image, acts.preprocessed_.data());
+    }
     const float* input = acts.preprocessed_.data();
     for (int l = 0; l <= deepest_layer_; ++l) {
         const Layer& layer = layers_[l];
+        NVTX_RANGE(layer.forward_range.c_str());
         ConvShape shape = layer.shape;
         shape.height = acts.heights_[l];
         shape.width = acts.widths_[l];
@@ -113,6 +120,7 @@ void Vgg19::backward(Activations& acts, const std::vector<float*>& layer_grads,
             }
         }
         if (!grad) continue;  // no loss at or above this layer
+        NVTX_RANGE(layer.backward_range.c_str());
         backend_.relu_backward(count, acts.output(l), grad);
         ConvShape shape = layer.shape;
         shape.height = acts.heights_[l];

@@ -57,6 +57,7 @@ private:
         Buffer weight;
         Buffer bias;
         bool pool_after = false;
+        std::string forward_range, backward_range;  // NVTX range names
     };
     Backend& backend_;
     Preprocessing preprocessing_;
