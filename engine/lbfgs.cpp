@@ -25,6 +25,11 @@
 //     (torch passes nothing and gets 1e-9, the default of both).
 //   * The convergence tests come before the iteration-count test, so a run
 //     that converges on its last iteration says so.
+//   * While the history holds no pair (every yᵀs so far ≤ 1e-10, as on a
+//     concave stretch), torch steps t = lr along −g, a step of length ‖g‖;
+//     here such steps keep the first-iteration length, grown ×2 after each
+//     one that lowered the loss and halved after one that did not. With at
+//     least one pair the iteration is torch's.
 //   * Recovery from blow-ups (below), which torch does not have: with the real
 //     weights, a noise start and the fixed step, torch.optim.LBFGS reaches NaN
 //     within three evaluations.
@@ -81,7 +86,8 @@ constexpr double kWolfeC2 = 0.9;               // curvature condition
 constexpr double kBlowUpGrowth = 1e10;
 constexpr double kRetryShrink = 0.1;  // retry step length / failed step length
 constexpr double kCapGrowth = 2.0;    // step cap growth per accepted step
-constexpr int kMaxRejections = 10;    // in a row, then StopReason::failed
+constexpr int kMaxRejections = 10;
+constexpr double kUnscaledGrowth = 2.0;  // step growth while descending without curvature pairs    // in a row, then StopReason::failed
 
 std::string format_number(double value) {
     char text[32];
@@ -158,6 +164,7 @@ public:
         h_diag_ = 1.0;
     }
 
+    bool empty() const { return count_ == 0; }
     float* candidate_s() { return candidate_s_.data(); }  // (n)
     float* candidate_y() { return candidate_y_.data(); }  // (n)
 
@@ -445,6 +452,8 @@ OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, f
                       "converged: gradient below tolerance_grad at the start");
 
     bool fresh = true;  // next direction is −g with the first-iteration step
+    double unscaled_factor = 1.0;  // growth of the step while no curvature pair is held
+    double last_step_start_loss = 0.0, prev_loss_of_last_step = 0.0;
     double t = 0.0;
     double step_cap = std::numeric_limits<double>::infinity();  // on ‖t·d‖₂, after a blow-up
     int rejections = 0;
@@ -469,9 +478,28 @@ OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, f
         backend.copy(n, grad.data(), prev_grad.data());
         backend.copy(n, x, prev_x.data());
         const double prev_loss = loss;
+        prev_loss_of_last_step = last_step_start_loss;
+        last_step_start_loss = loss;
 
-        t = fresh ? std::min(1.0, 1.0 / backend.asum(n, grad.data())) * options.learning_rate
-                  : options.learning_rate;
+        // With no curvature pair (the first iteration, after a reset, or while
+        // every pair so far had yᵀs ≤ 1e-10) d = −g carries no scale, and
+        // torch's t = lr steps by ‖g‖. On style transfer from a photo the style
+        // term is concave along −g at first (yᵀs < 0: the photo's Gram matrices
+        // are smaller than the painting's, and E = Σ(G − A)² is concave there),
+        // no pair is ever kept, and that step is how torch.optim.LBFGS diverges.
+        // Such steps use the first-iteration length instead, grown ×2 after
+        // each one that lowered the loss and halved after one that did not
+        // (plain gradient descent with an adaptive step) until a pair is kept;
+        // with a pair in the history t = lr, as in torch.
+        const bool unscaled = fresh || history.empty();
+        if (fresh) {
+            unscaled_factor = 1.0;
+        } else if (unscaled) {
+            unscaled_factor *= loss < prev_loss_of_last_step ? kUnscaledGrowth : 0.5;
+        }
+        t = unscaled ? std::min(1.0, 1.0 / backend.asum(n, grad.data())) * unscaled_factor *
+                           options.learning_rate
+                     : options.learning_rate;
         double d_length = 0.0;
         if (std::isfinite(step_cap)) {
             d_length = std::sqrt(backend.dot(n, d, d));

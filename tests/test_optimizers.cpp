@@ -489,6 +489,47 @@ TEST_CASE("L-BFGS rejects a step into a non-finite or exploding region and conve
     }
 }
 
+namespace {
+
+// f(x) = c Σ_i (x_i² − 1)², minimum 0 at |x_i| = 1. Near 0 it is concave
+// (f'' = c(12x² − 4) < 0), as the style loss is along −g from a photo: every
+// early pair has yᵀs < 0 and is dropped, so torch's t = 1 with H = I would step
+// by ‖g‖ ~ 4c|x| and overflow.
+class ConcaveStart : public DifferentiableFunction {
+public:
+    ConcaveStart(std::size_t n, double c) : n_(n), c_(c) {}
+    std::size_t size() const override { return n_; }
+    double evaluate(const float* xf, float* grad) override {
+        double f = 0.0;
+        for (std::size_t i = 0; i < n_; ++i) {
+            const double x = xf[i], a = x * x - 1.0;
+            f += c_ * a * a;
+            grad[i] = static_cast<float>(4.0 * c_ * a * x);
+        }
+        return f;
+    }
+
+private:
+    std::size_t n_;
+    double c_;
+};
+
+}  // namespace
+
+TEST_CASE("L-BFGS leaves a concave start by growing its step and never blows up", "[lbfgs]") {
+    const std::size_t n = 200;
+    ConcaveStart f(n, 1e6);
+    std::vector<float> start = nst::test::random_vector(n, 21, -0.01f, 0.01f);
+    const Run run = run_lbfgs(f, start, 200, lbfgs_options(LineSearch::fixed));
+    check_invariants(run);
+    INFO(run.result.message);
+    CHECK_FALSE(has_event(run));  // no step was rejected: none was taken blindly
+    CHECK(run.result.evaluations == run.result.iterations + 1);
+    // Converged to a minimiser: every |x_i| = 1 (f ≤ 1e-6 means |x_i² − 1| ≤ 1e-6).
+    CHECK(run.result.loss <= 1e-6);
+    for (float v : run.x) CHECK(std::fabs(std::fabs(v) - 1.0f) <= 1e-4f);
+}
+
 TEST_CASE("L-BFGS gives up after repeated rejections and keeps the finite start", "[lbfgs]") {
     // Near 0 so that even the last retry (10⁻⁹ of the first step) still moves x
     // in float32; further out it would round back onto the start.
