@@ -10,12 +10,14 @@
 
 namespace nst {
 
-// Sets the OpenMP and OpenBLAS thread counts for this process.
+// Sets the OpenMP thread count for this process. OpenBLAS always runs
+// single-threaded inside the backend's OpenMP regions: two spinning thread
+// pools on the same cores measured 2-3x slower than one.
 void set_thread_count(int threads);
 
 class CpuBackend final : public Backend {
 public:
-    // threads: OpenMP and OpenBLAS threads; 0 keeps the defaults.
+    // threads: OpenMP threads (OpenBLAS runs single-threaded inside them); 0 keeps the default.
     explicit CpuBackend(int threads = 0);
     ~CpuBackend() override;
 

@@ -1,0 +1,420 @@
+// Tier 1: every forward op of the CPU backend against naive double-precision
+// loops written here, on odd shapes, plus the optimisers' vector ops.
+//
+// Tolerances: a float32 sum of K products has |error| ≤ γ_K · Σ|terms| with
+// γ_K ≈ K·u, u = 2⁻²⁴ (the worst case; typical errors are ~√K·u·Σ|terms|). The
+// tests compute Σ|terms| from the data and use that rigorous bound, so a pass
+// means the op is as exact as float32 allows and a wrong index or sign fails.
+#include <omp.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "engine/cpu/cpu_backend.h"
+#include "tests/test_support.h"
+
+using nst::ConvShape;
+using nst::CpuBackend;
+using nst::PoolMode;
+using nst::test::compare;
+using nst::test::random_vector;
+
+namespace {
+
+constexpr double kUnit = 1.0 / (1 << 24);  // u = 2⁻²⁴, float32 unit roundoff
+
+struct Reference {
+    std::vector<double> value;
+    double max_abs_terms = 0.0;  // max over outputs of Σ|terms|
+};
+
+// y[o,i,j] = Σ_c Σ_{u,v} w[o,c,u,v] · x[c, i+u−1, j+v−1], zero padding.
+Reference naive_conv(const ConvShape& s, const std::vector<float>& x, const std::vector<float>& w) {
+    Reference r;
+    r.value.assign(std::size_t(s.out_channels) * s.height * s.width, 0.0);
+    for (int o = 0; o < s.out_channels; ++o)
+        for (int i = 0; i < s.height; ++i)
+            for (int j = 0; j < s.width; ++j) {
+                double sum = 0.0, abs_sum = 0.0;
+                for (int c = 0; c < s.in_channels; ++c)
+                    for (int u = 0; u < 3; ++u)
+                        for (int v = 0; v < 3; ++v) {
+                            const int ii = i + u - 1, jj = j + v - 1;
+                            if (ii < 0 || ii >= s.height || jj < 0 || jj >= s.width) continue;
+                            const double t = double(w[((std::size_t(o) * s.in_channels + c) * 3 + u) * 3 + v]) *
+                                             double(x[(std::size_t(c) * s.height + ii) * s.width + jj]);
+                            sum += t;
+                            abs_sum += std::fabs(t);
+                        }
+                r.value[(std::size_t(o) * s.height + i) * s.width + j] = sum;
+                r.max_abs_terms = std::max(r.max_abs_terms, abs_sum);
+            }
+    return r;
+}
+
+// dx = ∂(Σ dy·y)/∂x written as the scatter of the forward loop (the adjoint).
+Reference naive_conv_backward(const ConvShape& s, const std::vector<float>& dy,
+                              const std::vector<float>& w) {
+    Reference r;
+    r.value.assign(std::size_t(s.in_channels) * s.height * s.width, 0.0);
+    std::vector<double> abs_sum(r.value.size(), 0.0);
+    for (int o = 0; o < s.out_channels; ++o)
+        for (int i = 0; i < s.height; ++i)
+            for (int j = 0; j < s.width; ++j)
+                for (int c = 0; c < s.in_channels; ++c)
+                    for (int u = 0; u < 3; ++u)
+                        for (int v = 0; v < 3; ++v) {
+                            const int ii = i + u - 1, jj = j + v - 1;
+                            if (ii < 0 || ii >= s.height || jj < 0 || jj >= s.width) continue;
+                            const std::size_t at = (std::size_t(c) * s.height + ii) * s.width + jj;
+                            const double t = double(w[((std::size_t(o) * s.in_channels + c) * 3 + u) * 3 + v]) *
+                                             double(dy[(std::size_t(o) * s.height + i) * s.width + j]);
+                            r.value[at] += t;
+                            abs_sum[at] += std::fabs(t);
+                        }
+    r.max_abs_terms = *std::max_element(abs_sum.begin(), abs_sum.end());
+    return r;
+}
+
+// γ_K · Σ|terms|, with γ_K = K·u / (1 − K·u).
+double accumulation_bound(int terms, double max_abs_terms) {
+    const double ku = terms * kUnit;
+    return ku / (1.0 - ku) * max_abs_terms;
+}
+
+
+}  // namespace
+
+TEST_CASE("conv3x3 forward and backward-data match naive loops", "[cpu][conv]") {
+    CpuBackend backend;
+    // Odd sizes, a 1×1 image (only the centre tap), a single column, and one
+    // large enough that each thread's column tile covers only part of the
+    // height (64·9·300 floats per row against a 2M-float tile).
+    const ConvShape shapes[] = {{3, 5, 7, 9}, {2, 3, 1, 1}, {4, 2, 5, 1}, {1, 1, 2, 3},
+                                {64, 8, 33, 300}};
+    unsigned seed = 1;
+    for (const ConvShape& s : shapes) {
+        CAPTURE(s.in_channels, s.out_channels, s.height, s.width);
+        const std::size_t plane = std::size_t(s.height) * s.width;
+        const auto x = random_vector(s.in_channels * plane, seed++);
+        const auto w = random_vector(std::size_t(s.out_channels) * s.in_channels * 9, seed++);
+        const auto dy = random_vector(s.out_channels * plane, seed++);
+
+        std::vector<float> y(s.out_channels * plane, std::numeric_limits<float>::quiet_NaN());
+        backend.conv3x3_forward(s, x.data(), w.data(), y.data());
+        const Reference forward = naive_conv(s, x, w);
+        // K = C_in·9 products per output, |w|,|x| < 1.
+        const double forward_tol = accumulation_bound(s.in_channels * 9, forward.max_abs_terms);
+        const auto fc = compare(y, forward.value, forward_tol, 0.0);
+        INFO("forward\n" << fc.report);
+        CHECK(fc.ok);
+
+        // dx starts as NaN: the op must overwrite every element.
+        std::vector<float> dx(s.in_channels * plane, std::numeric_limits<float>::quiet_NaN());
+        backend.conv3x3_backward_data(s, dy.data(), w.data(), dx.data());
+        const Reference backward = naive_conv_backward(s, dy, w);
+        const double backward_tol = accumulation_bound(s.out_channels * 9, backward.max_abs_terms);
+        const auto bc = compare(dx, backward.value, backward_tol, 0.0);
+        INFO("backward-data\n" << bc.report);
+        CHECK(bc.ok);
+    }
+}
+
+TEST_CASE("conv3x3 gives the same result with one and two threads", "[cpu][conv]") {
+    CpuBackend backend;
+    const ConvShape s{16, 6, 21, 17};
+    const std::size_t plane = std::size_t(s.height) * s.width;
+    const auto x = random_vector(s.in_channels * plane, 11);
+    const auto w = random_vector(std::size_t(s.out_channels) * s.in_channels * 9, 12);
+    const int threads = omp_get_max_threads();
+    std::vector<float> one(s.out_channels * plane), two(s.out_channels * plane);
+    omp_set_num_threads(1);
+    backend.conv3x3_forward(s, x.data(), w.data(), one.data());
+    omp_set_num_threads(2);
+    backend.conv3x3_forward(s, x.data(), w.data(), two.data());
+    omp_set_num_threads(threads);
+    // Both are float sums of the same 144 products; the tiling may differ, so
+    // allow the accumulation bound rather than bit equality.
+    const Reference reference = naive_conv(s, x, w);
+    const double tol = accumulation_bound(s.in_channels * 9, reference.max_abs_terms);
+    CHECK(compare(one, reference.value, tol, 0.0).ok);
+    CHECK(compare(two, reference.value, tol, 0.0).ok);
+}
+
+TEST_CASE("bias_relu_forward and relu_backward match the formulas", "[cpu][relu]") {
+    CpuBackend backend;
+    const int channels = 5;
+    const std::size_t plane = 37;
+    auto y = random_vector(channels * plane, 21);
+    const auto bias = random_vector(channels, 22, -0.5f, 0.5f);
+    std::vector<double> expected(y.size());
+    for (int c = 0; c < channels; ++c)
+        for (std::size_t p = 0; p < plane; ++p)
+            expected[c * plane + p] = std::max(0.0, double(y[c * plane + p]) + double(bias[c]));
+    backend.bias_relu_forward(channels, plane, bias.data(), y.data());
+    // One float addition: relative error ≤ u.
+    const auto rc = compare(y, expected, 0.0, kUnit);
+    INFO(rc.report);
+    CHECK(rc.ok);
+    CHECK(std::count(y.begin(), y.end(), 0.0f) > 0);  // the input crossed zero somewhere
+
+    const auto incoming = random_vector(y.size(), 23);
+    std::vector<float> dy = incoming;
+    backend.relu_backward(y.size(), y.data(), dy.data());
+    std::vector<double> expected_dy(y.size());
+    for (std::size_t i = 0; i < y.size(); ++i) expected_dy[i] = y[i] > 0.0f ? incoming[i] : 0.0;
+    // A mask: exact.
+    CHECK(compare(dy, expected_dy, 0.0, 0.0).ok);
+}
+
+TEST_CASE("pooling forward matches naive loops on odd sizes", "[cpu][pool]") {
+    CpuBackend backend;
+    const int channels = 3, height = 7, width = 9, oh = height / 2, ow = width / 2;
+    const auto x = random_vector(std::size_t(channels) * height * width, 31);
+    std::vector<double> average(std::size_t(channels) * oh * ow), maximum(average.size());
+    for (int c = 0; c < channels; ++c)
+        for (int i = 0; i < oh; ++i)
+            for (int j = 0; j < ow; ++j) {
+                double sum = 0.0, best = -1e300;
+                for (int u = 0; u < 2; ++u)
+                    for (int v = 0; v < 2; ++v) {
+                        const double value = x[(std::size_t(c) * height + 2 * i + u) * width + 2 * j + v];
+                        sum += value;
+                        best = std::max(best, value);
+                    }
+                average[(std::size_t(c) * oh + i) * ow + j] = sum / 4.0;
+                maximum[(std::size_t(c) * oh + i) * ow + j] = best;
+            }
+    std::vector<float> y(average.size(), std::numeric_limits<float>::quiet_NaN());
+    backend.pool_forward(PoolMode::average, channels, height, width, x.data(), y.data());
+    // Three float additions of values < 1 (×¼ is exact): |error| ≤ γ₃ · 4 / 4.
+    const auto ac = compare(y, average, 3.0 * kUnit / (1 - 3 * kUnit) * 1.0, 0.0);
+    INFO("average\n" << ac.report);
+    CHECK(ac.ok);
+    backend.pool_forward(PoolMode::max, channels, height, width, x.data(), y.data());
+    CHECK(compare(y, maximum, 0.0, 0.0).ok);  // a selection: exact
+}
+
+TEST_CASE("preprocess matches the formula for RGB and BGR", "[cpu][preprocess]") {
+    CpuBackend backend;
+    const std::size_t plane = 35;
+    const auto x = random_vector(3 * plane, 41, 0.0f, 1.0f);
+    for (bool bgr : {false, true}) {
+        nst::Preprocessing pre;
+        pre.bgr = bgr;
+        pre.pixel_scale = 255.0f;
+        const float mean[3] = {103.939f, 116.779f, 123.68f}, std_dev[3] = {0.5f, 1.0f, 2.5f};
+        std::copy(mean, mean + 3, pre.mean);
+        std::copy(std_dev, std_dev + 3, pre.std);
+        std::vector<float> out(3 * plane);
+        backend.preprocess(pre, plane, x.data(), out.data());
+        std::vector<double> expected(3 * plane);
+        double bound = 0.0;
+        for (int c = 0; c < 3; ++c) {
+            const int source = bgr ? 2 - c : c;
+            for (std::size_t p = 0; p < plane; ++p) {
+                const double sx = double(pre.pixel_scale) * x[source * plane + p];
+                expected[c * plane + p] = (sx - pre.mean[c]) / pre.std[c];
+                // Three roundings (×, −, ÷), each ≤ u relative to its operands.
+                bound = std::max(bound, 3.0 * kUnit * (std::fabs(sx) + pre.mean[c]) / pre.std[c] * 1.01);
+            }
+        }
+        const auto pc = compare(out, expected, bound, 0.0);
+        INFO((bgr ? "BGR\n" : "RGB\n") << pc.report);
+        CHECK(pc.ok);
+    }
+}
+
+TEST_CASE("gram matches naive loops and is symmetric", "[cpu][gram]") {
+    CpuBackend backend;
+    // N = 5, M = 37 (one block); N = 150 (blocks of 64 with a ragged last one).
+    const std::pair<int, std::size_t> shapes[] = {{5, 37}, {150, 300}, {17, 1}};
+    unsigned seed = 51;
+    for (const auto& [n, m] : shapes) {
+        CAPTURE(n, m);
+        const auto f = random_vector(n * m, seed++);
+        std::vector<double> expected(std::size_t(n) * n);
+        double max_abs = 0.0;
+        for (int i = 0; i < n; ++i)
+            for (int j = 0; j < n; ++j) {
+                double sum = 0.0, abs_sum = 0.0;
+                for (std::size_t k = 0; k < m; ++k) {
+                    const double t = double(f[i * m + k]) * f[j * m + k];
+                    sum += t;
+                    abs_sum += std::fabs(t);
+                }
+                expected[std::size_t(i) * n + j] = sum;
+                max_abs = std::max(max_abs, abs_sum);
+            }
+        std::vector<float> g(std::size_t(n) * n, std::numeric_limits<float>::quiet_NaN());
+        backend.gram(n, m, f.data(), g.data());
+        // K = M products per entry.
+        const auto gc = compare(g, expected, accumulation_bound(int(m), max_abs), 0.0);
+        INFO(gc.report);
+        CHECK(gc.ok);
+        bool symmetric = true;
+        for (int i = 0; i < n; ++i)
+            for (int j = 0; j < i; ++j) symmetric = symmetric && g[i * n + j] == g[j * n + i];
+        CHECK(symmetric);
+    }
+}
+
+TEST_CASE("loss values match double-precision formulas", "[cpu][loss]") {
+    CpuBackend backend;
+    SECTION("content") {
+        const std::size_t count = 40000;  // more than two reduction chunks
+        const auto f = random_vector(count, 61), p = random_vector(count, 62);
+        std::vector<float> grad(count, 0.0f);
+        const double loss = backend.content_loss(count, f.data(), p.data(), 1.0f, grad.data());
+        double expected = 0.0;
+        for (std::size_t i = 0; i < count; ++i) expected += 0.5 * (double(f[i]) - p[i]) * (double(f[i]) - p[i]);
+        // Both are double sums of the same exact terms in different orders: relative
+        // error ~ count · 2⁻⁵³.
+        CHECK(loss == Approx(expected).epsilon(1e-11));
+    }
+    SECTION("style") {
+        const int n = 5;
+        const std::size_t m = 37;
+        const auto f = random_vector(n * m, 63), a = random_vector(n * n, 64, 0.0f, 10.0f);
+        std::vector<float> g(n * n), grad(n * m, 0.0f);
+        backend.gram(n, m, f.data(), g.data());
+        const double loss = backend.style_loss(n, m, f.data(), g.data(), a.data(), 1.0f, grad.data());
+        double expected = 0.0;
+        for (int i = 0; i < n * n; ++i) expected += (double(g[i]) - a[i]) * (double(g[i]) - a[i]);
+        expected /= 4.0 * n * n * double(m) * double(m);
+        CHECK(loss == Approx(expected).epsilon(1e-12));  // double sum of 25 exact terms
+    }
+    SECTION("tv") {
+        const int channels = 3, height = 7, width = 9;
+        const auto x = random_vector(std::size_t(channels) * height * width, 65);
+        std::vector<float> grad(x.size(), 0.0f);
+        const double loss = backend.tv_loss(channels, height, width, x.data(), 1.0f, grad.data());
+        double expected = 0.0;
+        for (int c = 0; c < channels; ++c)
+            for (int i = 0; i < height; ++i)
+                for (int j = 0; j < width; ++j) {
+                    const double value = x[(std::size_t(c) * height + i) * width + j];
+                    if (j + 1 < width) {
+                        const double d = x[(std::size_t(c) * height + i) * width + j + 1] - value;
+                        expected += d * d;
+                    }
+                    if (i + 1 < height) {
+                        const double d = x[(std::size_t(c) * height + i + 1) * width + j] - value;
+                        expected += d * d;
+                    }
+                }
+        CHECK(loss == Approx(expected).epsilon(1e-12));  // double sums, same exact terms
+    }
+}
+
+TEST_CASE("vector ops match double-precision formulas", "[cpu][vector]") {
+    CpuBackend backend;
+    const std::size_t count = 50001;  // several reduction chunks and a ragged tail
+    const auto x = random_vector(count, 71), y = random_vector(count, 72);
+    double dot = 0.0, asum = 0.0;
+    for (std::size_t i = 0; i < count; ++i) {
+        dot += double(x[i]) * y[i];
+        asum += std::fabs(double(x[i]));
+    }
+    // Products of floats are exact in double; only the summation order differs.
+    CHECK(backend.dot(count, x.data(), y.data()) == Approx(dot).epsilon(1e-10).margin(1e-10));
+    CHECK(backend.asum(count, x.data()) == Approx(asum).epsilon(1e-12));
+
+    std::vector<float> z = y;
+    backend.axpy(count, 0.75f, x.data(), z.data());
+    std::vector<double> expected(count);
+    for (std::size_t i = 0; i < count; ++i) expected[i] = double(y[i]) + 0.75 * x[i];
+    // y + αx: at most two roundings of values < 2.
+    CHECK(compare(z, expected, 2.0 * kUnit * 2.0, 0.0).ok);
+
+    z = x;
+    backend.scale(count, -1.5f, z.data());
+    for (std::size_t i = 0; i < count; ++i) expected[i] = -1.5 * x[i];
+    CHECK(compare(z, expected, 0.0, kUnit).ok);  // one rounding
+
+    std::vector<float> copied(count, 0.0f);
+    backend.copy(count, x.data(), copied.data());
+    CHECK(copied == x);
+    backend.fill(count, 2.5f, copied.data());
+    CHECK(std::all_of(copied.begin(), copied.end(), [](float v) { return v == 2.5f; }));
+
+    z = x;
+    backend.clamp(count, -0.25f, 0.5f, z.data());
+    for (std::size_t i = 0; i < count; ++i) expected[i] = std::min(0.5, std::max(-0.25, double(x[i])));
+    CHECK(compare(z, expected, 0.0, 0.0).ok);  // a selection: exact
+}
+
+TEST_CASE("all_finite detects NaN and infinities anywhere", "[cpu][vector]") {
+    CpuBackend backend;
+    const std::size_t count = 40000;
+    std::vector<float> x = random_vector(count, 81);
+    CHECK(backend.all_finite(count, x.data()));
+    for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                      -std::numeric_limits<float>::infinity()})
+        for (std::size_t at : {std::size_t(0), std::size_t(20000), count - 1}) {
+            std::vector<float> z = x;
+            z[at] = bad;
+            CAPTURE(bad, at);
+            CHECK_FALSE(backend.all_finite(count, z.data()));
+        }
+    CHECK(backend.all_finite(0, x.data()));
+}
+
+TEST_CASE("adam_update matches the bias-corrected formula", "[cpu][vector]") {
+    CpuBackend backend;
+    const std::size_t count = 1001;
+    const float lr = 0.02f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+    const auto grad = random_vector(count, 91);
+    auto m = random_vector(count, 92, -0.1f, 0.1f);
+    auto v = random_vector(count, 93, 0.0f, 0.01f);
+    auto x = random_vector(count, 94);
+    const auto m0 = m, v0 = v, x0 = x;
+    for (int step : {1, 7}) {
+        m = m0, v = v0, x = x0;
+        backend.adam_update(count, lr, beta1, beta2, eps, step, grad.data(), m.data(), v.data(),
+                            x.data());
+        std::vector<double> em(count), ev(count), ex(count);
+        double bound = 0.0;
+        for (std::size_t i = 0; i < count; ++i) {
+            em[i] = double(beta1) * m0[i] + (1.0 - double(beta1)) * grad[i];
+            ev[i] = double(beta2) * v0[i] + (1.0 - double(beta2)) * double(grad[i]) * grad[i];
+            const double m_hat = em[i] / (1.0 - std::pow(double(beta1), step));
+            const double v_hat = ev[i] / (1.0 - std::pow(double(beta2), step));
+            const double update = double(lr) * m_hat / (std::sqrt(v_hat) + double(eps));
+            ex[i] = double(x0[i]) - update;
+            // m and v carry a few float roundings (≤ 4u relative to their terms),
+            // which reach the update as ≤ 6u of it; x − update adds one rounding.
+            bound = std::max(bound, kUnit * (std::fabs(x0[i]) + 6.0 * std::fabs(update)));
+        }
+        CAPTURE(step);
+        const double m_bound = 4.0 * kUnit * 1.0, v_bound = 4.0 * kUnit * 0.01;  // |terms| ≤ 1, 0.01
+        CHECK(compare(m, em, m_bound, 0.0).ok);
+        CHECK(compare(v, ev, v_bound, 0.0).ok);
+        const auto xc = compare(x, ex, bound, 0.0);
+        INFO(xc.report);
+        CHECK(xc.ok);
+    }
+}
+
+TEST_CASE("reductions are bitwise identical with one and two threads", "[cpu][vector]") {
+    CpuBackend backend;
+    const int side = 317;  // a 317×317 plane: several reduction chunks, a ragged tail
+    const std::size_t count = std::size_t(side) * side;
+    const auto x = random_vector(count, 101), y = random_vector(count, 102);
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const double dot1 = backend.dot(count, x.data(), y.data());
+    std::vector<float> grad1(count, 0.0f);
+    const double tv1 = backend.tv_loss(1, side, side, x.data(), 1.0f, grad1.data());
+    omp_set_num_threads(2);
+    const double dot2 = backend.dot(count, x.data(), y.data());
+    std::vector<float> grad2(count, 0.0f);
+    const double tv2 = backend.tv_loss(1, side, side, x.data(), 1.0f, grad2.data());
+    omp_set_num_threads(threads);
+    CHECK(dot1 == dot2);
+    CHECK(tv1 == tv2);
+    CHECK(grad1 == grad2);
+}
