@@ -109,6 +109,7 @@ public:
     // ---- vector ops for the optimisers ---------------------------------------------
     virtual double dot(std::size_t count, const float* x, const float* y) = 0;
     virtual double asum(std::size_t count, const float* x) = 0;  // Σ |x_i|
+    virtual double amax(std::size_t count, const float* x) = 0;  // max_i |x_i| (0 when empty)
     virtual void axpy(std::size_t count, float alpha, const float* x, float* y) = 0;  // y += αx
     virtual void scale(std::size_t count, float alpha, float* x) = 0;                 // x *= α
     virtual void copy(std::size_t count, const float* src, float* dst) = 0;

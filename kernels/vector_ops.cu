@@ -22,6 +22,38 @@ struct NonFiniteTerm {
     __device__ double operator()(std::size_t i) const { return isfinite(x[i]) ? 0.0 : 1.0; }
 };
 
+// max_i |x_i| in two passes over the same fixed grid as the sums; a maximum is
+// exact, so the result does not depend on the order.
+__device__ inline void block_tree_max(double* shared) {
+    for (int stride = kBlockSize / 2; stride > 0; stride >>= 1) {
+        if (threadIdx.x < stride) shared[threadIdx.x] = fmax(shared[threadIdx.x], shared[threadIdx.x + stride]);
+        __syncthreads();
+    }
+}
+
+__global__ void amax_partials_kernel(std::size_t count, const float* __restrict__ x,
+                                     double* partials) {
+    __shared__ double shared[kBlockSize];
+    double m = 0.0;
+    const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
+    for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
+        m = fmax(m, fabs(double(x[i])));
+    shared[threadIdx.x] = m;
+    __syncthreads();
+    block_tree_max(shared);
+    if (threadIdx.x == 0) partials[blockIdx.x] = shared[0];
+}
+
+__global__ void amax_final_kernel(const double* partials, double* result) {
+    __shared__ double shared[kBlockSize];
+    double m = 0.0;
+    for (int i = threadIdx.x; i < kReduceBlocks; i += kBlockSize) m = fmax(m, partials[i]);
+    shared[threadIdx.x] = m;
+    __syncthreads();
+    block_tree_max(shared);
+    if (threadIdx.x == 0) *result = shared[0];
+}
+
 __global__ void axpy_kernel(std::size_t count, float alpha, const float* __restrict__ x,
                             float* __restrict__ y) {
     const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
@@ -71,6 +103,15 @@ void asum(std::size_t count, const float* x, const ReductionScratch& scratch, cu
     NVTX_RANGE("asum");
     NST_ASSERT(x != nullptr);
     deterministic_sum(count, AsumTerm{x}, scratch, stream);
+}
+
+void amax(std::size_t count, const float* x, const ReductionScratch& scratch, cudaStream_t stream) {
+    NVTX_RANGE("amax");
+    NST_ASSERT(x != nullptr && scratch.partials != nullptr && scratch.result != nullptr);
+    amax_partials_kernel<<<kReduceBlocks, kBlockSize, 0, stream>>>(count, x, scratch.partials);
+    CUDA_CHECK_LAUNCH();
+    amax_final_kernel<<<1, kBlockSize, 0, stream>>>(scratch.partials, scratch.result);
+    CUDA_CHECK_LAUNCH();
 }
 
 void non_finite_count(std::size_t count, const float* x, const ReductionScratch& scratch,

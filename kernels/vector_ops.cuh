@@ -2,6 +2,7 @@
 //
 //   dot:        Σ x_i y_i      in double, deterministic (kernels/reduce.cuh)
 //   asum:       Σ |x_i|        in double, deterministic
+//   amax:       max_i |x_i|    (exact, so any order gives the same bits)
 //   non_finite: Σ [x_i is NaN or ±∞], so all_finite ⇔ result = 0
 //   axpy:       y += α x;   scale: x *= α;   fill: x = v
 //   adam:       m = β1 m + (1−β1) g;  v = β2 v + (1−β2) g²
@@ -22,6 +23,7 @@ namespace nst::kernels {
 void dot(std::size_t count, const float* x, const float* y, const ReductionScratch& scratch,
          cudaStream_t stream);
 void asum(std::size_t count, const float* x, const ReductionScratch& scratch, cudaStream_t stream);
+void amax(std::size_t count, const float* x, const ReductionScratch& scratch, cudaStream_t stream);
 void non_finite_count(std::size_t count, const float* x, const ReductionScratch& scratch,
                       cudaStream_t stream);
 

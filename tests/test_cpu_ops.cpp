@@ -322,6 +322,13 @@ TEST_CASE("vector ops match double-precision formulas", "[cpu][vector]") {
     // Products of floats are exact in double; only the summation order differs.
     CHECK(backend.dot(count, x.data(), y.data()) == Approx(dot).epsilon(1e-10).margin(1e-10));
     CHECK(backend.asum(count, x.data()) == Approx(asum).epsilon(1e-12));
+    double amax = 0.0;
+    for (float v : x) amax = std::max(amax, std::fabs(double(v)));
+    CHECK(backend.amax(count, x.data()) == amax);  // a maximum is exact
+    std::vector<float> spike = x;
+    spike[count - 1] = -7.5f;  // the largest magnitude, negative, in the ragged tail
+    CHECK(backend.amax(count, spike.data()) == 7.5);
+    CHECK(backend.amax(0, x.data()) == 0.0);
 
     std::vector<float> z = y;
     backend.axpy(count, 0.75f, x.data(), z.data());

@@ -57,6 +57,7 @@ public:
 
     double dot(std::size_t count, const float* x, const float* y) override;
     double asum(std::size_t count, const float* x) override;
+    double amax(std::size_t count, const float* x) override;
     void axpy(std::size_t count, float alpha, const float* x, float* y) override;
     void scale(std::size_t count, float alpha, float* x) override;
     void copy(std::size_t count, const float* src, float* dst) override;

@@ -81,6 +81,13 @@ double CpuBackend::dot(std::size_t count, const float* x, const float* y) {
     return chunked_sum(count, [&](std::size_t i) { return double(x[i]) * double(y[i]); });
 }
 
+double CpuBackend::amax(std::size_t count, const float* x) {
+    float m = 0.0f;
+#pragma omp parallel for schedule(static) reduction(max : m)
+    for (std::size_t i = 0; i < count; ++i) m = std::max(m, std::fabs(x[i]));
+    return m;  // a maximum is exact: the thread count cannot change it
+}
+
 double CpuBackend::asum(std::size_t count, const float* x) {
     return chunked_sum(count, [&](std::size_t i) { return std::fabs(double(x[i])); });
 }

@@ -142,6 +142,11 @@ double CudaBackend::asum(std::size_t count, const float* x) {
     return context_.read_reduction_result();
 }
 
+double CudaBackend::amax(std::size_t count, const float* x) {
+    kernels::amax(count, x, context_.reduction(), context_.stream());
+    return context_.read_reduction_result();
+}
+
 void CudaBackend::axpy(std::size_t count, float alpha, const float* x, float* y) {
     kernels::axpy(count, alpha, x, y, context_.stream());
 }

@@ -229,7 +229,7 @@ TEST_CASE("optimiser vector ops match the CPU backend", "[cuda][vector]") {
     Backends b;
     const std::size_t count = 100003;  // not a multiple of any block or grid size
     const auto x = random_vector(count, 23), y0 = random_vector(count, 24);
-    double dots[2], asums[2];
+    double dots[2], asums[2], amaxes[2];
     std::vector<float> axpy[2], scaled[2], copied[2], filled[2], clamped[2];
     int k = 0;
     for (Backend* backend : {static_cast<Backend*>(&b.cpu), b.gpu.get()}) {
@@ -237,6 +237,7 @@ TEST_CASE("optimiser vector ops match the CPU backend", "[cuda][vector]") {
         Buffer bz(*backend, count);
         dots[k] = backend->dot(count, bx.data(), by.data());
         asums[k] = backend->asum(count, bx.data());
+        amaxes[k] = backend->amax(count, bx.data());
         backend->axpy(count, -0.3f, bx.data(), by.data());
         axpy[k] = to_host(*backend, by);
         backend->scale(count, 1.7f, by.data());
@@ -253,6 +254,7 @@ TEST_CASE("optimiser vector ops match the CPU backend", "[cuda][vector]") {
     // summation order differs, ~1e-16 relative; 1e-12 leaves margin.
     require_close(dots[1], dots[0], "dot", 1e-12);
     require_close(asums[1], asums[0], "asum", 1e-12);
+    CHECK(amaxes[1] == amaxes[0]);  // a maximum is exact
     // One multiply-add per element; the GPU may fuse it (one rounding instead of
     // two), so the results may differ in the last bit.
     require_close(axpy[1], axpy[0], "axpy");
