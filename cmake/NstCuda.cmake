@@ -8,10 +8,13 @@ endif()
 
 if(NOT _nst_cuda_mode STREQUAL "OFF")
   include(CheckLanguage)
-  if(NOT CMAKE_CUDA_COMPILER)
+  # check_language() runs a trial CUDA project and leaves CMAKE_CUDA_COMPILER
+  # NOTFOUND when that fails (an nvcc without its toolkit, say), so AUTO falls
+  # back to the CPU build instead of failing. nvcc need not be on PATH.
+  if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX})
     find_program(_nst_nvcc nvcc HINTS /usr/local/cuda/bin ENV CUDA_PATH PATH_SUFFIXES bin)
     if(_nst_nvcc)
-      set(CMAKE_CUDA_COMPILER "${_nst_nvcc}" CACHE FILEPATH "CUDA compiler")
+      set(ENV{CUDACXX} "${_nst_nvcc}")
     endif()
   endif()
   check_language(CUDA)
