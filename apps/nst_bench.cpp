@@ -245,6 +245,11 @@ public:
         timed("asum", Phase::vector, {ll(count)}, [&] { value = inner_.asum(count, x); });
         return value;
     }
+    double amax(std::size_t count, const float* x) override {
+        double value = 0.0;
+        timed("amax", Phase::vector, {ll(count)}, [&] { value = inner_.amax(count, x); });
+        return value;
+    }
     void axpy(std::size_t count, float alpha, const float* x, float* y) override {
         timed("axpy", Phase::vector, {ll(count)}, [&] { inner_.axpy(count, alpha, x, y); });
     }
