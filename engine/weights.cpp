@@ -572,7 +572,9 @@ void write_float_dataset(const Where& where, hid_t group, const std::string& gro
     PropertyList create_list(H5Pcreate(H5P_DATASET_CREATE));
     if (!space.valid() || !create_list.valid() ||
         H5Pset_chunk(create_list.get(), rank, chunk.data()) < 0 ||
-        H5Pset_deflate(create_list.get(), 4) < 0)
+        H5Pset_deflate(create_list.get(), 4) < 0 ||
+        // No modification times: the same weights give the same bytes.
+        H5Pset_obj_track_times(create_list.get(), false) < 0)
         throw where.failure("cannot set up " + name);
     Dataset dataset(H5Dcreate2(group, dataset_name, H5T_IEEE_F32LE, space.get(), H5P_DEFAULT,
                                create_list.get(), H5P_DEFAULT));
@@ -599,7 +601,10 @@ void write_contents(const Where& where, hid_t root, const VggWeights& weights) {
     for (std::size_t i = 0; i < weights.layers.size(); ++i) {
         const ConvWeights& layer = weights.layers[i];
         const std::string group_path = layer_path(static_cast<int>(i));
-        Group group(H5Gcreate2(root, layer.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+        PropertyList group_list(H5Pcreate(H5P_GROUP_CREATE));
+        if (!group_list.valid() || H5Pset_obj_track_times(group_list.get(), false) < 0)
+            throw where.failure("cannot set up group " + group_path);
+        Group group(H5Gcreate2(root, layer.name.c_str(), H5P_DEFAULT, group_list.get(), H5P_DEFAULT));
         if (!group.valid()) throw where.failure("cannot create group " + group_path);
         const hsize_t out = static_cast<hsize_t>(layer.out_channels);
         write_float_dataset(where, group.get(), group_path, "weight",
