@@ -1,7 +1,6 @@
 // neural-style: the command-line front end. Parses options, loads the weights
-// and images, runs the optimiser, writes the image atomically. The only place
-// that turns an nst::Error into a message and an exit code:
-//   0 success, 2 usage error, 3 bad input, 4 failure while running, 130 interrupted.
+// and images, runs the optimiser, writes the image atomically. Exit codes as in
+// apps/exit_codes.h, and 130 when interrupted (the image so far is written).
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -22,6 +21,7 @@
 #include <random>
 
 #include "apps/cli_options.h"
+#include "apps/exit_codes.h"
 #include "engine/backend.h"
 #include "engine/cuda_api.h"
 #include "engine/error.h"
@@ -237,24 +237,9 @@ int run(const cli::Options& o) {
 int main(int argc, char** argv) {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
-    try {
+    return nst::run_reporting_errors("neural-style", [&] {
         nst::cli::Options options;
         if (nst::cli::parse(argc, argv, options) == nst::cli::ParseOutcome::exit_success) return 0;
         return run(options);
-    } catch (const nst::UsageError& e) {
-        std::fprintf(stderr, "neural-style: error: %s\n", e.what());
-        return 2;
-    } catch (const nst::InputError& e) {
-        std::fprintf(stderr, "neural-style: error: %s\n", e.what());
-        return 3;
-    } catch (const nst::Error& e) {
-        std::fprintf(stderr, "neural-style: error: %s\n", e.what());
-        return 4;
-    } catch (const std::bad_alloc&) {
-        std::fprintf(stderr, "neural-style: error: out of memory\n");
-        return 4;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "neural-style: error: %s\n", e.what());
-        return 4;
-    }
+    });
 }

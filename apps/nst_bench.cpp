@@ -38,6 +38,7 @@
 #include <thread>
 #include <vector>
 
+#include "apps/exit_codes.h"
 #include "engine/backend.h"
 #include "engine/error.h"
 #include "engine/image.h"
@@ -609,7 +610,7 @@ int main(int argc, char** argv) {
         return app.exit(e) == 0 ? 0 : 2;
     }
 
-    try {
+    return run_reporting_errors("nst-bench", [&] {
         const VggWeights weights =
             options.weights_path.empty() ? random_vgg19_weights() : read_weights(options.weights_path);
         json report = {
@@ -638,17 +639,5 @@ int main(int argc, char** argv) {
         report["max_rss_bytes"] = max_rss_bytes();
         std::cout << report.dump(2) << std::endl;
         return 0;
-    } catch (const UsageError& e) {
-        std::fprintf(stderr, "nst-bench: %s\n", e.what());
-        return 2;
-    } catch (const InputError& e) {
-        std::fprintf(stderr, "nst-bench: %s\n", e.what());
-        return 3;
-    } catch (const std::bad_alloc&) {
-        std::fprintf(stderr, "nst-bench: out of memory\n");
-        return 4;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "nst-bench: %s\n", e.what());
-        return 4;
-    }
+    });
 }

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "engine/backend.h"
+#include "apps/exit_codes.h"
 #include "engine/error.h"
 #include "engine/image.h"
 #include "engine/weights.h"
@@ -191,22 +192,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        return run(argc, argv);
-    } catch (const nst::UsageError& e) {
-        std::fprintf(stderr, "nst-weights: error: %s\n", e.what());
-        return 2;
-    } catch (const nst::InputError& e) {
-        std::fprintf(stderr, "nst-weights: error: %s\n", e.what());
-        return 3;
-    } catch (const nst::Error& e) {
-        std::fprintf(stderr, "nst-weights: error: %s\n", e.what());
-        return 4;
-    } catch (const std::bad_alloc&) {
-        std::fprintf(stderr, "nst-weights: error: out of memory\n");
-        return 4;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "nst-weights: error: %s\n", e.what());
-        return 4;
-    }
+    return nst::run_reporting_errors("nst-weights", [&] { return run(argc, argv); });
 }
