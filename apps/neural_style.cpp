@@ -177,7 +177,8 @@ int run(const cli::Options& o) {
                                    {"content_loss", terms ? terms->content : NAN},
                                    {"style_loss", terms ? terms->style : NAN},
                                    {"tv_loss", terms ? terms->tv : NAN},
-                                   {"seconds", seconds}};
+                                   {"seconds", seconds},
+                                   {"peak_bytes", backend->peak_bytes()}};
             if (!report.event.empty()) line["event"] = report.event;
             log << line.dump() << '\n' << std::flush;
             if (!log) throw RuntimeFailure("cannot write --log-json '" + o.log_json + "'");
@@ -215,11 +216,11 @@ int run(const cli::Options& o) {
         throw RuntimeFailure("the optimisation produced a non-finite image; nothing was written");
     save_current(o.output);
     if (!o.quiet) {
-        std::fprintf(stderr, "neural-style: %s after %d iterations (%d evaluations), loss %.5e, %s: wrote %s\n",
+        std::fprintf(stderr, "neural-style: %s after %d iterations (%d evaluations), loss %.5e, %s, peak %s memory %.0f MiB: wrote %s\n",
                      result.reason == StopReason::converged ? "converged" : "stopped",
                      result.iterations, result.evaluations, result.loss,
                      format_duration(std::chrono::duration<double>(Clock::now() - start).count()).c_str(),
-                     o.output.c_str());
+                     backend->name().c_str(), double(backend->peak_bytes()) / (1 << 20), o.output.c_str());
         if (result.reason != StopReason::iterations && !result.message.empty())
             std::fprintf(stderr, "neural-style: %s\n", result.message.c_str());
     }
