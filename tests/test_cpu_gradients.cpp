@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "engine/cpu/cpu_backend.h"
+#include "engine/cpu/cpu_winograd.h"
 #include "tests/test_support.h"
 
 using nst::ConvShape;
@@ -121,6 +122,38 @@ TEST_CASE("conv3x3 backward-data equals finite differences of the forward", "[cp
         INFO(c.report);
         CHECK(c.ok);
     }
+}
+
+TEST_CASE("conv3x3 backward-data by Winograd equals finite differences of the forward",
+          "[cpu][conv][grad]") {
+    CpuBackend backend;
+    nst::cpu::set_conv3x3_algorithm(nst::cpu::Conv3x3Algorithm::winograd);
+    // Odd sizes (cut tiles), a single row, and a sum over 20 output channels.
+    for (const ConvShape& s : {ConvShape{3, 5, 7, 9}, ConvShape{4, 2, 1, 5}, ConvShape{3, 20, 6, 5}}) {
+        CAPTURE(s.in_channels, s.out_channels, s.height, s.width);
+        const std::size_t plane = std::size_t(s.height) * s.width;
+        const auto x = random_vector(s.in_channels * plane, 1);
+        const auto w = random_vector(std::size_t(s.out_channels) * s.in_channels * 9, 2);
+        const auto r = random_vector(s.out_channels * plane, 3);
+        const auto wd = to_double(w), rd = to_double(r);
+        const auto oracle = finite_difference(
+            [&](const std::vector<double>& xd) { return weighted_sum(rd, conv_double(s, xd, wd)); },
+            to_double(x));
+        std::vector<float> dx(x.size(), std::numeric_limits<float>::quiet_NaN());
+        backend.conv3x3_backward_data(s, r.data(), w.data(), dx.data());
+        // Winograd's bound (engine/cpu/cpu_winograd.h) is γ_{K+8} times, per
+        // output, Σ_o |Aᵀ|(|G||g||Gᵀ| ⊙ |Bᵀ||d||B|)|A| with K = C_out. With all
+        // |values| < 1: |G||g||Gᵀ| ≤ (3/2)² (rows of |G| sum to ≤ 3/2),
+        // |Bᵀ||d||B| ≤ 2² (two ones per row of Bᵀ), and |Aᵀ|·|A| adds 3·3
+        // entries: the bracket is ≤ 81·K, so |error| ≤ γ_{K+8}·81·K (the direct
+        // method's γ_{9K}·9K is the same for large K); the oracle's own error
+        // (~1e-9) is far below.
+        const double k = s.out_channels;
+        const auto c = compare(dx, oracle, (k + 8) * kUnit * 81 * k * 1.01 + 1e-8, 0.0);
+        INFO(c.report);
+        CHECK(c.ok);
+    }
+    nst::cpu::set_conv3x3_algorithm(nst::cpu::Conv3x3Algorithm::automatic);
 }
 
 TEST_CASE("pooling backward equals finite differences of the forward", "[cpu][pool][grad]") {
