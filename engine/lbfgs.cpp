@@ -140,7 +140,7 @@ private:
 class LbfgsHistory {
 public:
     LbfgsHistory(Backend& backend, std::size_t n, int m)
-        : backend_(backend), n_(n), capacity_(m), rho_(m), alpha_(m) {
+        : backend_(backend), n_(n), capacity_(m), rho_(m), alpha_(backend, m), beta_(backend, 1) {
         s_.reserve(m);
         y_.reserve(m);
         for (int i = 0; i < m; ++i) {
@@ -180,20 +180,22 @@ public:
         return true;
     }
 
-    // d = −H·g by the two-loop recursion (torch's order and formulas).
+    // d = −H·g by the two-loop recursion (torch's order and formulas). The
+    // coefficients α_i and β stay in backend memory (dot_into / axpy_from), so
+    // on a GPU the 2m dot products and updates are queued without a wait.
     void direction(const float* g, float* d) {
         backend_.copy(n_, g, d);
         backend_.scale(n_, -1.0f, d);
         for (int k = count_ - 1; k >= 0; --k) {
             const int i = slot(k);
-            alpha_[i] = backend_.dot(n_, s_[i].data(), d) * rho_[i];
-            backend_.axpy(n_, static_cast<float>(-alpha_[i]), y_[i].data(), d);
+            backend_.dot_into(n_, s_[i].data(), d, rho_[i], alpha_.slot(i));  // α_i = ρ_i sᵢᵀq
+            backend_.axpy_from(n_, alpha_.slot(i), nullptr, -1.0, y_[i].data(), d);  // q −= α_i yᵢ
         }
         backend_.scale(n_, static_cast<float>(h_diag_), d);
         for (int k = 0; k < count_; ++k) {
             const int i = slot(k);
-            const double beta = backend_.dot(n_, y_[i].data(), d) * rho_[i];
-            backend_.axpy(n_, static_cast<float>(alpha_[i] - beta), s_[i].data(), d);
+            backend_.dot_into(n_, y_[i].data(), d, rho_[i], beta_.slot(0));  // β = ρ_i yᵢᵀr
+            backend_.axpy_from(n_, alpha_.slot(i), beta_.slot(0), 1.0, s_[i].data(), d);  // r += (α_i − β) sᵢ
         }
     }
 
@@ -205,7 +207,8 @@ private:
     int capacity_;
     std::vector<Buffer> s_, y_;  // m × (n)
     Buffer candidate_s_, candidate_y_;
-    std::vector<double> rho_, alpha_;
+    std::vector<double> rho_;    // 1 / yᵢᵀsᵢ, known on the host when the pair is kept
+    ScalarBuffer alpha_, beta_;  // (m), (1) in backend memory
     int start_ = 0, count_ = 0;
     double h_diag_ = 1.0;
 };

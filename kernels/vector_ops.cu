@@ -61,6 +61,20 @@ __global__ void axpy_kernel(std::size_t count, float alpha, const float* __restr
         y[i] += alpha * x[i];
 }
 
+__global__ void store_scaled_kernel(const double* value, double scale, double* out) {
+    *out = scale * *value;
+}
+
+// minus may be null. The coefficient is read by every thread (one cached load).
+__global__ void axpy_from_kernel(std::size_t count, const double* alpha, const double* minus,
+                                 double factor, const float* __restrict__ x,
+                                 float* __restrict__ y) {
+    const float a = static_cast<float>(factor * (*alpha - (minus ? *minus : 0.0)));
+    const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
+    for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
+        y[i] += a * x[i];
+}
+
 __global__ void scale_kernel(std::size_t count, float alpha, float* x) {
     const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
     for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
@@ -126,6 +140,22 @@ void axpy(std::size_t count, float alpha, const float* x, float* y, cudaStream_t
     NST_ASSERT(x != nullptr && y != nullptr);
     if (count == 0) return;
     axpy_kernel<<<elementwise_blocks(count), kBlockSize, 0, stream>>>(count, alpha, x, y);
+    CUDA_CHECK_LAUNCH();
+}
+
+void store_scaled(const double* value, double scale, double* out, cudaStream_t stream) {
+    NST_ASSERT(value != nullptr && out != nullptr);
+    store_scaled_kernel<<<1, 1, 0, stream>>>(value, scale, out);
+    CUDA_CHECK_LAUNCH();
+}
+
+void axpy_from(std::size_t count, const double* alpha, const double* minus, double factor,
+               const float* x, float* y, cudaStream_t stream) {
+    NVTX_RANGE("axpy_from");
+    NST_ASSERT(alpha != nullptr && x != nullptr && y != nullptr);
+    if (count == 0) return;
+    axpy_from_kernel<<<elementwise_blocks(count), kBlockSize, 0, stream>>>(count, alpha, minus,
+                                                                          factor, x, y);
     CUDA_CHECK_LAUNCH();
 }
 

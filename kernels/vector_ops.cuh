@@ -28,6 +28,11 @@ void non_finite_count(std::size_t count, const float* x, const ReductionScratch&
                       cudaStream_t stream);
 
 void axpy(std::size_t count, float alpha, const float* x, float* y, cudaStream_t stream);
+// Device-resident coefficients (Backend::dot_into / axpy_from):
+//   store_scaled: *out = scale · *value;   axpy_from: y += float(factor · (*alpha − *minus)) · x
+void store_scaled(const double* value, double scale, double* out, cudaStream_t stream);
+void axpy_from(std::size_t count, const double* alpha, const double* minus, double factor,
+               const float* x, float* y, cudaStream_t stream);
 void scale(std::size_t count, float alpha, float* x, cudaStream_t stream);
 void fill(std::size_t count, float value, float* x, cudaStream_t stream);
 

@@ -14,10 +14,13 @@
 #include <vector>
 
 #include "engine/cpu/cpu_backend.h"
+#include "engine/cpu/cpu_winograd.h"
 #include "tests/test_support.h"
 
 using nst::ConvShape;
 using nst::CpuBackend;
+using nst::cpu::Conv3x3Algorithm;
+using nst::ScalarBuffer;
 using nst::PoolMode;
 using nst::test::compare;
 using nst::test::random_vector;
@@ -85,11 +88,100 @@ double accumulation_bound(int terms, double max_abs_terms) {
     return ku / (1.0 - ku) * max_abs_terms;
 }
 
+// Selects the backend's convolution algorithm for one scope.
+struct ConvAlgorithmScope {
+    explicit ConvAlgorithmScope(Conv3x3Algorithm algorithm) {
+        nst::cpu::set_conv3x3_algorithm(algorithm);
+    }
+    ~ConvAlgorithmScope() { nst::cpu::set_conv3x3_algorithm(Conv3x3Algorithm::automatic); }
+};
+
+// The Winograd F(2×2, 3×3) error bound of engine/cpu/cpu_winograd.h:
+//   |ŷ − y| ≤ γ_{C_in+8} · max over outputs of Σ_c |Aᵀ|(|G||g_c||Gᵀ| ⊙ |Bᵀ||d_c||B|)|A|.
+// The rounding depth of each product is C_in + 7 (U rounded once from double,
+// two additions in Bᵀ d B, the product, C_in − 1 in the channel sum, four in
+// Aᵀ M A); one more covers the double-precision filter transform (≤ 2⁻⁵⁰).
+// Returns the bracket's maximum, computed here in double from x and w.
+double winograd_abs_terms(const ConvShape& s, const std::vector<float>& x,
+                          const std::vector<float>& w) {
+    const double abs_g[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}, {0, 0, 1}};
+    const double abs_bt[4][4] = {{1, 0, 1, 0}, {0, 1, 1, 0}, {0, 1, 1, 0}, {0, 1, 0, 1}};
+    const double abs_at[2][4] = {{1, 1, 1, 0}, {0, 1, 1, 1}};
+    const int tile_rows = (s.height + 1) / 2, tile_cols = (s.width + 1) / 2;
+    // |Bᵀ||d||B| for every channel and tile: (C_in, tiles, 4, 4).
+    std::vector<double> abs_v(std::size_t(s.in_channels) * tile_rows * tile_cols * 16, 0.0);
+    for (int c = 0; c < s.in_channels; ++c)
+        for (int ti = 0; ti < tile_rows; ++ti)
+            for (int tj = 0; tj < tile_cols; ++tj) {
+                double d[4][4];
+                for (int r = 0; r < 4; ++r)
+                    for (int q = 0; q < 4; ++q) {
+                        const int i = 2 * ti - 1 + r, j = 2 * tj - 1 + q;
+                        const bool inside = i >= 0 && i < s.height && j >= 0 && j < s.width;
+                        d[r][q] = inside ? std::fabs(x[(std::size_t(c) * s.height + i) * s.width + j])
+                                         : 0.0;
+                    }
+                double* v = &abs_v[((std::size_t(c) * tile_rows + ti) * tile_cols + tj) * 16];
+                for (int a = 0; a < 4; ++a)
+                    for (int b = 0; b < 4; ++b)
+                        for (int r = 0; r < 4; ++r)
+                            for (int q = 0; q < 4; ++q) v[a * 4 + b] += abs_bt[a][r] * d[r][q] * abs_bt[b][q];
+            }
+    double max_terms = 0.0;
+    std::vector<double> abs_u(std::size_t(s.in_channels) * 16);
+    for (int o = 0; o < s.out_channels; ++o) {
+        for (int c = 0; c < s.in_channels; ++c)  // |G||g||Gᵀ|
+            for (int a = 0; a < 4; ++a)
+                for (int b = 0; b < 4; ++b) {
+                    double sum = 0.0;
+                    for (int r = 0; r < 3; ++r)
+                        for (int q = 0; q < 3; ++q)
+                            sum += abs_g[a][r] *
+                                   std::fabs(w[((std::size_t(o) * s.in_channels + c) * 3 + r) * 3 + q]) *
+                                   abs_g[b][q];
+                    abs_u[std::size_t(c) * 16 + a * 4 + b] = sum;
+                }
+        for (int ti = 0; ti < tile_rows; ++ti)
+            for (int tj = 0; tj < tile_cols; ++tj) {
+                double p[16] = {};
+                for (int c = 0; c < s.in_channels; ++c) {
+                    const double* v = &abs_v[((std::size_t(c) * tile_rows + ti) * tile_cols + tj) * 16];
+                    for (int e = 0; e < 16; ++e) p[e] += abs_u[std::size_t(c) * 16 + e] * v[e];
+                }
+                for (int r = 0; r < 2; ++r)
+                    for (int q = 0; q < 2; ++q) {
+                        if (2 * ti + r >= s.height || 2 * tj + q >= s.width) continue;  // cut tile
+                        double y = 0.0;
+                        for (int a = 0; a < 4; ++a)
+                            for (int b = 0; b < 4; ++b) y += abs_at[r][a] * p[a * 4 + b] * abs_at[q][b];
+                        max_terms = std::max(max_terms, y);
+                    }
+            }
+    }
+    return max_terms;
+}
+
+// The backward pass is the forward convolution of dy with w'[c,o] = flip(w[o,c])
+// (engine/cpu/cpu_conv.cpp); its Winograd bound is the forward's for that convolution.
+double winograd_backward_abs_terms(const ConvShape& s, const std::vector<float>& dy,
+                                   const std::vector<float>& w) {
+    std::vector<float> flipped(w.size());
+    for (int o = 0; o < s.out_channels; ++o)
+        for (int c = 0; c < s.in_channels; ++c)
+            for (int t = 0; t < 9; ++t)
+                flipped[(std::size_t(c) * s.out_channels + o) * 9 + t] =
+                    w[(std::size_t(o) * s.in_channels + c) * 9 + (8 - t)];
+    const ConvShape transposed{s.out_channels, s.in_channels, s.height, s.width};
+    return winograd_abs_terms(transposed, dy, flipped);
+}
+
 
 }  // namespace
 
 TEST_CASE("conv3x3 forward and backward-data match naive loops", "[cpu][conv]") {
     CpuBackend backend;
+    // The direct (im2col) path, whose error the accumulation bound describes.
+    const ConvAlgorithmScope direct(Conv3x3Algorithm::direct);
     // Odd sizes, a 1×1 image (only the centre tap), a single column, and one
     // large enough that each thread's column tile covers only part of the
     // height (64·9·300 floats per row against a 2M-float tile).
@@ -125,6 +217,7 @@ TEST_CASE("conv3x3 forward and backward-data match naive loops", "[cpu][conv]") 
 
 TEST_CASE("conv3x3 gives the same result with one and two threads", "[cpu][conv]") {
     CpuBackend backend;
+    const ConvAlgorithmScope direct(Conv3x3Algorithm::direct);
     const ConvShape s{16, 6, 21, 17};
     const std::size_t plane = std::size_t(s.height) * s.width;
     const auto x = random_vector(s.in_channels * plane, 11);
@@ -142,6 +235,95 @@ TEST_CASE("conv3x3 gives the same result with one and two threads", "[cpu][conv]
     const double tol = accumulation_bound(s.in_channels * 9, reference.max_abs_terms);
     CHECK(compare(one, reference.value, tol, 0.0).ok);
     CHECK(compare(two, reference.value, tol, 0.0).ok);
+}
+
+TEST_CASE("conv3x3 by Winograd F(2x2,3x3) matches naive loops within its bound", "[cpu][conv]") {
+    CpuBackend backend;
+    const ConvAlgorithmScope winograd(Conv3x3Algorithm::winograd);
+    // Odd heights and widths (cut tiles at the bottom and right), a 1×1 image,
+    // single rows and columns, few channels; {64, 8, 33, 300} has 150 tile
+    // columns (two runs of at most 128 in the transforms) and several blocks per
+    // thread; {40, 24, 6, 2} is reduced over 24 channels in the backward pass.
+    const ConvShape shapes[] = {{3, 5, 7, 9}, {2, 3, 1, 1}, {4, 2, 5, 1}, {1, 1, 2, 3},
+                                {5, 4, 1, 8},  {16, 6, 21, 17}, {40, 24, 6, 2},
+                                {64, 8, 33, 300}};
+    unsigned seed = 101;
+    for (const ConvShape& s : shapes) {
+        CAPTURE(s.in_channels, s.out_channels, s.height, s.width);
+        const std::size_t plane = std::size_t(s.height) * s.width;
+        const auto x = random_vector(s.in_channels * plane, seed++);
+        const auto w = random_vector(std::size_t(s.out_channels) * s.in_channels * 9, seed++);
+        const auto dy = random_vector(s.out_channels * plane, seed++);
+
+        // NaN-filled outputs: the op must overwrite every element, cut tiles included.
+        std::vector<float> y(s.out_channels * plane, std::numeric_limits<float>::quiet_NaN());
+        backend.conv3x3_forward(s, x.data(), w.data(), y.data());
+        // The Winograd bound (above), with depth C_in + 8.
+        const double forward_tol =
+            accumulation_bound(s.in_channels + 8, winograd_abs_terms(s, x, w));
+        const auto fc = compare(y, naive_conv(s, x, w).value, forward_tol, 0.0);
+        INFO("forward\n" << fc.report);
+        CHECK(fc.ok);
+
+        std::vector<float> dx(s.in_channels * plane, std::numeric_limits<float>::quiet_NaN());
+        backend.conv3x3_backward_data(s, dy.data(), w.data(), dx.data());
+        // The same bound for the convolution with the flipped, transposed filters,
+        // summed over C_out.
+        const double backward_tol =
+            accumulation_bound(s.out_channels + 8, winograd_backward_abs_terms(s, dy, w));
+        const auto bc = compare(dx, naive_conv_backward(s, dy, w).value, backward_tol, 0.0);
+        INFO("backward-data\n" << bc.report);
+        CHECK(bc.ok);
+    }
+}
+
+TEST_CASE("conv3x3 by Winograd is exact for small integers and thread-count independent",
+          "[cpu][conv]") {
+    // Integers in [−4, 4] with 16 channels: every intermediate (halves of
+    // filter sums included) is a multiple of ¼ below 2¹⁵, exact in float, so
+    // the result must equal the naive sum bit for bit. A wrong tile offset, a
+    // mirrored index or a cut tile written short cannot hide inside a tolerance.
+    CpuBackend backend;
+    const ConvAlgorithmScope winograd(Conv3x3Algorithm::winograd);
+    const ConvShape s{16, 7, 23, 19};
+    const std::size_t plane = std::size_t(s.height) * s.width;
+    auto integers = [](std::size_t count, unsigned seed) {
+        std::vector<float> v = random_vector(count, seed);
+        for (float& value : v) value = std::round(4.0f * value);
+        return v;
+    };
+    const auto x = integers(s.in_channels * plane, 201);
+    const auto w = integers(std::size_t(s.out_channels) * s.in_channels * 9, 202);
+    const auto dy = integers(s.out_channels * plane, 203);
+    const int threads = omp_get_max_threads();
+    for (int t : {1, 2}) {
+        CAPTURE(t);
+        omp_set_num_threads(t);
+        std::vector<float> y(s.out_channels * plane), dx(s.in_channels * plane);
+        backend.conv3x3_forward(s, x.data(), w.data(), y.data());
+        backend.conv3x3_backward_data(s, dy.data(), w.data(), dx.data());
+        const auto fc = compare(y, naive_conv(s, x, w).value, 0.0, 0.0);  // exact: see above
+        INFO("forward\n" << fc.report);
+        CHECK(fc.ok);
+        const auto bc = compare(dx, naive_conv_backward(s, dy, w).value, 0.0, 0.0);
+        INFO("backward-data\n" << bc.report);
+        CHECK(bc.ok);
+    }
+    omp_set_num_threads(threads);
+}
+
+TEST_CASE("conv3x3 automatic choice: direct for few channels, Winograd for many", "[cpu][conv]") {
+    // conv1_1 (3 input channels) keeps im2col; the sums over ≥ 16 channels take Winograd.
+    CHECK_FALSE(nst::cpu::use_winograd(3, 256, 256));
+    CHECK(nst::cpu::use_winograd(64, 256, 256));
+    {
+        const ConvAlgorithmScope direct(Conv3x3Algorithm::direct);
+        CHECK_FALSE(nst::cpu::use_winograd(512, 32, 32));
+    }
+    {
+        const ConvAlgorithmScope winograd(Conv3x3Algorithm::winograd);
+        CHECK(nst::cpu::use_winograd(3, 32, 32));
+    }
 }
 
 TEST_CASE("bias_relu_forward and relu_backward match the formulas", "[cpu][relu]") {
@@ -329,6 +511,21 @@ TEST_CASE("vector ops match double-precision formulas", "[cpu][vector]") {
     spike[count - 1] = -7.5f;  // the largest magnitude, negative, in the ragged tail
     CHECK(backend.amax(count, spike.data()) == 7.5);
     CHECK(backend.amax(0, x.data()) == 0.0);
+
+    // Coefficients in backend memory: the same numbers as the host-scalar ops.
+    ScalarBuffer scalars(backend, 2);
+    backend.dot_into(count, x.data(), y.data(), 0.5, scalars.slot(0));
+    CHECK(*scalars.slot(0) == 0.5 * backend.dot(count, x.data(), y.data()));
+    *scalars.slot(1) = 0.125;
+    std::vector<float> from_device = y, from_host = y;
+    backend.axpy_from(count, scalars.slot(0), scalars.slot(1), -2.0, x.data(), from_device.data());
+    backend.axpy(count, static_cast<float>(-2.0 * (*scalars.slot(0) - 0.125)), x.data(), from_host.data());
+    CHECK(from_device == from_host);  // the same float coefficient: the same bits
+    from_device = y;
+    from_host = y;
+    backend.axpy_from(count, scalars.slot(1), nullptr, 3.0, x.data(), from_device.data());
+    backend.axpy(count, 0.375f, x.data(), from_host.data());
+    CHECK(from_device == from_host);
 
     std::vector<float> z = y;
     backend.axpy(count, 0.75f, x.data(), z.data());

@@ -81,6 +81,16 @@ double CpuBackend::dot(std::size_t count, const float* x, const float* y) {
     return chunked_sum(count, [&](std::size_t i) { return double(x[i]) * double(y[i]); });
 }
 
+void CpuBackend::dot_into(std::size_t count, const float* x, const float* y, double scale,
+                          double* out) {
+    *out = scale * dot(count, x, y);
+}
+
+void CpuBackend::axpy_from(std::size_t count, const double* alpha, const double* minus,
+                           double factor, const float* x, float* y) {
+    axpy(count, static_cast<float>(factor * (*alpha - (minus ? *minus : 0.0))), x, y);
+}
+
 double CpuBackend::amax(std::size_t count, const float* x) {
     float m = 0.0f;
 #pragma omp parallel for schedule(static) reduction(max : m)
