@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "engine/error.h"
+#include "engine/objective.h"
 #include "nst_version.h"
 
 namespace nst::cli {
@@ -51,6 +52,58 @@ void check(const Options& o) {
         throw UsageError("--style-blend-weights must not all be zero");
     if (o.content_layers.empty() && o.style_layers.empty())
         throw UsageError("--content-layers and --style-layers are both empty");
+    if (!o.style_masks.empty() && o.style_masks.size() != o.styles.size())
+        throw UsageError("--style-masks has " + std::to_string(o.style_masks.size()) + " masks for " +
+                         std::to_string(o.styles.size()) + " --style images");
+    if (!o.style_masks.empty() && !o.style_blend_weights.empty())
+        throw UsageError("--style-blend-weights does not apply with --style-masks (each style has its region)");
+    if (!o.style_image_masks.empty() && o.style_masks.empty())
+        throw UsageError("--style-image-masks needs --style-masks");
+    if (o.mask_erosion && o.style_masks.empty()) throw UsageError("--mask-erosion needs --style-masks");
+    if (o.style_image_masks.size() > o.styles.size())
+        throw UsageError("--style-image-masks has " + std::to_string(o.style_image_masks.size()) +
+                         " masks for " + std::to_string(o.styles.size()) + " --style images");
+}
+
+std::vector<int> parse_int_list(const std::string& text, const char* option, int lo, int hi) {
+    std::vector<int> values;
+    for (const auto& part : split_commas(text)) {
+        char* end = nullptr;
+        const long value = std::strtol(part.c_str(), &end, 10);
+        if (end == part.c_str() || *end != '\0' || value < lo || value > hi)
+            throw UsageError(std::string(option) + ": '" + part + "' is not a whole number in [" +
+                             std::to_string(lo) + ", " + std::to_string(hi) + "]");
+        values.push_back(int(value));
+    }
+    if (values.empty()) throw UsageError(std::string(option) + " is empty");
+    return values;
+}
+
+// Fills scale_sizes and scale_iterations from --scales / --scale-sizes /
+// --scale-iterations (README, "Controls").
+void plan_scales(Options& o, int scales, const std::string& sizes, const std::string& iterations,
+                 bool size_given) {
+    if (!sizes.empty()) {
+        if (scales > 1) throw UsageError("give --scales or --scale-sizes, not both");
+        o.scale_sizes = parse_int_list(sizes, "--scale-sizes", 16, 16384);
+        for (std::size_t k = 1; k < o.scale_sizes.size(); ++k)
+            if (o.scale_sizes[k] <= o.scale_sizes[k - 1])
+                throw UsageError("--scale-sizes must increase, coarsest first");
+        if (size_given && o.scale_sizes.back() != o.size)
+            throw UsageError("--scale-sizes ends at " + std::to_string(o.scale_sizes.back()) +
+                             " but --size is " + std::to_string(o.size));
+        o.size = o.scale_sizes.back();
+    } else {
+        o.scale_sizes = coarse_to_fine_sizes(o.size, scales);
+    }
+    if (!iterations.empty()) {
+        o.scale_iterations = parse_int_list(iterations, "--scale-iterations", 0, 1000000);
+        if (o.scale_iterations.size() != o.scale_sizes.size())
+            throw UsageError("--scale-iterations has " + std::to_string(o.scale_iterations.size()) +
+                             " values for " + std::to_string(o.scale_sizes.size()) + " scales");
+    } else {
+        o.scale_iterations.assign(o.scale_sizes.size(), o.iterations);
+    }
 }
 
 }  // namespace
@@ -114,6 +167,29 @@ ParseOutcome parse(int argc, const char* const* argv, Options& o) {
     app.add_option("--log-json", o.log_json, "Write one JSON object per iteration to this file");
     app.add_flag("--quiet", o.quiet, "No progress on stderr");
 
+    int scales = 1;
+    std::string scale_sizes, scale_iterations, style_masks, style_image_masks;
+    app.add_option("--preserve-colors", o.preserve_colors,
+                   "none, luminance (style only the luminance), histogram (match the style's "
+                   "colours to the content's first) or post (content colours after)")
+        ->capture_default_str()->check(CLI::IsMember({"none", "luminance", "histogram", "post"}));
+    app.add_option("--color-transfer", o.color_transfer,
+                   "Linear colour map of --preserve-colors histogram: cholesky, pca or symmetric")
+        ->capture_default_str()->check(CLI::IsMember({"cholesky", "pca", "symmetric"}));
+    app.add_option("--scales", scales, "Coarse-to-fine: N sizes, halving down to --size")
+        ->capture_default_str()->check(CLI::Range(1, 8));
+    app.add_option("--scale-sizes", scale_sizes,
+                   "Coarse-to-fine: comma-separated longest sides, coarsest first (the last is the output)");
+    app.add_option("--scale-iterations", scale_iterations,
+                   "Iterations per scale, comma-separated (default: --iterations each)");
+    app.add_option("--style-masks", style_masks,
+                   "Comma-separated masks, one per --style: the output region of each style (white)");
+    app.add_option("--style-image-masks", style_image_masks,
+                   "Comma-separated masks of each style image's own region (empty entry: whole image)");
+    app.add_option("--content-mask", o.content_mask, "Mask limiting the content loss to a region (white)");
+    app.add_flag("--mask-erosion", o.mask_erosion,
+                 "Erode style masks so that no neuron's receptive field spans two regions");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -141,6 +217,18 @@ ParseOutcome parse(int argc, const char* const* argv, Options& o) {
             throw UsageError("--style-blend-weights: '" + part + "' is not a number");
         o.style_blend_weights.push_back(value);
     }
+    if (!scale_iterations.empty() && app.count("--iterations"))
+        throw UsageError("give --iterations or --scale-iterations, not both");
+    plan_scales(o, scales, scale_sizes, scale_iterations, app.count("--size") > 0);
+    o.style_masks = split_commas(style_masks);
+    // Keep empty entries here: "a.png,,c.png" means style 2 uses its whole image.
+    if (!style_image_masks.empty()) {
+        std::stringstream stream(style_image_masks);
+        std::string part;
+        while (std::getline(stream, part, ',')) o.style_image_masks.push_back(part);
+    }
+    if (o.preserve_colors != "histogram" && app.count("--color-transfer"))
+        throw UsageError("--color-transfer applies only with --preserve-colors histogram");
     check(o);
     return ParseOutcome::run;
 }

@@ -35,6 +35,16 @@ struct Options {
     int save_every = 0;
     std::string log_json;
     bool quiet = false;
+
+    // Perceptual controls (Gatys et al. 2017; README, "Controls").
+    std::string preserve_colors = "none";    // none | luminance | histogram | post
+    std::string color_transfer = "symmetric";  // cholesky | pca | symmetric (histogram)
+    std::vector<int> scale_sizes;            // coarse to fine, the last = size; one entry: single scale
+    std::vector<int> scale_iterations;       // per scale (same length as scale_sizes)
+    std::vector<std::string> style_masks;        // one output region per style image
+    std::vector<std::string> style_image_masks;  // one region of each style image ("" = whole)
+    std::string content_mask;
+    bool mask_erosion = false;                   // "inside" guidance (masks.h)
 };
 
 // The defaults, chosen for the shared (un-normalised, Caffe-derived) VGG-19

@@ -23,6 +23,7 @@
 #include "apps/cli_options.h"
 #include "apps/exit_codes.h"
 #include "engine/backend.h"
+#include "engine/color.h"
 #include "engine/cuda_api.h"
 #include "engine/error.h"
 #include "engine/image.h"
@@ -44,11 +45,10 @@ std::vector<LayerWeight> equal_weights(const std::vector<std::string>& layers) {
     return out;
 }
 
-// "out.png", 100 -> "out_100.png"
-std::string numbered_path(const std::string& path, int iteration) {
+// "out.png", "100" -> "out_100.png"
+std::string numbered_path(const std::string& path, const std::string& label) {
     const std::filesystem::path p(path);
-    return (p.parent_path() / (p.stem().string() + "_" + std::to_string(iteration) +
-                               p.extension().string())).string();
+    return (p.parent_path() / (p.stem().string() + "_" + label + p.extension().string())).string();
 }
 
 // Fails early (before minutes of work) when the output cannot be written.
@@ -100,6 +100,8 @@ private:
     std::deque<LossTerms> recent_;
 };
 
+// The starting image of the first scale, at the size of `content` (that scale's
+// content, grey in luminance mode).
 Image initial_image(const cli::Options& o, const Image& content, const Image& first_style) {
     if (o.init == "content") return content;
     Image init;
@@ -112,8 +114,42 @@ Image initial_image(const cli::Options& o, const Image& content, const Image& fi
         for (auto& v : init.pixels) v = uniform(rng);
         return init;
     }
-    init = o.init == "style" ? first_style : load_image(o.init);
+    if (o.init == "style") {
+        init = first_style;
+    } else {
+        init = load_image(o.init);
+        if (o.preserve_colors == "luminance") init = grey_image(luminance(init), init.width, init.height);
+    }
     return resize_image(init, content.width, content.height);
+}
+
+// Everything the objective of each scale is built from, with the colour
+// control applied (README, "Controls"):
+//   luminance: content → (Y, Y, Y); each style → (Y', Y', Y') with Y' its luminance
+//              matched to the content's mean and standard deviation;
+//   histogram: each style's colours mapped to the content's mean and covariance.
+TransferInputs transfer_inputs(const cli::Options& o, const Image& content) {
+    TransferInputs inputs;
+    inputs.style_scale = o.style_scale;
+    inputs.blend_weights = o.style_blend_weights;
+    for (const auto& path : o.styles) inputs.styles.push_back(load_image(path));
+    if (o.preserve_colors == "luminance") {
+        const std::vector<float> content_y = luminance(content);
+        inputs.content = grey_image(content_y, content.width, content.height);
+        for (Image& style : inputs.styles)
+            style = grey_image(match_mean_std(luminance(style), content_y), style.width, style.height);
+    } else {
+        inputs.content = content;
+        if (o.preserve_colors == "histogram") {
+            const ColorTransfer method = parse_color_transfer(o.color_transfer);
+            for (Image& style : inputs.styles) style = match_color_statistics(style, content, method);
+        }
+    }
+    for (const auto& path : o.style_masks) inputs.style_masks.push_back(load_image(path));
+    for (const auto& path : o.style_image_masks)
+        inputs.style_image_masks.push_back(path.empty() ? Image{} : load_image(path));
+    if (!o.content_mask.empty()) inputs.content_mask = load_image(o.content_mask);
+    return inputs;
 }
 
 int run(const cli::Options& o) {
@@ -122,10 +158,9 @@ int run(const cli::Options& o) {
     const std::string weights_path = cli::resolve_weights_path(o.weights);
     const VggWeights weights = read_weights(weights_path);
 
-    const Image content = resize_longest_side(load_image(o.content), o.size);
-    std::vector<Image> styles;
-    const int style_side = std::max(16, int(std::lround(o.style_scale * std::max(content.width, content.height))));
-    for (const auto& path : o.styles) styles.push_back(resize_longest_side(load_image(path), style_side));
+    const Image content_photo = load_image(o.content);
+    const TransferInputs inputs = transfer_inputs(o, content_photo);
+    const bool keep_content_chroma = o.preserve_colors == "luminance" || o.preserve_colors == "post";
 
     const DeviceChoice device = parse_device(o.device);
     const bool tf32 = o.precision != "fp32";
@@ -141,88 +176,123 @@ int run(const cli::Options& o) {
     config.style_weight = o.style_weight;
     config.tv_weight = o.tv_weight;
     config.pool = o.pool == "max" ? PoolMode::max : PoolMode::average;
-
-    StyleTransferObjective objective(*backend, weights, config, content.width, content.height);
-    if (!config.content_layers.empty()) objective.set_content(content);
-    if (!config.style_layers.empty()) objective.set_styles(styles, o.style_blend_weights);
-
-    Image image = initial_image(o, content, styles.front());
-    Buffer x(*backend, image.pixels.size());
-    backend->upload(x.data(), image.pixels.data(), image.pixels.size());
+    config.erode_style_masks = o.mask_erosion;
 
     std::ofstream log;
     if (!o.log_json.empty()) {
         log.open(o.log_json, std::ios::trunc);
         if (!log) throw RuntimeFailure("cannot write --log-json '" + o.log_json + "': " + std::strerror(errno));
     }
-    if (!o.quiet)
-        std::fprintf(stderr, "neural-style: %s, %dx%d, %zu style image(s), %d %s iterations, weights %s\n",
-                     backend->name().c_str(), content.width, content.height, styles.size(),
-                     o.iterations, o.optimizer.c_str(), weights_path.c_str());
 
-    RecordingObjective recorder(objective);
-    const auto start = Clock::now();
-    auto last_print = start;
-    auto save_current = [&](const std::string& path) {
-        backend->download(image.pixels.data(), x.data(), image.pixels.size());
-        save_image(path, image);
-    };
-    auto on_iteration = [&](const IterationReport& report) {
-        const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-        const LossTerms* terms = recorder.terms_for(report.loss);
-        if (log.is_open()) {
-            nlohmann::json line = {{"iteration", report.iteration},
-                                   {"evaluations", report.evaluations},
-                                   {"loss", report.loss},
-                                   {"content_loss", terms ? terms->content : NAN},
-                                   {"style_loss", terms ? terms->style : NAN},
-                                   {"tv_loss", terms ? terms->tv : NAN},
-                                   {"seconds", seconds},
-                                   {"peak_bytes", backend->peak_bytes()}};
-            if (!report.event.empty()) line["event"] = report.event;
-            log << line.dump() << '\n' << std::flush;
-            if (!log) throw RuntimeFailure("cannot write --log-json '" + o.log_json + "'");
-        }
-        if (!o.quiet && !report.event.empty())
-            std::fprintf(stderr, "iteration %d: %s\n", report.iteration, report.event.c_str());
-        const bool last = report.iteration == o.iterations;
-        if (!o.quiet && (last || report.iteration == 0 ||
-                         Clock::now() - last_print >= std::chrono::seconds(2))) {
-            last_print = Clock::now();
-            const double rate = report.iteration > 0 ? report.iteration / seconds : 0.0;
-            std::fprintf(stderr, "iteration %5d/%d  loss %.5e  content %.4e  style %.4e  tv %.4e  %.2f it/s  ETA %s\n",
-                         report.iteration, o.iterations, report.loss, terms ? terms->content : NAN,
-                         terms ? terms->style : NAN, terms ? terms->tv : NAN, rate,
-                         format_duration(rate > 0 ? (o.iterations - report.iteration) / rate : NAN).c_str());
-        }
-        if (o.save_every > 0 && report.iteration > 0 && report.iteration % o.save_every == 0 && !last)
-            save_current(numbered_path(o.output, report.iteration));
-        return !g_interrupted.load();
-    };
-
+    const std::size_t scale_count = o.scale_sizes.size();
+    const bool multiscale = scale_count > 1;
+    Image image;  // the current image, on the host between scales and when saved
     OptimizationResult result;
-    if (o.optimizer == "adam") {
-        AdamOptions adam;
-        adam.learning_rate = o.learning_rate.value_or(cli::Defaults::adam_learning_rate);
-        result = minimize_adam(*backend, recorder, x.data(), o.iterations, adam, on_iteration);
-    } else {
-        LbfgsOptions lbfgs;
-        lbfgs.history = o.lbfgs_history;
-        lbfgs.line_search = o.line_search == "wolfe" ? LineSearch::wolfe : LineSearch::fixed;
-        lbfgs.learning_rate = o.learning_rate.value_or(1.0);
-        result = minimize_lbfgs(*backend, recorder, x.data(), o.iterations, lbfgs, on_iteration);
-    }
-    if (!backend->all_finite(x.size(), x.data()))
-        throw RuntimeFailure("the optimisation produced a non-finite image; nothing was written");
-    save_current(o.output);
-    if (!o.quiet) {
-        std::fprintf(stderr, "neural-style: %s after %d iterations (%d evaluations), loss %.5e, %s, peak %s memory %.0f MiB: wrote %s\n",
-                     result.reason == StopReason::converged ? "converged" : "stopped",
-                     result.iterations, result.evaluations, result.loss,
-                     format_duration(std::chrono::duration<double>(Clock::now() - start).count()).c_str(),
-                     backend->name().c_str(), double(backend->peak_bytes()) / (1 << 20), o.output.c_str());
-        if (result.reason != StopReason::iterations && !result.message.empty())
-            std::fprintf(stderr, "neural-style: %s\n", result.message.c_str());
+    const auto start = Clock::now();
+    for (std::size_t k = 0; k < scale_count && !g_interrupted; ++k) {
+        const int side = o.scale_sizes[k], iterations = o.scale_iterations[k];
+        std::unique_ptr<StyleTransferObjective> objective =
+            make_objective_at(*backend, weights, config, inputs, side);
+        const int width = objective->width(), height = objective->height();
+        if (k == 0) {
+            const Image scale_content = resize_longest_side(inputs.content, side);
+            const int style_side = std::max(16, int(std::lround(o.style_scale * side)));
+            image = initial_image(o, scale_content, resize_longest_side(inputs.styles.front(), style_side));
+        } else {
+            // Coarse to fine: the previous scale's result, upsampled.
+            image = resize_image(image, width, height);
+        }
+        Buffer x(*backend, image.pixels.size());
+        backend->upload(x.data(), image.pixels.data(), image.pixels.size());
+        if (!o.quiet)
+            std::fprintf(stderr, "neural-style: %s%s, %dx%d, %zu style image(s), %d %s iterations, weights %s\n",
+                         multiscale ? ("scale " + std::to_string(k + 1) + "/" + std::to_string(scale_count) + ": ").c_str() : "",
+                         backend->name().c_str(), width, height, inputs.styles.size(), iterations,
+                         o.optimizer.c_str(), weights_path.c_str());
+
+        // The image as the user sees it: with the content's chroma in luminance and post modes.
+        auto finished = [&](Image current) {
+            if (!keep_content_chroma) return current;
+            return combine_luminance_chroma(current, resize_longest_side(content_photo, side));
+        };
+        auto save_current = [&](const std::string& path) {
+            backend->download(image.pixels.data(), x.data(), image.pixels.size());
+            save_image(path, finished(image));
+        };
+        RecordingObjective recorder(*objective);
+        auto last_print = Clock::now();
+        const auto scale_start = last_print;
+        auto on_iteration = [&](const IterationReport& report) {
+            const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+            const LossTerms* terms = recorder.terms_for(report.loss);
+            if (log.is_open()) {
+                nlohmann::json line = {{"iteration", report.iteration},
+                                       {"evaluations", report.evaluations},
+                                       {"loss", report.loss},
+                                       {"content_loss", terms ? terms->content : NAN},
+                                       {"style_loss", terms ? terms->style : NAN},
+                                       {"tv_loss", terms ? terms->tv : NAN},
+                                       {"seconds", seconds},
+                                       {"peak_bytes", backend->peak_bytes()}};
+                // Coarse to fine: iterations and evaluations count from 0 again at each scale.
+                if (multiscale) {
+                    line["scale"] = k;
+                    line["size"] = side;
+                }
+                if (!report.event.empty()) line["event"] = report.event;
+                log << line.dump() << '\n' << std::flush;
+                if (!log) throw RuntimeFailure("cannot write --log-json '" + o.log_json + "'");
+            }
+            if (!o.quiet && !report.event.empty())
+                std::fprintf(stderr, "iteration %d: %s\n", report.iteration, report.event.c_str());
+            const bool last = report.iteration == iterations;
+            if (!o.quiet && (last || report.iteration == 0 ||
+                             Clock::now() - last_print >= std::chrono::seconds(2))) {
+                last_print = Clock::now();
+                const double scale_seconds = std::chrono::duration<double>(last_print - scale_start).count();
+                const double rate = report.iteration > 0 ? report.iteration / scale_seconds : 0.0;
+                std::fprintf(stderr, "iteration %5d/%d  loss %.5e  content %.4e  style %.4e  tv %.4e  %.2f it/s  ETA %s\n",
+                             report.iteration, iterations, report.loss, terms ? terms->content : NAN,
+                             terms ? terms->style : NAN, terms ? terms->tv : NAN, rate,
+                             format_duration(rate > 0 ? (iterations - report.iteration) / rate : NAN).c_str());
+            }
+            if (o.save_every > 0 && report.iteration > 0 && report.iteration % o.save_every == 0 &&
+                !(last && k + 1 == scale_count))
+                save_current(multiscale ? numbered_path(o.output, "s" + std::to_string(k + 1) + "_" +
+                                                                      std::to_string(report.iteration))
+                                        : numbered_path(o.output, std::to_string(report.iteration)));
+            return !g_interrupted.load();
+        };
+
+        if (o.optimizer == "adam") {
+            AdamOptions adam;
+            adam.learning_rate = o.learning_rate.value_or(cli::Defaults::adam_learning_rate);
+            result = minimize_adam(*backend, recorder, x.data(), iterations, adam, on_iteration);
+        } else {
+            LbfgsOptions lbfgs;
+            lbfgs.history = o.lbfgs_history;
+            lbfgs.line_search = o.line_search == "wolfe" ? LineSearch::wolfe : LineSearch::fixed;
+            lbfgs.learning_rate = o.learning_rate.value_or(1.0);
+            result = minimize_lbfgs(*backend, recorder, x.data(), iterations, lbfgs, on_iteration);
+        }
+        if (!backend->all_finite(x.size(), x.data()))
+            throw RuntimeFailure("the optimisation produced a non-finite image; nothing was written");
+        backend->download(image.pixels.data(), x.data(), image.pixels.size());
+        image.width = width;
+        image.height = height;
+        if (k + 1 == scale_count || g_interrupted || result.reason == StopReason::failed) {
+            save_image(o.output, finished(image));
+            if (!o.quiet) {
+                std::fprintf(stderr, "neural-style: %s after %d iterations (%d evaluations), loss %.5e, %s, peak %s memory %.0f MiB: wrote %s\n",
+                             result.reason == StopReason::converged ? "converged" : "stopped",
+                             result.iterations, result.evaluations, result.loss,
+                             format_duration(std::chrono::duration<double>(Clock::now() - start).count()).c_str(),
+                             backend->name().c_str(), double(backend->peak_bytes()) / (1 << 20), o.output.c_str());
+                if (result.reason != StopReason::iterations && !result.message.empty())
+                    std::fprintf(stderr, "neural-style: %s\n", result.message.c_str());
+            }
+        }
+        if (result.reason == StopReason::failed) break;
     }
     if (g_interrupted) {
         std::fprintf(stderr, "neural-style: interrupted; wrote the image of iteration %d\n", result.iterations);

@@ -251,6 +251,20 @@ public:
         timed("amax", Phase::vector, {ll(count)}, [&] { value = inner_.amax(count, x); });
         return value;
     }
+    void dot_into(std::size_t count, const float* x, const float* y, double scale,
+                  double* out) override {
+        timed("dot_into", Phase::vector, {ll(count)}, [&] { inner_.dot_into(count, x, y, scale, out); });
+    }
+    void axpy_from(std::size_t count, const double* alpha, const double* minus, double factor,
+                   const float* x, float* y) override {
+        timed("axpy_from", Phase::vector, {ll(count)},
+              [&] { inner_.axpy_from(count, alpha, minus, factor, x, y); });
+    }
+    void mask_channels(int channels, std::size_t plane, const float* x, const float* mask,
+                       float* y) override {
+        timed("mask_channels", Phase::loss, {channels, ll(plane)},
+              [&] { inner_.mask_channels(channels, plane, x, mask, y); });
+    }
     void axpy(std::size_t count, float alpha, const float* x, float* y) override {
         timed("axpy", Phase::vector, {ll(count)}, [&] { inner_.axpy(count, alpha, x, y); });
     }

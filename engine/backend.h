@@ -110,6 +110,15 @@ public:
     virtual double dot(std::size_t count, const float* x, const float* y) = 0;
     virtual double asum(std::size_t count, const float* x) = 0;  // Σ |x_i|
     virtual double amax(std::size_t count, const float* x) = 0;  // max_i |x_i| (0 when empty)
+    // Scalars that stay in backend memory (`out`, `alpha`, `minus` point into a
+    // ScalarBuffer), so that L-BFGS's two-loop recursion queues its 2m dot
+    // products and updates without waiting for the device after each one.
+    //   dot_into:  *out = scale · Σ x_i y_i
+    //   axpy_from: y += float(factor · (*alpha − (minus ? *minus : 0))) · x
+    virtual void dot_into(std::size_t count, const float* x, const float* y, double scale,
+                          double* out) = 0;
+    virtual void axpy_from(std::size_t count, const double* alpha, const double* minus,
+                           double factor, const float* x, float* y) = 0;
     virtual void axpy(std::size_t count, float alpha, const float* x, float* y) = 0;  // y += αx
     virtual void scale(std::size_t count, float alpha, float* x) = 0;                 // x *= α
     virtual void copy(std::size_t count, const float* src, float* dst) = 0;
@@ -123,6 +132,12 @@ public:
                              int step, const float* grad, float* m, float* v, float* x) = 0;
     // Clamps x into [lo, hi] elementwise.
     virtual void clamp(std::size_t count, float lo, float hi, float* x) = 0;
+
+    // ---- spatial control (guided Gram matrices, masked content) ----------------------
+    // x, y (C, plane), mask (plane): y[c,p] = x[c,p] · mask[p]. y may be x (in place).
+    // Its own backward: ∂(Σ dy·y)/∂x = dy ⊙ mask, the same op applied to dy.
+    virtual void mask_channels(int channels, std::size_t plane, const float* x,
+                               const float* mask, float* y) = 0;
 };
 
 // A move-only block of backend memory, released on destruction.
@@ -162,6 +177,17 @@ private:
     Backend* backend_ = nullptr;
     float* data_ = nullptr;
     std::size_t count_ = 0;
+};
+
+// `count` doubles in backend memory, for Backend::dot_into and axpy_from.
+class ScalarBuffer {
+public:
+    ScalarBuffer() = default;
+    ScalarBuffer(Backend& backend, std::size_t count) : floats_(backend, 2 * count) {}
+    double* slot(std::size_t i) { return reinterpret_cast<double*>(floats_.data()) + i; }
+
+private:
+    Buffer floats_;  // allocations are at least 64-byte aligned on every backend
 };
 
 // Names the backends that can be created on this machine: "cpu", and

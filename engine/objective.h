@@ -27,6 +27,9 @@ struct ObjectiveConfig {
     double style_weight = 1e3;    // β
     double tv_weight = 0.0;       // γ
     PoolMode pool = PoolMode::average;
+    // Spatial control: propagate style masks with erosion ("inside" guidance,
+    // masks.h) instead of average pooling.
+    bool erode_style_masks = false;
 };
 
 // Values of the last evaluation: loss = L, the others unweighted.
@@ -50,6 +53,30 @@ public:
     // normalised to sum to 1 (empty: equal weights).
     void set_styles(const std::vector<Image>& styles, std::vector<double> blend_weights = {});
 
+    // Spatial control (Gatys et al. 2017, §4.1, guided Gram matrices): style k
+    // applies to the output region output_masks[k] ((H·W) in [0,1]), taken from
+    // the region style_masks[k] of style image k ((h_k·w_k) in [0,1]; an empty
+    // vector or a missing entry: the whole style image). Replaces set_styles().
+    // Masks go to each layer's size by 2×2 average pooling, or with erosion when
+    // config.erode_style_masks (mask_at_layer, masks.h). At layer l,
+    // with m_r, s_r the masks there and F_s the style image's features:
+    //   G_r = (F ⊙ m_r)(F ⊙ m_r)ᵀ,   A_r = (F_s ⊙ s_r)(F_s ⊙ s_r)ᵀ,
+    //   M_r = Σ_p m_r(p)²,  M^s_r = Σ_p s_r(p)²,  Ã_r = A_r · M_r / M^s_r,
+    //   E_{l,r} = Σ_ij (G_r − Ã_r)²_ij / (4 N_l² M_r²) = Σ_ij (G_r/M_r − A_r/M^s_r)²_ij / (4 N_l²),
+    //   L_s = Σ_l w_l Σ_r E_{l,r}
+    // (each region's Gram matrix normalised by its own size, so a small region is
+    // matched as strongly as a large one; a region empty at a layer adds nothing
+    // there). ∂E_{l,r}/∂F = m_r ⊙ [(G_r − Ã_r)(F ⊙ m_r) / (N_l² M_r²)].
+    // Throws InputError when a style region is empty where its output region is not.
+    void set_guided_styles(const std::vector<Image>& styles,
+                           const std::vector<std::vector<float>>& output_masks,
+                           const std::vector<std::vector<float>>& style_masks = {});
+
+    // Limits the content loss to a region: with m_l the mask (H·W, [0,1]) pooled to
+    // layer l, L_c = ½ Σ_{l∈C} c_l Σ_ij m_l(j)² (F_ij − P_ij)² (the features and the
+    // target are both multiplied by the mask). Call before set_content().
+    void set_content_mask(const std::vector<float>& mask);
+
     std::size_t size() const override { return 3 * std::size_t(width_) * height_; }
     // x, grad: (3, H, W) in backend memory.
     double evaluate(const float* x, float* grad) override;
@@ -64,14 +91,28 @@ public:
     // and the style target A^l.
     std::vector<float> activation(const Image& image, const std::string& layer);
     std::vector<float> style_target(const std::string& layer) const;
+    // P^l (masked, with a content mask) and, with spatial control, Ã_r of region r.
+    std::vector<float> content_target(const std::string& layer) const;
+    std::vector<float> region_style_target(const std::string& layer, std::size_t region) const;
 
 private:
+    struct StyleRegion {
+        Buffer mask;        // m_r at this layer (h·w)
+        Buffer target;      // Ã_r (C, C)
+        double size = 0.0;  // M_r = Σ m_r²
+    };
     struct LossLayer {
         int index = 0;
         double weight = 0.0;
         Buffer target;  // P^l (C, h, w) or A^l (C, C)
         Buffer gram;    // style only: G^l of the current image (C, C)
+        Buffer mask;    // content only, with a content mask: m_l (h·w)
+        std::vector<StyleRegion> regions;  // style only, with spatial control
     };
+    const LossLayer& style_layer(const std::string& name) const;
+    // Allocates, once, the scratch for masked features and their gradient (the
+    // largest loss layer's size), at set-up: evaluate() never allocates.
+    void allocate_mask_scratch();
     static int deepest_of(const ObjectiveConfig& config);
 
     Backend& backend_;
@@ -84,6 +125,31 @@ private:
     std::vector<float*> layer_grad_ptrs_;   // per layer index, null where no loss
     bool has_content_ = false, has_style_ = false;
     LossTerms terms_;
+    Buffer masked_features_, masked_grad_;
 };
+
+// Everything a run stylises, before resizing: each scale of a coarse-to-fine run
+// resizes its inputs from these, as a single-scale run at that size would.
+struct TransferInputs {
+    Image content;
+    std::vector<Image> styles;
+    std::vector<double> blend_weights;     // empty: equal (not with style_masks)
+    double style_scale = 1.0;              // style's longest side = style_scale × output's
+    std::vector<Image> style_masks;        // empty, or one output region per style
+    std::vector<Image> style_image_masks;  // empty, or one per style (width 0: whole image)
+    Image content_mask;                    // width 0: none
+};
+
+// The objective for an output whose longest side is `longest_side`: the content
+// resized to it (resize_longest_side), each style to style_scale × it, masks to
+// the output's (and each style image's) size, all targets set.
+std::unique_ptr<StyleTransferObjective> make_objective_at(Backend& backend, const VggWeights& weights,
+                                                          const ObjectiveConfig& config,
+                                                          const TransferInputs& inputs,
+                                                          int longest_side);
+
+// The longest sides of a coarse-to-fine run of `scales` sizes ending at `size`,
+// coarsest first: round(size / 2^(scales−1−k)). Throws UsageError below 16 px.
+std::vector<int> coarse_to_fine_sizes(int size, int scales);
 
 }  // namespace nst

@@ -12,8 +12,10 @@
 #include <random>
 #include <sstream>
 
+#include "engine/cpu/cpu_backend.h"
 #include "engine/error.h"
 #include "engine/image.h"
+#include "engine/objective.h"
 #include "engine/weights.h"
 #include "tests/test_support.h"
 
@@ -364,5 +366,216 @@ TEST_CASE("cli: bad input gives one clear line, the right exit code and no outpu
                                          " --output " + quote(out) + " --device cpu --size 32");
         require_clean_failure(r, 3, "weights");
         output_untouched();
+    }
+}
+
+// ---- perceptual controls ------------------------------------------------------------------
+
+namespace {
+
+std::vector<nlohmann::json> read_json_lines(const std::string& path) {
+    std::istringstream lines(test::read_file(path));
+    std::string line;
+    std::vector<nlohmann::json> records;
+    while (std::getline(lines, line)) records.push_back(nlohmann::json::parse(line));
+    return records;
+}
+
+// I or Q (YIQ, NTSC 1953; the published matrix) of pixel p, in double.
+double chroma(const Image& rgb, std::size_t p, int channel) {
+    static const double rows[2][3] = {{0.595716, -0.274453, -0.321263}, {0.211456, -0.522591, 0.311135}};
+    const std::size_t plane = rgb.plane();
+    const double* row = rows[channel];
+    return row[0] * rgb.pixels[p] + row[1] * rgb.pixels[plane + p] + row[2] * rgb.pixels[2 * plane + p];
+}
+
+double luma(const Image& rgb, std::size_t p) {
+    const std::size_t plane = rgb.plane();
+    return 0.299 * rgb.pixels[p] + 0.587 * rgb.pixels[plane + p] + 0.114 * rgb.pixels[2 * plane + p];
+}
+
+}  // namespace
+
+TEST_CASE("cli: --init FILE is the starting image (iteration 0's loss is the objective there)", "[cli][e2e][controls]") {
+    test::TempDir dir("cli-init");
+    const std::string out = dir.file("out.png"), log = dir.file("log.jsonl"), init = dir.file("input-init.png");
+    // 48x36 is the output size for Tübingen at --size 48: no resampling, and the
+    // PNG holds 8-bit levels, so the CLI and this test read the same floats.
+    Image start;
+    start.width = 48;
+    start.height = 36;
+    start.pixels = test::random_vector(3 * 48 * 36, 90, 0.0f, 1.0f);
+    save_image(init, start);
+    start = load_image(init);
+    const std::string command =
+        base_command(test::shared_image_path("tubingen.jpg"), test::shared_image_path("starry_night.jpg"),
+                     test::shared_weights_path(), out) +
+        " --size 48 --iterations 1 --quiet --init " + quote(init) + " --log-json " + quote(log);
+    const auto r = test::run_command(command);
+    INFO(command << "\nstderr:\n" << r.err);
+    REQUIRE(r.exit_code == 0);
+    const auto records = read_json_lines(log);
+    REQUIRE(records.size() == 2);
+    REQUIRE(records[0]["iteration"].get<int>() == 0);
+
+    // The objective of the same run, built here from the same inputs.
+    CpuBackend backend;
+    const VggWeights weights = read_weights(test::shared_weights_path());
+    ObjectiveConfig config;  // the CLI's defaults: conv4_2, the paper's five style layers, β = 1000
+    const Image content = resize_longest_side(load_image(test::shared_image_path("tubingen.jpg")), 48);
+    REQUIRE(content.width == 48);
+    StyleTransferObjective objective(backend, weights, config, content.width, content.height);
+    objective.set_content(content);
+    objective.set_styles({resize_longest_side(load_image(test::shared_image_path("starry_night.jpg")), 48)});
+    Buffer x(backend, objective.size()), grad(backend, objective.size());
+    backend.upload(x.data(), start.pixels.data(), start.pixels.size());
+    const double at_init = objective.evaluate(x.data(), grad.data());
+    backend.upload(x.data(), content.pixels.data(), content.pixels.size());
+    const double at_content = objective.evaluate(x.data(), grad.data());
+    // The same code on the same floats; the CPU backend's sums do not depend on
+    // the thread count, so only the JSON's 17 significant digits separate them.
+    CHECK(records[0]["loss"].get<double>() == Approx(at_init).epsilon(1e-12));
+    // Not vacuous: the default start (the content photo) has another loss.
+    CHECK(std::fabs(at_content - at_init) > 0.01 * at_init);
+}
+
+TEST_CASE("cli: --preserve-colors luminance and post keep the content's chroma", "[cli][e2e][controls]") {
+    const std::string mode = GENERATE(as<std::string>{}, "luminance", "post");
+    test::TempDir dir("cli-colors");
+    const std::string out = dir.file("out.png");
+    const std::string command =
+        base_command(test::shared_image_path("tubingen.jpg"), test::shared_image_path("starry_night.jpg"),
+                     test::shared_weights_path(), out) +
+        " --size 64 --iterations 10 --quiet --preserve-colors " + mode;
+    const auto r = test::run_command(command);
+    INFO(command << "\nstderr:\n" << r.err);
+    REQUIRE(r.exit_code == 0);
+    const Image result = load_image(out);
+    const Image content = resize_longest_side(load_image(test::shared_image_path("tubingen.jpg")), 64);
+    REQUIRE(result.width == content.width);
+    REQUIRE(result.height == content.height);
+    // The output is written in 8 bits: each channel is off by ≤ 0.5/255, so I and
+    // Q by ≤ 0.5/255 × (sum of |row|) = 0.5/255 × 1.191 ≈ 0.00234. Pixels with a
+    // channel at 0 or 255 are left out: clamping there changes the chroma.
+    const double tolerance = 0.5 / 255 * 1.192;
+    std::size_t compared = 0, mismatches = 0;
+    double luma_change = 0;
+    for (std::size_t p = 0; p < result.plane(); ++p) {
+        luma_change += std::fabs(luma(result, p) - luma(content, p));
+        bool clipped = false;
+        for (int c = 0; c < 3; ++c) {
+            const float v = result.pixels[c * result.plane() + p];
+            clipped = clipped || v <= 0.0f || v >= 1.0f;
+        }
+        if (clipped) continue;
+        ++compared;
+        for (int c = 0; c < 2; ++c)
+            if (std::fabs(chroma(result, p, c) - chroma(content, p, c)) > tolerance) {
+                if (mismatches < 5)
+                    UNSCOPED_INFO("pixel " << p << " channel " << (c ? "Q" : "I") << ": " << chroma(result, p, c)
+                                           << " vs content " << chroma(content, p, c));
+                ++mismatches;
+            }
+    }
+    INFO(mode << ": " << compared << " of " << result.plane() << " pixels unclipped");
+    CHECK(mismatches == 0);
+    CHECK(compared > result.plane() / 2);  // most pixels are compared
+    // Not vacuous: the luminance was stylised (mean |ΔY| well above 8-bit noise).
+    CHECK(luma_change / double(result.plane()) > 0.01);
+}
+
+TEST_CASE("cli: coarse to fine ends at the output size and logs each scale", "[cli][e2e][controls]") {
+    test::TempDir dir("cli-scales");
+    const std::string out = dir.file("out.png"), log = dir.file("log.jsonl");
+    // Wolfe mode: the strong-Wolfe line search only accepts points with
+    // f ≤ f0 + c1·t·gᵀd < f0, so the loss may not rise within a scale.
+    const std::string command =
+        base_command(test::shared_image_path("tubingen.jpg"), test::shared_image_path("starry_night.jpg"),
+                     test::shared_weights_path(), out) +
+        " --scale-sizes 32,64 --scale-iterations 6,4 --line-search wolfe --quiet --log-json " + quote(log);
+    const auto r = test::run_command(command);
+    INFO(command << "\nstderr:\n" << r.err);
+    REQUIRE(r.exit_code == 0);
+    const Image image = load_image(out);
+    CHECK(image.width == 64);
+    CHECK(image.height == 48);
+    const auto records = read_json_lines(log);
+    REQUIRE(records.size() == 7 + 5);  // iteration 0 of each scale and its iterations
+    for (std::size_t i = 0; i < records.size(); ++i) {
+        const auto& rec = records[i];
+        INFO("record " << i << ": " << rec.dump());
+        const int scale = i < 7 ? 0 : 1;
+        REQUIRE(rec.contains("scale"));
+        CHECK(rec["scale"].get<int>() == scale);
+        CHECK(rec["size"].get<int>() == (scale == 0 ? 32 : 64));
+        CHECK(rec["iteration"].get<int>() == int(scale == 0 ? i : i - 7));  // restarts at each scale
+        if (i != 0 && i != 7) CHECK(rec["loss"].get<double>() <= records[i - 1]["loss"].get<double>());
+    }
+    // One scale: no scale fields (the log of a plain run is unchanged).
+    const auto single = test::run_command(
+        base_command(test::shared_image_path("tubingen.jpg"), test::shared_image_path("starry_night.jpg"),
+                     test::shared_weights_path(), out) +
+        " --size 32 --iterations 1 --quiet --log-json " + quote(log));
+    REQUIRE(single.exit_code == 0);
+    for (const auto& rec : read_json_lines(log)) CHECK_FALSE(rec.contains("scale"));
+}
+
+TEST_CASE("cli: style masks, style-image masks and a content mask run end to end", "[cli][e2e][controls]") {
+    test::TempDir dir("cli-masks");
+    const std::string out = dir.file("out.png");
+    Image left;
+    left.width = 40;
+    left.height = 30;
+    left.pixels.assign(3 * 40 * 30, 0.0f);
+    for (int c = 0; c < 3; ++c)
+        for (int y = 0; y < 30; ++y)
+            for (int x = 0; x < 20; ++x) left.at(c, y, x) = 1.0f;
+    Image right = left;
+    for (float& v : right.pixels) v = 1.0f - v;
+    save_image(dir.file("input-left.png"), left);
+    save_image(dir.file("input-right.png"), right);
+    const std::string styles = " --style " + quote(test::shared_image_path("kandinsky_composition_vii.jpg"));
+    const std::string masks = " --style-masks " + quote(dir.file("input-left.png")) + "," + quote(dir.file("input-right.png"));
+    const std::string base =
+        base_command(test::shared_image_path("tubingen.jpg"), test::shared_image_path("starry_night.jpg"),
+                     test::shared_weights_path(), out) + styles + " --size 48 --iterations 3 --quiet";
+    auto r = test::run_command(base + masks + " --style-image-masks ," + quote(dir.file("input-left.png")) +
+                               " --content-mask " + quote(dir.file("input-right.png")) + " --mask-erosion");
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(load_image(out).width == 48);
+
+    // Bad mask input: a missing file is bad input (3); a wrong count is usage (2).
+    require_clean_failure(test::run_command(base + " --style-masks " + quote(dir.file("input-none.png")) + "," +
+                                            quote(dir.file("input-left.png"))),
+                          3, "input-none.png");
+    require_clean_failure(test::run_command(base + " --style-masks " + quote(dir.file("input-left.png"))), 2,
+                          "--style-masks");
+    require_clean_failure(test::run_command(base + masks + " --style-blend-weights 1,2"), 2, "--style-masks");
+    // A style-image mask that selects nothing.
+    Image black = left;
+    for (float& v : black.pixels) v = 0.0f;
+    save_image(dir.file("input-black.png"), black);
+    require_clean_failure(test::run_command(base + masks + " --style-image-masks " + quote(dir.file("input-black.png"))),
+                          3, "mask");
+}
+
+TEST_CASE("cli: nonsense values of the control options are usage errors", "[cli][errors][controls]") {
+    test::TempDir dir("cli-controls-bad");
+    const std::string weights = dir.file("weights.h5");
+    write_weights(weights, narrow_network());
+    const char* bad[] = {"--preserve-colors sepia", "--color-transfer lab", "--color-transfer pca",
+                         "--scales 0", "--scales 9", "--scale-sizes 64,32", "--scale-sizes 8,32",
+                         "--scale-sizes 16,abc", "--scale-iterations 5,5", "--scales 2 --scale-sizes 16,32",
+                         "--size 32 --scales 2 --scale-iterations 3", "--scales 3 --size 32",
+                         "--iterations 3 --scale-iterations 3", "--size 48 --scale-sizes 16,32",
+                         "--style-image-masks x.png", "--mask-erosion"};
+    for (const char* extra : bad) {
+        INFO("options: " << extra);
+        require_clean_failure(
+            test::run_command(base_command(test::shared_image_path("tubingen.jpg"),
+                                           test::shared_image_path("starry_night.jpg"), weights, dir.file("out.png")) +
+                              " " + extra),
+            2, "");
     }
 }

@@ -58,6 +58,10 @@ public:
     double dot(std::size_t count, const float* x, const float* y) override;
     double asum(std::size_t count, const float* x) override;
     double amax(std::size_t count, const float* x) override;
+    void dot_into(std::size_t count, const float* x, const float* y, double scale,
+                  double* out) override;
+    void axpy_from(std::size_t count, const double* alpha, const double* minus, double factor,
+                   const float* x, float* y) override;
     void axpy(std::size_t count, float alpha, const float* x, float* y) override;
     void scale(std::size_t count, float alpha, float* x) override;
     void copy(std::size_t count, const float* src, float* dst) override;
@@ -66,6 +70,9 @@ public:
     void adam_update(std::size_t count, float lr, float beta1, float beta2, float eps, int step,
                      const float* grad, float* m, float* v, float* x) override;
     void clamp(std::size_t count, float lo, float hi, float* x) override;
+
+    void mask_channels(int channels, std::size_t plane, const float* x, const float* mask,
+                       float* y) override;
 
 private:
     // im2col scratch for the convolutions, grown on demand and kept.

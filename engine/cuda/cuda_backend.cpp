@@ -9,6 +9,7 @@
 #include "engine/cuda/gemm.h"
 #include "kernels/activation.cuh"
 #include "kernels/losses.cuh"
+#include "kernels/masks.cuh"
 #include "kernels/pooling.cuh"
 #include "kernels/preprocess.cuh"
 #include "kernels/vector_ops.cuh"
@@ -142,6 +143,17 @@ double CudaBackend::asum(std::size_t count, const float* x) {
     return context_.read_reduction_result();
 }
 
+void CudaBackend::dot_into(std::size_t count, const float* x, const float* y, double scale,
+                           double* out) {
+    kernels::dot(count, x, y, context_.reduction(), context_.stream());
+    kernels::store_scaled(context_.reduction().result, scale, out, context_.stream());
+}
+
+void CudaBackend::axpy_from(std::size_t count, const double* alpha, const double* minus,
+                            double factor, const float* x, float* y) {
+    kernels::axpy_from(count, alpha, minus, factor, x, y, context_.stream());
+}
+
 double CudaBackend::amax(std::size_t count, const float* x) {
     kernels::amax(count, x, context_.reduction(), context_.stream());
     return context_.read_reduction_result();
@@ -180,6 +192,13 @@ void CudaBackend::adam_update(std::size_t count, float lr, float beta1, float be
 
 void CudaBackend::clamp(std::size_t count, float lo, float hi, float* x) {
     kernels::clamp(count, lo, hi, x, context_.stream());
+}
+
+// ---- spatial control ------------------------------------------------------------------------
+
+void CudaBackend::mask_channels(int channels, std::size_t plane, const float* x, const float* mask,
+                                float* y) {
+    kernels::mask_channels(channels, plane, x, mask, y, context_.stream());
 }
 
 }  // namespace nst::cuda

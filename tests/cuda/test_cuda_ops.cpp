@@ -10,6 +10,8 @@
 
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cuda_api.h"
+#include "engine/objective.h"
+#include "engine/weights.h"
 #include "tests/cuda/cuda_test_support.h"
 
 using namespace nst;
@@ -230,7 +232,7 @@ TEST_CASE("optimiser vector ops match the CPU backend", "[cuda][vector]") {
     const std::size_t count = 100003;  // not a multiple of any block or grid size
     const auto x = random_vector(count, 23), y0 = random_vector(count, 24);
     double dots[2], asums[2], amaxes[2];
-    std::vector<float> axpy[2], scaled[2], copied[2], filled[2], clamped[2];
+    std::vector<float> axpy[2], scaled[2], copied[2], filled[2], clamped[2], axpy_from_results[2];
     int k = 0;
     for (Backend* backend : {static_cast<Backend*>(&b.cpu), b.gpu.get()}) {
         Buffer bx = to_backend(*backend, x), by = to_backend(*backend, y0);
@@ -238,6 +240,15 @@ TEST_CASE("optimiser vector ops match the CPU backend", "[cuda][vector]") {
         dots[k] = backend->dot(count, bx.data(), by.data());
         asums[k] = backend->asum(count, bx.data());
         amaxes[k] = backend->amax(count, bx.data());
+        {
+            // dot_into / axpy_from: the coefficients never leave backend memory.
+            ScalarBuffer scalars(*backend, 2);
+            backend->dot_into(count, bx.data(), by.data(), 0.5, scalars.slot(0));
+            backend->dot_into(count, bx.data(), bx.data(), 1e-5, scalars.slot(1));
+            Buffer bw = to_backend(*backend, y0);
+            backend->axpy_from(count, scalars.slot(0), scalars.slot(1), -0.25, bx.data(), bw.data());
+            axpy_from_results[k] = to_host(*backend, bw);
+        }
         backend->axpy(count, -0.3f, bx.data(), by.data());
         axpy[k] = to_host(*backend, by);
         backend->scale(count, 1.7f, by.data());
@@ -255,6 +266,9 @@ TEST_CASE("optimiser vector ops match the CPU backend", "[cuda][vector]") {
     require_close(dots[1], dots[0], "dot", 1e-12);
     require_close(asums[1], asums[0], "asum", 1e-12);
     CHECK(amaxes[1] == amaxes[0]);  // a maximum is exact
+    // The coefficient comes from two double reductions (~1e-16 relative apart),
+    // then one float multiply-add per element, as axpy.
+    require_close(axpy_from_results[1], axpy_from_results[0], "axpy_from");
     // One multiply-add per element; the GPU may fuse it (one rounding instead of
     // two), so the results may differ in the last bit.
     require_close(axpy[1], axpy[0], "axpy");
@@ -305,4 +319,92 @@ TEST_CASE("Adam update matches the CPU backend", "[cuda][vector]") {
     require_close(m[1], m[0], "adam m");
     require_close(v[1], v[0], "adam v");
     require_close(x[1], x[0], "adam x");
+}
+
+TEST_CASE("mask_channels matches the CPU backend exactly, in place too", "[cuda][masks]") {
+    // One multiply per element, the same single rounding on both sides.
+    Backends b;
+    const int channels = 7;
+    const std::size_t plane = 13 * 11;  // odd: the broadcast index p = i mod plane wraps unevenly
+    const auto x = random_vector(channels * plane, 60), mask = random_vector(plane, 61, 0.0f, 1.0f);
+    std::vector<float> y[2], in_place[2];
+    int k = 0;
+    for (Backend* backend : {static_cast<Backend*>(&b.cpu), b.gpu.get()}) {
+        Buffer bx = to_backend(*backend, x), bm = to_backend(*backend, mask), by(*backend, x.size());
+        backend->mask_channels(channels, plane, bx.data(), bm.data(), by.data());
+        backend->mask_channels(channels, plane, bx.data(), bm.data(), bx.data());
+        y[k] = to_host(*backend, by);
+        in_place[k] = to_host(*backend, bx);
+        ++k;
+    }
+    CHECK(same_bits(y[1], y[0]));
+    CHECK(same_bits(in_place[1], y[0]));
+}
+
+TEST_CASE("guided Gram matrices and a masked content loss match the CPU backend", "[cuda][masks]") {
+    // The whole spatial-control path of the objective (mask_channels, Gram of the
+    // masked features, the rescaled style_loss, the masked gradient) on a narrow
+    // network up to conv3_1, soft masks and one style-image mask.
+    const int widths[] = {4, 4, 6, 6, 8};
+    VggWeights weights;
+    weights.preprocessing.bgr = true;
+    weights.preprocessing.pixel_scale = 255.0f;
+    weights.preprocessing.mean[0] = 103.939f;
+    weights.preprocessing.mean[1] = 116.779f;
+    weights.preprocessing.mean[2] = 123.68f;
+    int in = 3;
+    for (int l = 0; l < 5; ++l) {
+        ConvWeights layer;
+        layer.name = vgg19_layer_names()[l];
+        layer.in_channels = in;
+        layer.out_channels = widths[l];
+        const float bound = std::sqrt(6.0f / (9.0f * static_cast<float>(in)));
+        layer.weight = random_vector(std::size_t(widths[l]) * in * 9, 400 + l, -bound, bound);
+        layer.bias = random_vector(widths[l], 410 + l, 0.0f, 0.1f);
+        weights.layers.push_back(std::move(layer));
+        in = widths[l];
+    }
+    ObjectiveConfig config;
+    config.content_layers = {{"conv2_2", 1.0}};
+    config.style_layers = {{"conv1_1", 1.0 / 3}, {"conv2_1", 1.0 / 3}, {"conv3_1", 1.0 / 3}};
+    const int width = 37, height = 29;
+    const std::size_t plane = std::size_t(width) * height;
+    auto image = [](int w, int h, unsigned seed) {
+        Image i;
+        i.width = w;
+        i.height = h;
+        i.pixels = random_vector(3 * std::size_t(w) * h, seed, 0.0f, 1.0f);
+        return i;
+    };
+    const auto first = random_vector(plane, 420, 0.0f, 1.0f);
+    std::vector<float> second(plane);
+    for (std::size_t p = 0; p < plane; ++p) second[p] = 1.0f - first[p];
+    const auto x0 = random_vector(3 * plane, 421, 0.0f, 1.0f);
+    Backends b;
+    std::vector<float> grad[2];
+    double loss[2], content[2], style[2];
+    int k = 0;
+    for (Backend* backend : {static_cast<Backend*>(&b.cpu), b.gpu.get()}) {
+        StyleTransferObjective objective(*backend, weights, config, width, height);
+        objective.set_content_mask(random_vector(plane, 422, 0.0f, 1.0f));
+        objective.set_content(image(width, height, 423));
+        objective.set_guided_styles({image(23, 31, 424), image(41, 19, 425)}, {first, second},
+                                    {random_vector(23 * 31, 426, 0.0f, 1.0f)});
+        Buffer x = to_backend(*backend, x0), g(*backend, x0.size());
+        loss[k] = objective.evaluate(x.data(), g.data());
+        content[k] = objective.last_terms().content;
+        style[k] = objective.last_terms().style;
+        // Nothing allocated in later evaluations: the mask scratch is set up once.
+        const std::size_t settled = backend->bytes_in_use();
+        objective.evaluate(x.data(), g.data());
+        CHECK(backend->bytes_in_use() == settled);
+        grad[k++] = to_host(*backend, g);
+    }
+    // Five conv layers forward and back, each with its own FP32 summation order
+    // (≤ √(9·8)·u ≈ 5e-7), plus the mask multiplies (exact on both): well inside
+    // the per-op bound of 1e-5 (cuda_test_support.h).
+    require_close(loss[1], loss[0], "loss");
+    require_close(content[1], content[0], "masked content loss");
+    require_close(style[1], style[0], "guided style loss");
+    require_close(grad[1], grad[0], "gradient w.r.t. the image");
 }
