@@ -139,7 +139,8 @@ ParseOutcome parse(int argc, const char* const* argv, Options& o) {
     app.add_option("--style-scale", o.style_scale,
                    "Style image's longest side as a multiple of the output's")->capture_default_str();
     app.add_option("--content-weight", o.content_weight, "alpha")->capture_default_str();
-    app.add_option("--style-weight", o.style_weight, "beta")->capture_default_str();
+    app.add_option("--style-weight", o.style_weight,
+                   "beta (default 1e3; with normalised weights 1e7 x (size/256)^2)");
     app.add_option("--tv-weight", o.tv_weight, "gamma (squared total variation)")->capture_default_str();
     app.add_option("--content-layers", content_layers, "Comma-separated layers")->capture_default_str();
     app.add_option("--style-layers", style_layers, "Comma-separated layers")->capture_default_str();
@@ -208,6 +209,7 @@ ParseOutcome parse(int argc, const char* const* argv, Options& o) {
     }
 
     if (app.count("--learning-rate")) o.learning_rate = learning_rate;
+    o.style_weight_given = app.count("--style-weight") > 0;
     o.content_layers = split_commas(content_layers);
     o.style_layers = split_commas(style_layers);
     for (const auto& part : split_commas(blend_weights)) {

@@ -35,6 +35,7 @@ struct Options {
     int save_every = 0;
     std::string log_json;
     bool quiet = false;
+    bool style_weight_given = false;  // --style-weight on the command line
 
     // Perceptual controls (Gatys et al. 2017; README, "Controls").
     std::string preserve_colors = "none";    // none | luminance | histogram | post
@@ -51,7 +52,10 @@ struct Options {
 // weights; README.md explains them.
 struct Defaults {
     static constexpr double content_weight = 1.0;
-    static constexpr double style_weight = 1e3;
+    static constexpr double style_weight = 1e3;  // for un-normalised (Caffe) weights
+    // For weights made by `nst-weights normalize` (attribute `normalized`): β at a
+    // 256 px output, scaled by the pixel count (L_c sums over positions, E_l does not).
+    static constexpr double normalized_style_weight_256 = 1e7;
     static constexpr double tv_weight = 0.0;
     static constexpr int iterations = 500;
     static constexpr const char* init = "content";

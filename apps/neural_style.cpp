@@ -152,6 +152,14 @@ TransferInputs transfer_inputs(const cli::Options& o, const Image& content) {
     return inputs;
 }
 
+// β: as given, else the default for the kind of weights (docs/DEFAULTS.md):
+// normalised weights need a far larger style weight than Caffe's raw ones.
+double default_style_weight(const cli::Options& o, const VggWeights& weights) {
+    if (o.style_weight_given || !weights.extra_attributes.count("normalized")) return o.style_weight;
+    const double side = o.scale_sizes.back() / 256.0;
+    return cli::Defaults::normalized_style_weight_256 * side * side;
+}
+
 int run(const cli::Options& o) {
     check_output_writable(o.output);
 
@@ -173,7 +181,7 @@ int run(const cli::Options& o) {
     for (auto& l : config.content_layers) l.weight = 1.0;  // c_l = 1 (DESIGN.md)
     config.style_layers = equal_weights(o.style_layers);   // w_l = 1/|S|
     config.content_weight = o.content_weight;
-    config.style_weight = o.style_weight;
+    config.style_weight = default_style_weight(o, weights);
     config.tv_weight = o.tv_weight;
     config.pool = o.pool == "max" ? PoolMode::max : PoolMode::average;
     config.erode_style_masks = o.mask_erosion;
@@ -205,10 +213,10 @@ int run(const cli::Options& o) {
         Buffer x(*backend, image.pixels.size());
         backend->upload(x.data(), image.pixels.data(), image.pixels.size());
         if (!o.quiet)
-            std::fprintf(stderr, "neural-style: %s%s, %dx%d, %zu style image(s), %d %s iterations, weights %s\n",
+            std::fprintf(stderr, "neural-style: %s%s, %dx%d, %zu style image(s), %d %s iterations, style weight %g, weights %s\n",
                          multiscale ? ("scale " + std::to_string(k + 1) + "/" + std::to_string(scale_count) + ": ").c_str() : "",
                          backend->name().c_str(), width, height, inputs.styles.size(), iterations,
-                         o.optimizer.c_str(), weights_path.c_str());
+                         o.optimizer.c_str(), config.style_weight, weights_path.c_str());
 
         // The image as the user sees it: with the content's chroma in luminance and post modes.
         auto finished = [&](Image current) {

@@ -206,6 +206,32 @@ TEST_CASE("cli: the JSON log is well-formed and the loss falls", "[cli][e2e]") {
     CHECK(image.height == 36);
 }
 
+TEST_CASE("cli: normalised weights get their own default style weight", "[cli]") {
+    test::TempDir dir("cli-normalized");
+    VggWeights weights = narrow_network();
+    weights.extra_attributes["normalized"] = "gatys-mean-activation";
+    const std::string weights_path = dir.file("weights.h5");
+    write_weights(weights_path, weights);
+    const std::string log = dir.file("log.jsonl");
+    auto beta_of_run = [&](const std::string& extra) {
+        const auto r = test::run_command(
+            base_command(test::shared_image_path("tubingen.jpg"), test::shared_image_path("starry_night.jpg"),
+                         weights_path, dir.file("out.png")) +
+            " --size 64 --iterations 1 --quiet --log-json " + quote(log) + extra);
+        INFO(r.err);
+        REQUIRE(r.exit_code == 0);
+        std::istringstream lines(test::read_file(log));
+        std::string line;
+        std::getline(lines, line);
+        const auto rec = nlohmann::json::parse(line);
+        // loss = α L_c + β L_s + γ L_tv with α = 1, γ = 0: solve for β.
+        return (rec["loss"].get<double>() - rec["content_loss"].get<double>()) / rec["style_loss"].get<double>();
+    };
+    // 1e7 at 256 px, scaled by the pixel count: (64 / 256)² · 1e7.
+    CHECK(beta_of_run("") == Approx(625000.0).epsilon(1e-6));
+    CHECK(beta_of_run(" --style-weight 5") == Approx(5.0).epsilon(1e-6));  // given: used as is
+}
+
 TEST_CASE("cli: a heavy style weight from the content photo converges where torch diverges", "[cli][e2e]") {
     // With these weights and the fixed step, torch.optim.LBFGS itself reaches
     // inf at its third evaluation and NaN after it on this problem (64 px,
