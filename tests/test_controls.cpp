@@ -21,18 +21,11 @@ using namespace nst;
 
 namespace {
 
-Image random_image(int width, int height, unsigned seed) {
-    Image image;
-    image.width = width;
-    image.height = height;
-    image.pixels = test::random_vector(3 * std::size_t(width) * height, seed, 0.0f, 1.0f);
-    return image;
-}
 
 // Random pixels with correlated channels and unequal spreads, so that every
 // entry of the colour covariance matters (a random_image's is nearly diagonal).
 Image correlated_image(int width, int height, unsigned seed, const double mix[3][3], const double offset[3]) {
-    Image image = random_image(width, height, seed);
+    Image image = test::random_image(width, height, seed);
     const std::size_t plane = image.plane();
     for (std::size_t p = 0; p < plane; ++p) {
         const double x[3] = {image.pixels[p], image.pixels[plane + p], image.pixels[2 * plane + p]};
@@ -63,32 +56,6 @@ void mean_std(const std::vector<double>& v, double& mean, double& sd) {
     sd = std::sqrt(var / double(v.size()));
 }
 
-// A narrow network of VGG-19's topology (as in test_objective.cpp).
-VggWeights narrow_weights(unsigned seed) {
-    const int widths[16] = {3, 4, 4, 5, 5, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3, 3};
-    VggWeights w;
-    w.preprocessing.bgr = true;
-    w.preprocessing.pixel_scale = 255.0f;
-    w.preprocessing.mean[0] = 103.9f; w.preprocessing.mean[1] = 116.8f; w.preprocessing.mean[2] = 123.7f;
-    w.preprocessing.std[0] = 57.0f; w.preprocessing.std[1] = 58.0f; w.preprocessing.std[2] = 59.0f;
-    std::mt19937 rng(seed);
-    int in = 3;
-    for (int l = 0; l < 16; ++l) {
-        ConvWeights c;
-        c.name = vgg19_layer_names()[l];
-        c.in_channels = in;
-        c.out_channels = widths[l];
-        std::normal_distribution<float> normal(0.0f, std::sqrt(2.0f / (9.0f * float(in))));
-        std::uniform_real_distribution<float> bias(-0.1f, 0.1f);
-        c.weight.resize(std::size_t(c.out_channels) * in * 9);
-        for (auto& v : c.weight) v = normal(rng);
-        c.bias.resize(c.out_channels);
-        for (auto& v : c.bias) v = bias(rng);
-        w.layers.push_back(c);
-        in = widths[l];
-    }
-    return w;
-}
 
 // ---- the oracle for spatial control: double precision, naive loops -------------------
 struct Tensor {
@@ -231,7 +198,7 @@ std::pair<double, double> reference_guided(const GuidedProblem& p, const std::ve
 
 GuidedProblem guided_problem() {
     GuidedProblem p;
-    p.weights = narrow_weights(21);
+    p.weights = test::narrow_vgg19(21);
     // conv2_1 sits after a pool (masks pooled once), conv1_1 at full size;
     // the content layer conv2_2 is masked too.
     p.config.content_layers = {{"conv2_2", 1.0}};
@@ -239,8 +206,8 @@ GuidedProblem guided_problem() {
     p.config.tv_weight = 0.0;
     p.width = 13;  // odd: the pool drops a column and a row
     p.height = 11;
-    p.content = random_image(p.width, p.height, 31);
-    p.styles = {random_image(15, 12, 32), random_image(11, 14, 33)};
+    p.content = test::random_image(p.width, p.height, 31);
+    p.styles = {test::random_image(15, 12, 32), test::random_image(11, 14, 33)};
     // Soft masks (values in (0,1)) so that partial members and Σ m² matter.
     const std::size_t plane = std::size_t(p.width) * p.height;
     const auto soft = test::random_vector(plane, 34, 0.0f, 1.0f);
@@ -262,7 +229,7 @@ GuidedProblem guided_problem() {
 // ---- colour --------------------------------------------------------------------------
 
 TEST_CASE("controls: RGB -> YIQ follows the published matrix and round-trips exactly", "[controls][color]") {
-    const Image rgb = random_image(23, 17, 1);
+    const Image rgb = test::random_image(23, 17, 1);
     const Image yiq = rgb_to_yiq(rgb);
     for (int c = 0; c < 3; ++c) {
         std::vector<float> plane(yiq.pixels.begin() + c * long(rgb.plane()),
@@ -308,7 +275,7 @@ TEST_CASE("controls: luminance matching gives the content's mean and standard de
 }
 
 TEST_CASE("controls: recombined images keep the chroma of one and the luminance of the other", "[controls][color]") {
-    const Image stylised = random_image(19, 13, 4), content = random_image(19, 13, 5);
+    const Image stylised = test::random_image(19, 13, 4), content = test::random_image(19, 13, 5);
     const Image combined = combine_luminance_chroma(stylised, content);
     const std::vector<double> y = yiq_plane(combined, 0), i = yiq_plane(combined, 1), q = yiq_plane(combined, 2);
     // Oracle: the published matrix in double on each input. Tolerance: the YIQ
@@ -427,7 +394,7 @@ TEST_CASE("controls: mask pooling and the mask multiply match the network's pool
 
 TEST_CASE("controls: guided Gram style loss and masked content loss match a double-precision oracle and finite differences", "[controls][masks]") {
     GuidedProblem p = guided_problem();
-    const Image start = random_image(p.width, p.height, 37);
+    const Image start = test::random_image(p.width, p.height, 37);
     const std::vector<double> x0(start.pixels.begin(), start.pixels.end());
     const auto unweighted = reference_guided(p, x0);
     REQUIRE(unweighted.first > 0);
@@ -489,7 +456,7 @@ TEST_CASE("controls: the style gradient inside one region does not depend on the
     // image gradient at column j comes from F at columns j−1..j+1 (one 3×3 conv),
     // so image columns ≤ 6 see only region 1 and must be bit-identical when style
     // 2 changes; the same float operations run on the same values there.
-    const VggWeights weights = narrow_weights(23);
+    const VggWeights weights = test::narrow_vgg19(23);
     ObjectiveConfig config;
     config.content_layers = {};
     config.style_layers = {{"conv1_1", 1.0}};
@@ -500,8 +467,8 @@ TEST_CASE("controls: the style gradient inside one region does not depend on the
         left[k] = int(k % std::size_t(width)) < border ? 1.0f : 0.0f;
         right[k] = 1.0f - left[k];
     }
-    const Image style1 = random_image(14, 12, 50), style2 = random_image(12, 14, 51),
-                other_style2 = random_image(15, 11, 52), start = random_image(width, height, 53);
+    const Image style1 = test::random_image(14, 12, 50), style2 = test::random_image(12, 14, 51),
+                other_style2 = test::random_image(15, 11, 52), start = test::random_image(width, height, 53);
     CpuBackend backend(2);
     auto gradient_with = [&](const Image& second) {
         StyleTransferObjective objective(backend, weights, config, width, height);
@@ -586,7 +553,7 @@ TEST_CASE("controls: with eroded masks no gradient crosses the border, at any de
     // gradient when style 2 changes. (The narrow network keeps the direct, im2col
     // convolution, whose outputs do not mix neighbouring values the way
     // Winograd's tile transforms would.)
-    const VggWeights weights = narrow_weights(24);
+    const VggWeights weights = test::narrow_vgg19(24);
     ObjectiveConfig config;
     config.content_layers = {};
     config.style_layers = {{"conv1_1", 0.5}, {"conv2_1", 0.5}};
@@ -598,8 +565,8 @@ TEST_CASE("controls: with eroded masks no gradient crosses the border, at any de
         left[k] = int(k % std::size_t(width)) < border ? 1.0f : 0.0f;
         right[k] = 1.0f - left[k];
     }
-    const Image style1 = random_image(16, 14, 54), style2 = random_image(14, 16, 55),
-                other_style2 = random_image(17, 13, 56), start = random_image(width, height, 57);
+    const Image style1 = test::random_image(16, 14, 54), style2 = test::random_image(14, 16, 55),
+                other_style2 = test::random_image(17, 13, 56), start = test::random_image(width, height, 57);
     CpuBackend backend(2);
     auto gradient_with = [&](const Image& second) {
         StyleTransferObjective objective(backend, weights, config, width, height);
@@ -631,12 +598,12 @@ TEST_CASE("controls: with eroded masks no gradient crosses the border, at any de
 TEST_CASE("controls: a full mask with the whole style image is the unmasked objective", "[controls][masks]") {
     // With m = 1 everywhere and a style image with as many positions as the
     // output, M_r = M^s_r = M and the guided loss is E_l of DESIGN.md.
-    const VggWeights weights = narrow_weights(25);
+    const VggWeights weights = test::narrow_vgg19(25);
     ObjectiveConfig config;
     config.content_layers = {{"conv4_2", 1.0}};
     const int width = 20, height = 18;
-    const Image content = random_image(width, height, 60), style = random_image(18, 20, 61),
-                start = random_image(width, height, 62);
+    const Image content = test::random_image(width, height, 60), style = test::random_image(18, 20, 61),
+                start = test::random_image(width, height, 62);
     CpuBackend backend(1);
     StyleTransferObjective plain(backend, weights, config, width, height), guided(backend, weights, config, width, height);
     plain.set_content(content);
@@ -663,13 +630,13 @@ TEST_CASE("controls: a full mask with the whole style image is the unmasked obje
 }
 
 TEST_CASE("controls: an empty style-image region is refused", "[controls][masks]") {
-    const VggWeights weights = narrow_weights(27);
+    const VggWeights weights = test::narrow_vgg19(27);
     ObjectiveConfig config;
     config.content_layers = {};
     config.style_layers = {{"conv1_1", 1.0}};
     CpuBackend backend(1);
     StyleTransferObjective objective(backend, weights, config, 16, 16);
-    const Image style = random_image(16, 16, 70);
+    const Image style = test::random_image(16, 16, 70);
     CHECK_THROWS_AS(objective.set_guided_styles({style}, {std::vector<float>(256, 1.0f)},
                                                 {std::vector<float>(256, 0.0f)}),
                     InputError);
@@ -687,11 +654,11 @@ TEST_CASE("controls: coarse-to-fine sizes halve down to the output size", "[cont
 }
 
 TEST_CASE("controls: each scale's targets equal a fresh single-scale objective's at that size", "[controls][scales]") {
-    const VggWeights weights = narrow_weights(29);
+    const VggWeights weights = test::narrow_vgg19(29);
     ObjectiveConfig config;
     TransferInputs inputs;
-    inputs.content = random_image(90, 70, 80);
-    inputs.styles = {random_image(60, 75, 81)};
+    inputs.content = test::random_image(90, 70, 80);
+    inputs.styles = {test::random_image(60, 75, 81)};
     inputs.style_scale = 0.8;
     CpuBackend backend(1);
     for (int side : {32, 45, 90}) {

@@ -16,41 +16,7 @@ using namespace nst;
 
 namespace {
 
-// A narrow network of VGG-19's topology: widths 2..5, He-scaled random weights,
-// biases of both signs so the ReLU masks are not trivial.
-VggWeights narrow_weights(unsigned seed) {
-    const int widths[16] = {3, 4, 4, 5, 5, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3, 3};
-    VggWeights w;
-    w.preprocessing.bgr = true;
-    w.preprocessing.pixel_scale = 255.0f;
-    w.preprocessing.mean[0] = 103.9f; w.preprocessing.mean[1] = 116.8f; w.preprocessing.mean[2] = 123.7f;
-    w.preprocessing.std[0] = 57.0f; w.preprocessing.std[1] = 58.0f; w.preprocessing.std[2] = 59.0f;
-    std::mt19937 rng(seed);
-    int in = 3;
-    for (int l = 0; l < 16; ++l) {
-        ConvWeights c;
-        c.name = vgg19_layer_names()[l];
-        c.in_channels = in;
-        c.out_channels = widths[l];
-        std::normal_distribution<float> normal(0.0f, std::sqrt(2.0f / (9.0f * float(in))));
-        std::uniform_real_distribution<float> bias(-0.1f, 0.1f);
-        c.weight.resize(std::size_t(c.out_channels) * in * 9);
-        for (auto& v : c.weight) v = normal(rng);
-        c.bias.resize(c.out_channels);
-        for (auto& v : c.bias) v = bias(rng);
-        w.layers.push_back(c);
-        in = widths[l];
-    }
-    return w;
-}
 
-Image random_image(int width, int height, unsigned seed) {
-    Image image;
-    image.width = width;
-    image.height = height;
-    image.pixels = test::random_vector(3 * std::size_t(width) * height, seed, 0.0f, 1.0f);
-    return image;
-}
 
 // ---- the oracle: the objective of DESIGN.md in double precision, naive loops ----
 struct Tensor {
@@ -171,12 +137,12 @@ ObjectiveConfig test_config(PoolMode pool) {
 
 TEST_CASE("objective: loss terms and image gradient match a double-precision oracle", "[objective]") {
     const PoolMode pool = GENERATE(PoolMode::average, PoolMode::max);
-    const VggWeights weights = narrow_weights(7);
+    const VggWeights weights = test::narrow_vgg19(7);
     // 19×17: odd sizes, so every pool drops a row or a column; conv5_1 runs at 1×1.
     const int width = 19, height = 17;
-    const Image content = random_image(width, height, 1);
-    const Image style = random_image(23, 21, 2);  // the style image has its own size
-    const Image start = random_image(width, height, 3);
+    const Image content = test::random_image(width, height, 1);
+    const Image style = test::random_image(23, 21, 2);  // the style image has its own size
+    const Image start = test::random_image(width, height, 3);
     ObjectiveConfig config = test_config(pool);
     const Tensor x_ref = to_tensor(start);
     const bool max_pool = pool == PoolMode::max;
@@ -240,8 +206,8 @@ TEST_CASE("objective: loss terms and image gradient match a double-precision ora
 }
 
 TEST_CASE("objective: evaluation is reproducible bit for bit", "[objective]") {
-    const VggWeights weights = narrow_weights(11);
-    const Image content = random_image(24, 20, 4), style = random_image(20, 24, 5);
+    const VggWeights weights = test::narrow_vgg19(11);
+    const Image content = test::random_image(24, 20, 4), style = test::random_image(20, 24, 5);
     CpuBackend backend;
     StyleTransferObjective objective(backend, weights, test_config(PoolMode::average), 24, 20);
     objective.set_content(content);
@@ -258,9 +224,9 @@ TEST_CASE("objective: evaluation is reproducible bit for bit", "[objective]") {
 }
 
 TEST_CASE("objective: blended style targets are the weighted sum of each style's Gram", "[objective]") {
-    const VggWeights weights = narrow_weights(13);
-    const Image content = random_image(20, 20, 6);
-    const Image s1 = random_image(20, 16, 7), s2 = random_image(18, 22, 8);
+    const VggWeights weights = test::narrow_vgg19(13);
+    const Image content = test::random_image(20, 20, 6);
+    const Image s1 = test::random_image(20, 16, 7), s2 = test::random_image(18, 22, 8);
     CpuBackend backend;
     const ObjectiveConfig config = test_config(PoolMode::average);
     StyleTransferObjective blended(backend, weights, config, 20, 20);
@@ -281,7 +247,7 @@ TEST_CASE("objective: blended style targets are the weighted sum of each style's
 }
 
 TEST_CASE("objective: bad configuration is refused clearly", "[objective]") {
-    const VggWeights weights = narrow_weights(17);
+    const VggWeights weights = test::narrow_vgg19(17);
     CpuBackend backend;
     auto build = [&](const VggWeights& w, const ObjectiveConfig& config, int size) {
         StyleTransferObjective objective(backend, w, config, size, size);

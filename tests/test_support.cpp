@@ -96,6 +96,40 @@ std::vector<float> random_vector(std::size_t count, unsigned seed, float lo, flo
     return v;
 }
 
+VggWeights narrow_vgg19(unsigned seed) {
+    const int widths[16] = {3, 4, 4, 5, 5, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3, 3};
+    VggWeights w;
+    w.preprocessing.bgr = true;
+    w.preprocessing.pixel_scale = 255.0f;
+    w.preprocessing.mean[0] = 103.9f; w.preprocessing.mean[1] = 116.8f; w.preprocessing.mean[2] = 123.7f;
+    w.preprocessing.std[0] = 57.0f; w.preprocessing.std[1] = 58.0f; w.preprocessing.std[2] = 59.0f;
+    std::mt19937 rng(seed);
+    int in = 3;
+    for (int l = 0; l < 16; ++l) {
+        ConvWeights c;
+        c.name = vgg19_layer_names()[l];
+        c.in_channels = in;
+        c.out_channels = widths[l];
+        std::normal_distribution<float> normal(0.0f, std::sqrt(2.0f / (9.0f * float(in))));
+        std::uniform_real_distribution<float> bias(-0.1f, 0.1f);
+        c.weight.resize(std::size_t(c.out_channels) * in * 9);
+        for (auto& v : c.weight) v = normal(rng);
+        c.bias.resize(c.out_channels);
+        for (auto& v : c.bias) v = bias(rng);
+        w.layers.push_back(c);
+        in = widths[l];
+    }
+    return w;
+}
+
+Image random_image(int width, int height, unsigned seed) {
+    Image image;
+    image.width = width;
+    image.height = height;
+    image.pixels = random_vector(3 * std::size_t(width) * height, seed, 0.0f, 1.0f);
+    return image;
+}
+
 CommandResult run_command(const std::string& command) {
     TempDir tmp("cmd");
     const std::string out_path = tmp.file("stdout"), err_path = tmp.file("stderr");

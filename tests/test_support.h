@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "engine/image.h"
+#include "engine/weights.h"
+
 namespace nst::test {
 
 // ../shared/assets beside the checkout (CI has it there too).
@@ -48,6 +51,15 @@ Comparison compare(const std::vector<float>& actual, const std::vector<float>& r
 // Deterministic pseudo-random values in [lo, hi) (a fixed-seed generator).
 std::vector<float> random_vector(std::size_t count, unsigned seed, float lo = -1.0f,
                                  float hi = 1.0f);
+
+// A narrow network of VGG-19's topology (widths 3..5), He-scaled random
+// weights and biases of both signs (so ReLU masks are not trivial), BGR Caffe
+// preprocessing with a non-trivial std. Convolutions this narrow (< 16
+// channels) take the CPU backend's direct path, not Winograd.
+VggWeights narrow_vgg19(unsigned seed);
+
+// width × height RGB pixels uniform in [0, 1).
+Image random_image(int width, int height, unsigned seed);
 
 // Runs a command through /bin/sh, capturing stdout and stderr separately.
 struct CommandResult {
