@@ -38,6 +38,15 @@ int count_lines(const std::string& text) {
     return lines;
 }
 
+// The records of a --log-json file, one per line.
+std::vector<nlohmann::json> read_json_lines(const std::string& path) {
+    std::istringstream lines(test::read_file(path));
+    std::string line;
+    std::vector<nlohmann::json> records;
+    while (std::getline(lines, line)) records.push_back(nlohmann::json::parse(line));
+    return records;
+}
+
 // One line on stderr that says what failed, and the expected exit code.
 void require_clean_failure(const test::CommandResult& r, int exit_code, const std::string& must_mention) {
     INFO("exit " << r.exit_code << "\nstderr: " << r.err << "\nstdout: " << r.out);
@@ -175,10 +184,7 @@ TEST_CASE("cli: the JSON log is well-formed and the loss falls", "[cli][e2e]") {
     REQUIRE(r.exit_code == 0);
     CHECK(r.err.empty());  // --quiet
 
-    std::istringstream lines(test::read_file(log));
-    std::string line;
-    std::vector<nlohmann::json> records;
-    while (std::getline(lines, line)) records.push_back(nlohmann::json::parse(line));
+    const auto records = read_json_lines(log);
     REQUIRE(records.size() == 16);  // iteration 0 and 15 iterations
     int previous_evaluations = 0;
     double previous_seconds = -1;
@@ -220,10 +226,7 @@ TEST_CASE("cli: normalised weights get their own default style weight", "[cli]")
             " --size 64 --iterations 1 --quiet --log-json " + quote(log) + extra);
         INFO(r.err);
         REQUIRE(r.exit_code == 0);
-        std::istringstream lines(test::read_file(log));
-        std::string line;
-        std::getline(lines, line);
-        const auto rec = nlohmann::json::parse(line);
+        const auto rec = read_json_lines(log).at(0);
         // loss = α L_c + β L_s + γ L_tv with α = 1, γ = 0: solve for β.
         return (rec["loss"].get<double>() - rec["content_loss"].get<double>()) / rec["style_loss"].get<double>();
     };
@@ -246,10 +249,8 @@ TEST_CASE("cli: a heavy style weight from the content photo converges where torc
     const auto r = test::run_command(command);
     INFO(command << "\nstderr:\n" << r.err);
     REQUIRE(r.exit_code == 0);
-    std::istringstream lines(test::read_file(log));
-    std::string line;
     std::vector<double> losses;
-    while (std::getline(lines, line)) losses.push_back(nlohmann::json::parse(line)["loss"].get<double>());
+    for (const auto& rec : read_json_lines(log)) losses.push_back(rec["loss"].get<double>());
     REQUIRE(losses.size() == 31);
     for (double loss : losses) CHECK(std::isfinite(loss));
     // Measured: 2.15e12 at the start, 2.9e11 after 10 and 9.0e10 after 30
@@ -398,14 +399,6 @@ TEST_CASE("cli: bad input gives one clear line, the right exit code and no outpu
 // ---- perceptual controls ------------------------------------------------------------------
 
 namespace {
-
-std::vector<nlohmann::json> read_json_lines(const std::string& path) {
-    std::istringstream lines(test::read_file(path));
-    std::string line;
-    std::vector<nlohmann::json> records;
-    while (std::getline(lines, line)) records.push_back(nlohmann::json::parse(line));
-    return records;
-}
 
 // I or Q (YIQ, NTSC 1953; the published matrix) of pixel p, in double.
 double chroma(const Image& rgb, std::size_t p, int channel) {
