@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/cpu/cpu_backend.h"
+#include "engine/error.h"
 #include "engine/cpu/cpu_winograd.h"
 #include "tests/test_support.h"
 
@@ -621,4 +622,23 @@ TEST_CASE("reductions are bitwise identical with one and two threads", "[cpu][ve
     CHECK(dot1 == dot2);
     CHECK(tv1 == tv2);
     CHECK(grad1 == grad2);
+}
+
+TEST_CASE("an allocation larger than the machine's memory fails at once, with a message", "[cpu][memory]") {
+    CpuBackend backend;
+    const std::size_t before = backend.bytes_in_use();
+    // 16 TiB: more than any machine this runs on has available.
+    const std::size_t count = std::size_t(1) << 42;
+    try {
+        nst::Buffer huge(backend, count);
+        FAIL("a 16 TiB allocation succeeded");
+    } catch (const nst::RuntimeFailure& e) {
+        const std::string message = e.what();
+        INFO(message);
+        CHECK(message.find("out of host memory") != std::string::npos);
+        CHECK(message.find("MiB available") != std::string::npos);
+    }
+    CHECK(backend.bytes_in_use() == before);  // nothing counted for the failed request
+    nst::Buffer small(backend, 1000);           // and the backend still works
+    CHECK(backend.bytes_in_use() == before + 1000 * sizeof(float));
 }

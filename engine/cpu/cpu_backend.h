@@ -78,6 +78,7 @@ private:
     // im2col scratch for the convolutions, grown on demand and kept.
     float* column_scratch(std::size_t count);
 
+    std::size_t memory_limit_;  // host memory available at construction (MemAvailable)
     std::size_t bytes_in_use_ = 0;
     std::size_t peak_bytes_ = 0;
     float* columns_ = nullptr;

@@ -6,6 +6,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
+#include <unistd.h>
 #include <vector>
 
 #include "engine/cpu/cpu_backend.h"
@@ -28,7 +31,27 @@ void set_thread_count(int threads) {
     openblas_set_num_threads(1);
 }
 
-CpuBackend::CpuBackend(int threads) {
+namespace {
+
+// Memory the system can give without swapping: MemAvailable from /proc/meminfo,
+// else the physical memory. Linux overcommits: without this check a run too
+// large for the machine would be killed by the kernel halfway instead of
+// failing at set-up with a message.
+std::size_t available_host_bytes() {
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    std::size_t kib = 0;
+    while (meminfo >> key >> kib) {
+        if (key == "MemAvailable:") return kib * 1024;
+        meminfo.ignore(256, '\n');
+    }
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? std::size_t(pages) * std::size_t(page) : SIZE_MAX;
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend(int threads) : memory_limit_(available_host_bytes()) {
     if (threads > 0) omp_set_num_threads(threads);
     openblas_set_num_threads(1);
 }
@@ -37,6 +60,11 @@ CpuBackend::~CpuBackend() { release(columns_); }
 
 float* CpuBackend::allocate(std::size_t count) {
     const std::size_t bytes = count * sizeof(float);
+    if (count > memory_limit_ / sizeof(float) || bytes > memory_limit_ - std::min(memory_limit_, bytes_in_use_))
+        throw RuntimeFailure("out of host memory: this run needs more than the " +
+                             std::to_string(memory_limit_ >> 20) + " MiB available (" +
+                             std::to_string(bytes_in_use_ >> 20) + " MiB held, " +
+                             std::to_string(bytes >> 20) + " MiB more asked); try a smaller --size");
     void* block = std::aligned_alloc(64, kHeader + ((bytes + 63) / 64) * 64);
     if (!block)
         throw RuntimeFailure("out of host memory: could not allocate " +
