@@ -66,7 +66,9 @@ public:
     virtual void synchronize() = 0;
 
     // ---- network layers -------------------------------------------------------------
-    // x (C_in, H, W), weight (C_out, C_in, 3, 3) -> y (C_out, H, W)
+    // x (C_in, H, W), weight (C_out, C_in, 3, 3) -> y (C_out, H, W). A backend may
+    // keep data derived from a weight buffer (the CPU's Winograd filters): weights
+    // change only through upload, copy or fill, or by releasing the buffer.
     virtual void conv3x3_forward(const ConvShape& shape, const float* x, const float* weight,
                                  float* y) = 0;
     // dy (C_out, H, W), weight (C_out, C_in, 3, 3) -> dx (C_in, H, W), overwritten

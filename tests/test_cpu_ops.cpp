@@ -642,3 +642,44 @@ TEST_CASE("an allocation larger than the machine's memory fails at once, with a 
     nst::Buffer small(backend, 1000);           // and the backend still works
     CHECK(backend.bytes_in_use() == before + 1000 * sizeof(float));
 }
+
+TEST_CASE("Winograd filters cached per weight buffer follow every write to it", "[cpu][conv]") {
+    // 16 channels: the Winograd path, whose transformed filters are cached.
+    const ConvShape shape{16, 16, 9, 11};
+    const std::size_t weights = 16 * 16 * 9, plane = 9 * 11;
+    const auto x = random_vector(16 * plane, 81), w1 = random_vector(weights, 82),
+               w2 = random_vector(weights, 83);
+    // Reference: a fresh backend for each weight set (nothing cached before).
+    auto fresh = [&](const std::vector<float>& w, bool backward) {
+        CpuBackend other(1);
+        nst::Buffer bw(other, weights), bx(other, x.size()), by(other, x.size());
+        other.upload(bw.data(), w.data(), w.size());
+        other.upload(bx.data(), x.data(), x.size());
+        if (backward) other.conv3x3_backward_data(shape, bx.data(), bw.data(), by.data());
+        else other.conv3x3_forward(shape, bx.data(), bw.data(), by.data());
+        std::vector<float> out(x.size());
+        other.download(out.data(), by.data(), out.size());
+        return out;
+    };
+    for (bool backward : {false, true}) {
+        INFO((backward ? "backward" : "forward"));
+        CpuBackend backend(1);
+        nst::Buffer bw(backend, weights), bx(backend, x.size()), by(backend, x.size());
+        backend.upload(bx.data(), x.data(), x.size());
+        auto run = [&] {
+            if (backward) backend.conv3x3_backward_data(shape, bx.data(), bw.data(), by.data());
+            else backend.conv3x3_forward(shape, bx.data(), bw.data(), by.data());
+            std::vector<float> out(x.size());
+            backend.download(out.data(), by.data(), out.size());
+            return out;
+        };
+        backend.upload(bw.data(), w1.data(), w1.size());
+        CHECK(run() == fresh(w1, backward));
+        CHECK(run() == fresh(w1, backward));  // from the cache: the same bits
+        backend.upload(bw.data(), w2.data(), w2.size());  // new weights, same buffer
+        CHECK(run() == fresh(w2, backward));
+        backend.copy(weights, bw.data(), bw.data());  // a no-op copy keeps them
+        backend.fill(weights, 0.0f, bw.data());
+        CHECK(run() == std::vector<float>(x.size(), 0.0f));
+    }
+}

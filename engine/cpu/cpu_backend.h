@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <unordered_map>
 
 #include "engine/backend.h"
 
@@ -77,6 +78,16 @@ public:
 private:
     // im2col scratch for the convolutions, grown on demand and kept.
     float* column_scratch(std::size_t count);
+    // Winograd-transformed filters of a weight buffer, cached (cpu_conv.cpp).
+    const float* winograd_filters(const ConvShape& shape, const float* weight);
+    // Drops cached filters of weight buffers overlapping [begin, begin + count).
+    void forget_filters(const float* begin, std::size_t count);
+    struct WinogradFilters {
+        int out_channels = 0, in_channels = 0;
+        std::size_t weight_count = 0;  // floats of the weight buffer they came from
+        float* filters = nullptr;      // (16, C_out, C_in), backend memory
+    };
+    std::unordered_map<const float*, WinogradFilters> winograd_filters_;
 
     std::size_t memory_limit_;  // host memory available at construction (MemAvailable)
     std::size_t bytes_in_use_ = 0;

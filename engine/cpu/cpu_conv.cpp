@@ -33,6 +33,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "engine/cpu/cpu_backend.h"
@@ -136,16 +137,51 @@ std::size_t filter_floats(const ConvShape& shape) {
 
 }  // namespace
 
+// Winograd's transformed filters U = G g Gᵀ (16, C_out, C_in) of a weight
+// buffer, made on its first use and kept until the buffer is written through
+// upload/copy/fill or released (forget_filters): VGG's weights are uploaded
+// once and convolved thousands of times, and the transform of a 512×512 layer
+// costs about as much as a small layer's convolution.
+const float* CpuBackend::winograd_filters(const ConvShape& shape, const float* weight) {
+    auto it = winograd_filters_.find(weight);
+    if (it != winograd_filters_.end() && it->second.out_channels == shape.out_channels &&
+        it->second.in_channels == shape.in_channels)
+        return it->second.filters;
+    if (it != winograd_filters_.end()) {
+        release(it->second.filters);
+        winograd_filters_.erase(it);
+    }
+    float* filters = allocate(filter_floats(shape));
+    cpu::winograd_filter_transform(shape.out_channels, shape.in_channels, weight, filters);
+    winograd_filters_[weight] = {shape.out_channels, shape.in_channels,
+                                 std::size_t(shape.out_channels) * shape.in_channels * 9, filters};
+    return filters;
+}
+
+void CpuBackend::forget_filters(const float* begin, std::size_t count) {
+    for (auto it = winograd_filters_.begin(); it != winograd_filters_.end();) {
+        const auto key = reinterpret_cast<std::uintptr_t>(it->first);
+        const auto first = reinterpret_cast<std::uintptr_t>(begin);
+        const bool overlaps = key < first + count * sizeof(float) &&
+                              first < key + it->second.weight_count * sizeof(float);
+        if (overlaps) {
+            release(it->second.filters);
+            it = winograd_filters_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
 void CpuBackend::conv3x3_forward(const ConvShape& shape, const float* x, const float* weight,
                                  float* y) {
     check_shape(shape);
     if (cpu::use_winograd(shape.in_channels, shape.height, shape.width)) {
         const cpu::WinogradPlan plan = cpu::plan_winograd(shape.in_channels, shape.out_channels,
                                                           shape.height, shape.width);
-        const std::size_t filter_count = filter_floats(shape);
-        float* scratch = column_scratch(filter_count + plan.thread_floats * plan.threads);
-        cpu::winograd_filter_transform(shape.out_channels, shape.in_channels, weight, scratch);
-        cpu::winograd_conv3x3(plan, x, scratch, false, y, scratch + filter_count);
+        const float* filters = winograd_filters(shape, weight);
+        float* scratch = column_scratch(plan.thread_floats * plan.threads);
+        cpu::winograd_conv3x3(plan, x, filters, false, y, scratch);
         return;
     }
     const Tiling plan = plan_tiles(shape.in_channels, shape.height, shape.width);
@@ -161,10 +197,9 @@ void CpuBackend::conv3x3_backward_data(const ConvShape& shape, const float* dy,
     if (cpu::use_winograd(c_out, shape.height, shape.width)) {
         // The forward's transformed filters, read mirrored and transposed.
         const cpu::WinogradPlan plan = cpu::plan_winograd(c_out, c_in, shape.height, shape.width);
-        const std::size_t filter_count = filter_floats(shape);
-        float* scratch = column_scratch(filter_count + plan.thread_floats * plan.threads);
-        cpu::winograd_filter_transform(c_out, c_in, weight, scratch);
-        cpu::winograd_conv3x3(plan, dy, scratch, true, dx, scratch + filter_count);
+        const float* filters = winograd_filters(shape, weight);
+        float* scratch = column_scratch(plan.thread_floats * plan.threads);
+        cpu::winograd_conv3x3(plan, dy, filters, true, dx, scratch);
         return;
     }
     const Tiling plan = plan_tiles(c_out, shape.height, shape.width);

@@ -56,7 +56,10 @@ CpuBackend::CpuBackend(int threads) : memory_limit_(available_host_bytes()) {
     openblas_set_num_threads(1);
 }
 
-CpuBackend::~CpuBackend() { release(columns_); }
+CpuBackend::~CpuBackend() {
+    for (auto& entry : winograd_filters_) release(entry.second.filters);
+    release(columns_);
+}
 
 float* CpuBackend::allocate(std::size_t count) {
     const std::size_t bytes = count * sizeof(float);
@@ -77,6 +80,15 @@ float* CpuBackend::allocate(std::size_t count) {
 
 void CpuBackend::release(float* data) noexcept {
     if (!data) return;
+    if (!winograd_filters_.empty()) {
+        // A weight buffer going away takes its transformed filters with it.
+        auto it = winograd_filters_.find(data);
+        if (it != winograd_filters_.end()) {
+            float* filters = it->second.filters;
+            winograd_filters_.erase(it);
+            release(filters);
+        }
+    }
     char* block = reinterpret_cast<char*>(data) - kHeader;
     std::size_t bytes = 0;
     std::memcpy(&bytes, block, sizeof bytes);
@@ -85,6 +97,7 @@ void CpuBackend::release(float* data) noexcept {
 }
 
 void CpuBackend::upload(float* dst, const float* host_src, std::size_t count) {
+    if (!winograd_filters_.empty()) forget_filters(dst, count);
     std::memcpy(dst, host_src, count * sizeof(float));
 }
 
@@ -141,10 +154,12 @@ void CpuBackend::scale(std::size_t count, float alpha, float* x) {
 }
 
 void CpuBackend::copy(std::size_t count, const float* src, float* dst) {
+    if (!winograd_filters_.empty()) forget_filters(dst, count);
     if (src != dst) std::memcpy(dst, src, count * sizeof(float));
 }
 
 void CpuBackend::fill(std::size_t count, float value, float* x) {
+    if (!winograd_filters_.empty()) forget_filters(x, count);
 #pragma omp parallel for schedule(static)
     for (std::size_t i = 0; i < count; ++i) x[i] = value;
 }
