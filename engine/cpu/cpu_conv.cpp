@@ -20,9 +20,8 @@
 //
 // Layers that sum over 16 or more channels take Winograd's F(2×2, 3×3)
 // instead (cpu_winograd.h): 2.25× fewer multiplications, at an error a few
-// times the direct method's, bounded there. The filters are transformed on
-// every call, into the same scratch: it costs one pass over the weights, a few
-// percent of the convolution, and needs no cache that could go stale.
+// times the direct method's, bounded there. The transformed filters are made
+// once per weight buffer and cached (winograd_filters below).
 //
 // Threading: the backend runs OpenBLAS single-threaded and parallelises around
 // it with OpenMP (see set_thread_count). Two thread pools, OpenMP's for the
