@@ -19,12 +19,7 @@ namespace {
 
 
 // ---- the oracle: the objective of DESIGN.md in double precision, naive loops ----
-struct Tensor {
-    int c = 0, h = 0, w = 0;
-    std::vector<double> v;
-    double& at(int ci, int y, int x) { return v[(std::size_t(ci) * h + y) * w + x]; }
-    double at(int ci, int y, int x) const { return v[(std::size_t(ci) * h + y) * w + x]; }
-};
+using test::Tensor;
 
 Tensor to_tensor(const Image& image) {
     return Tensor{3, image.height, image.width, std::vector<double>(image.pixels.begin(), image.pixels.end())};
@@ -41,20 +36,7 @@ std::vector<Tensor> reference_forward(const VggWeights& weights, const Tensor& x
     std::vector<Tensor> outs;
     for (int l = 0; l <= deepest; ++l) {
         const ConvWeights& cw = weights.layers[l];
-        Tensor out{cw.out_channels, in.h, in.w, std::vector<double>(std::size_t(cw.out_channels) * in.h * in.w)};
-        for (int o = 0; o < out.c; ++o)
-            for (int i = 0; i < in.h; ++i)
-                for (int j = 0; j < in.w; ++j) {
-                    double s = cw.bias[o];
-                    for (int c = 0; c < in.c; ++c)
-                        for (int u = 0; u < 3; ++u)
-                            for (int v = 0; v < 3; ++v) {
-                                const int y = i + u - 1, xx = j + v - 1;
-                                if (y < 0 || y >= in.h || xx < 0 || xx >= in.w) continue;
-                                s += double(cw.weight[((std::size_t(o) * in.c + c) * 3 + u) * 3 + v]) * in.at(c, y, xx);
-                            }
-                    out.at(o, i, j) = s > 0 ? s : 0;
-                }
+        const Tensor out = test::reference_conv3x3_relu(cw, in);
         outs.push_back(out);
         if (vgg19_pool_after(l) && l < deepest) {
             Tensor pooled{out.c, out.h / 2, out.w / 2, std::vector<double>(std::size_t(out.c) * (out.h / 2) * (out.w / 2))};

@@ -122,6 +122,24 @@ VggWeights narrow_vgg19(unsigned seed) {
     return w;
 }
 
+Tensor reference_conv3x3_relu(const ConvWeights& cw, const Tensor& in) {
+    Tensor out{cw.out_channels, in.h, in.w, std::vector<double>(std::size_t(cw.out_channels) * in.h * in.w)};
+    for (int o = 0; o < out.c; ++o)
+        for (int i = 0; i < in.h; ++i)
+            for (int j = 0; j < in.w; ++j) {
+                double s = cw.bias[o];
+                for (int c = 0; c < in.c; ++c)
+                    for (int u = 0; u < 3; ++u)
+                        for (int v = 0; v < 3; ++v) {
+                            const int y = i + u - 1, xx = j + v - 1;
+                            if (y < 0 || y >= in.h || xx < 0 || xx >= in.w) continue;
+                            s += double(cw.weight[((std::size_t(o) * in.c + c) * 3 + u) * 3 + v]) * in.at(c, y, xx);
+                        }
+                out.at(o, i, j) = s > 0 ? s : 0;
+            }
+    return out;
+}
+
 Image random_image(int width, int height, unsigned seed) {
     Image image;
     image.width = width;

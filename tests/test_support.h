@@ -58,6 +58,18 @@ std::vector<float> random_vector(std::size_t count, unsigned seed, float lo = -1
 // channels) take the CPU backend's direct path, not Winograd.
 VggWeights narrow_vgg19(unsigned seed);
 
+// A (C, H, W) tensor in double precision, for the reference implementations.
+struct Tensor {
+    int c = 0, h = 0, w = 0;
+    std::vector<double> v;
+    double& at(int ci, int y, int x) { return v[(std::size_t(ci) * h + y) * w + x]; }
+    double at(int ci, int y, int x) const { return v[(std::size_t(ci) * h + y) * w + x]; }
+};
+
+// ReLU(conv3x3(in, W) + b) with zero padding 1, naive loops in double: the
+// oracle's layer (DESIGN.md).
+Tensor reference_conv3x3_relu(const ConvWeights& layer, const Tensor& in);
+
 // width × height RGB pixels uniform in [0, 1).
 Image random_image(int width, int height, unsigned seed);
 
