@@ -84,9 +84,16 @@ public:
     std::size_t size() const override { return objective_.size(); }
     double evaluate(const float* x, float* grad) override {
         const double loss = objective_.evaluate(x, grad);
-        recent_.push_back(objective_.last_terms());
-        if (recent_.size() > 64) recent_.pop_front();
+        record();
         return loss;
+    }
+    void queue_evaluation(Backend& backend, const float* x, float* grad) override {
+        objective_.queue_evaluation(backend, x, grad);
+    }
+    double queued_result() override {
+        const double result = objective_.queued_result();
+        record();
+        return result;
     }
     // The terms of the most recent evaluation whose total is `loss`.
     const LossTerms* terms_for(double loss) const {
@@ -96,6 +103,10 @@ public:
     }
 
 private:
+    void record() {
+        recent_.push_back(objective_.last_terms());
+        if (recent_.size() > 64) recent_.pop_front();
+    }
     StyleTransferObjective& objective_;
     std::deque<LossTerms> recent_;
 };

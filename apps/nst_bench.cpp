@@ -166,6 +166,9 @@ public:
     std::size_t bytes_in_use() const override { return inner_.bytes_in_use(); }
     std::size_t peak_bytes() const override { return inner_.peak_bytes(); }
     void synchronize() override { inner_.synchronize(); }
+    void queue_scalar_read(const double* src, std::size_t count, double* host_dst) override {
+        inner_.queue_scalar_read(src, count, host_dst);
+    }
 
     void conv3x3_forward(const ConvShape& s, const float* x, const float* weight,
                          float* y) override {
@@ -213,43 +216,33 @@ public:
     void gram(int n, std::size_t m, const float* features, float* gram_out) override {
         timed("gram", Phase::loss, {n, ll(m)}, [&] { inner_.gram(n, m, features, gram_out); });
     }
-    double content_loss(std::size_t count, const float* features, const float* target,
-                        float weight, float* grad) override {
-        double value = 0.0;
-        timed("content_loss", Phase::loss, {ll(count)},
-              [&] { value = inner_.content_loss(count, features, target, weight, grad); });
-        return value;
-    }
-    double style_loss(int n, std::size_t m, const float* features, const float* gram_in,
-                      const float* target, float weight, float* grad) override {
-        double value = 0.0;
-        timed("style_loss", Phase::loss, {n, ll(m)}, [&] {
-            value = inner_.style_loss(n, m, features, gram_in, target, weight, grad);
+    void content_loss_into(std::size_t count, const float* features, const float* target,
+                           float weight, float* grad, double* loss) override {
+        timed("content_loss", Phase::loss, {ll(count)}, [&] {
+            inner_.content_loss_into(count, features, target, weight, grad, loss);
         });
-        return value;
     }
-    double tv_loss(int channels, int height, int width, const float* x, float weight,
-                   float* grad) override {
-        double value = 0.0;
+    void style_loss_into(int n, std::size_t m, const float* features, const float* gram_in,
+                         const float* target, float weight, float* grad, double* loss) override {
+        timed("style_loss", Phase::loss, {n, ll(m)}, [&] {
+            inner_.style_loss_into(n, m, features, gram_in, target, weight, grad, loss);
+        });
+    }
+    void tv_loss_into(int channels, int height, int width, const float* x, float weight,
+                      float* grad, double* loss) override {
         timed("tv_loss", Phase::loss, {channels, height, width},
-              [&] { value = inner_.tv_loss(channels, height, width, x, weight, grad); });
-        return value;
+              [&] { inner_.tv_loss_into(channels, height, width, x, weight, grad, loss); });
     }
 
-    double dot(std::size_t count, const float* x, const float* y) override {
-        double value = 0.0;
-        timed("dot", Phase::vector, {ll(count)}, [&] { value = inner_.dot(count, x, y); });
-        return value;
+    void asum_into(std::size_t count, const float* x, double* out) override {
+        timed("asum", Phase::vector, {ll(count)}, [&] { inner_.asum_into(count, x, out); });
     }
-    double asum(std::size_t count, const float* x) override {
-        double value = 0.0;
-        timed("asum", Phase::vector, {ll(count)}, [&] { value = inner_.asum(count, x); });
-        return value;
+    void amax_into(std::size_t count, const float* x, double* out) override {
+        timed("amax", Phase::vector, {ll(count)}, [&] { inner_.amax_into(count, x, out); });
     }
-    double amax(std::size_t count, const float* x) override {
-        double value = 0.0;
-        timed("amax", Phase::vector, {ll(count)}, [&] { value = inner_.amax(count, x); });
-        return value;
+    void non_finite_into(std::size_t count, const float* x, double* out) override {
+        timed("non_finite", Phase::vector, {ll(count)},
+              [&] { inner_.non_finite_into(count, x, out); });
     }
     void dot_into(std::size_t count, const float* x, const float* y, double scale,
                   double* out) override {
@@ -276,12 +269,6 @@ public:
     }
     void fill(std::size_t count, float value, float* x) override {
         timed("fill", Phase::vector, {ll(count)}, [&] { inner_.fill(count, value, x); });
-    }
-    bool all_finite(std::size_t count, const float* x) override {
-        bool value = true;
-        timed("all_finite", Phase::vector, {ll(count)},
-              [&] { value = inner_.all_finite(count, x); });
-        return value;
     }
     void adam_update(std::size_t count, float lr, float beta1, float beta2, float eps, int step,
                      const float* grad, float* m, float* v, float* x) override {

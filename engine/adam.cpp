@@ -90,9 +90,16 @@ OptimizationResult minimize_adam(Backend& backend, DifferentiableFunction& f, fl
         return result;
     };
 
-    ++evaluations;
-    double loss = f.evaluate(x, grad.data());
-    if (!std::isfinite(loss) || !backend.all_finite(n, grad.data()))
+    // One host wait per evaluation: the loss and the gradient's finiteness
+    // (DifferentiableFunction::queue_evaluation); the update itself never waits.
+    const auto evaluate = [&] {
+        ++evaluations;
+        f.queue_evaluation(backend, x, grad.data());
+        backend.synchronize();
+        return f.queued_result();  // +∞ when the loss or the gradient is not finite
+    };
+    double loss = evaluate();
+    if (!std::isfinite(loss))
         return finish(StopReason::failed, 0, loss,
                       "Adam: the loss or its gradient is not finite at the starting point");
     if (!report(0, loss))
@@ -110,9 +117,8 @@ OptimizationResult minimize_adam(Backend& backend, DifferentiableFunction& f, fl
         backend.adam_update(n, static_cast<float>(learning_rate), static_cast<float>(options.beta1),
                             static_cast<float>(options.beta2), static_cast<float>(options.epsilon),
                             step, grad.data(), moment1.data(), moment2.data(), x);
-        ++evaluations;
-        const double new_loss = f.evaluate(x, grad.data());
-        if (!std::isfinite(new_loss) || !backend.all_finite(n, grad.data())) {
+        const double new_loss = evaluate();
+        if (!std::isfinite(new_loss)) {
             backend.copy(n, prev_x.data(), x);
             backend.copy(n, prev_grad.data(), grad.data());
             if (++rejections >= kMaxRejections)

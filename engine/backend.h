@@ -16,14 +16,28 @@
 //             column is dropped and gets zero gradient. Max pooling sends the
 //             gradient to the first maximum in row-major window order.
 //   gram:     G = F Fᵀ for F (N, M).
-//   losses return their (unweighted) value as double and ACCUMULATE
-//   weight · ∂loss/∂input into the gradient buffer (never overwrite).
+//   losses write their (unweighted) value into a double in backend memory and
+//   ACCUMULATE weight · ∂loss/∂input into the gradient buffer (never overwrite).
+//
+// Scalars stay in backend memory. Every op that produces a scalar (the losses,
+// dot, asum, amax, the non-finite count) writes it into a slot of a ScalarBuffer
+// and returns at once; queue_scalar_read() queues its copy to the host, and one
+// synchronize() waits for everything queued. So an objective evaluation reads
+// all its loss terms in one wait, and L-BFGS batches its scalars (engine/lbfgs.cpp)
+// instead of waiting for the device after each one. host_waits() counts the
+// waits (synchronize() and download()); the CPU backend counts the same calls,
+// so tests without a GPU check how often the GPU would wait. The host-returning
+// helpers at the end of the class (content_loss, dot, all_finite, ...) queue,
+// wait once and return: for tests and set-up, never for an iteration loop.
 #pragma once
 
 #include <cstddef>
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
+
+#include "engine/error.h"
 
 namespace nst {
 
@@ -62,8 +76,14 @@ public:
     // Bytes currently held through allocate(), and the peak since construction.
     virtual std::size_t bytes_in_use() const = 0;
     virtual std::size_t peak_bytes() const = 0;
-    // Waits until all queued work is done (a no-op on the CPU).
+    // Waits until all queued work is done, including the scalar reads queued
+    // since the last wait; counts one host wait.
     virtual void synchronize() = 0;
+    // Queues a copy of `count` doubles from backend memory (ScalarBuffer slots) to
+    // host memory; host_dst holds them after the next synchronize().
+    virtual void queue_scalar_read(const double* src, std::size_t count, double* host_dst) = 0;
+    // Host waits so far: synchronize() and download() calls.
+    std::size_t host_waits() const { return host_waits_; }
 
     // ---- network layers -------------------------------------------------------------
     // x (C_in, H, W), weight (C_out, C_in, 3, 3) -> y (C_out, H, W). A backend may
@@ -97,36 +117,37 @@ public:
     // ---- Gram matrices and losses ----------------------------------------------------
     // F (N, M) -> G (N, N) = F Fᵀ
     virtual void gram(int n, std::size_t m, const float* features, float* gram_out) = 0;
-    // Returns ½ Σ (F − P)²; dF += weight · (F − P).  F, P, dF (count)
-    virtual double content_loss(std::size_t count, const float* features, const float* target,
-                                float weight, float* grad) = 0;
+    // *loss = ½ Σ (F − P)²; dF += weight · (F − P).  F, P, dF (count)
+    virtual void content_loss_into(std::size_t count, const float* features, const float* target,
+                                   float weight, float* grad, double* loss) = 0;
     // G = F Fᵀ (N, N) already computed, A (N, N) target.
-    // Returns E = Σ (G − A)² / (4 N² M²); dF += weight · (G − A) F / (N² M²).
-    virtual double style_loss(int n, std::size_t m, const float* features, const float* gram_in,
-                              const float* target, float weight, float* grad) = 0;
-    // Squared total variation of x (C, H, W) (DESIGN.md); dx += weight · ∂L_tv/∂x.
-    virtual double tv_loss(int channels, int height, int width, const float* x, float weight,
-                           float* grad) = 0;
+    // *loss = E = Σ (G − A)² / (4 N² M²); dF += weight · (G − A) F / (N² M²).
+    virtual void style_loss_into(int n, std::size_t m, const float* features,
+                                 const float* gram_in, const float* target, float weight,
+                                 float* grad, double* loss) = 0;
+    // *loss = squared total variation of x (C, H, W) (DESIGN.md); dx += weight · ∂L_tv/∂x.
+    virtual void tv_loss_into(int channels, int height, int width, const float* x, float weight,
+                              float* grad, double* loss) = 0;
 
     // ---- vector ops for the optimisers ---------------------------------------------
-    virtual double dot(std::size_t count, const float* x, const float* y) = 0;
-    virtual double asum(std::size_t count, const float* x) = 0;  // Σ |x_i|
-    virtual double amax(std::size_t count, const float* x) = 0;  // max_i |x_i| (0 when empty)
-    // Scalars that stay in backend memory (`out`, `alpha`, `minus` point into a
-    // ScalarBuffer), so that L-BFGS's two-loop recursion queues its 2m dot
-    // products and updates without waiting for the device after each one.
-    //   dot_into:  *out = scale · Σ x_i y_i
-    //   axpy_from: y += float(factor · (*alpha − (minus ? *minus : 0))) · x
+    // Reductions into backend memory (`out` points into a ScalarBuffer), so that
+    // L-BFGS queues its dot products and updates without waiting for the device.
+    //   dot_into:        *out = scale · Σ x_i y_i
+    //   asum_into:       *out = Σ |x_i|
+    //   amax_into:       *out = max_i |x_i|  (0 when empty)
+    //   non_finite_into: *out = number of elements that are NaN or ±∞
+    //   axpy_from:       y += float(factor · (*alpha − (minus ? *minus : 0))) · x
     virtual void dot_into(std::size_t count, const float* x, const float* y, double scale,
                           double* out) = 0;
+    virtual void asum_into(std::size_t count, const float* x, double* out) = 0;
+    virtual void amax_into(std::size_t count, const float* x, double* out) = 0;
+    virtual void non_finite_into(std::size_t count, const float* x, double* out) = 0;
     virtual void axpy_from(std::size_t count, const double* alpha, const double* minus,
                            double factor, const float* x, float* y) = 0;
     virtual void axpy(std::size_t count, float alpha, const float* x, float* y) = 0;  // y += αx
     virtual void scale(std::size_t count, float alpha, float* x) = 0;                 // x *= α
     virtual void copy(std::size_t count, const float* src, float* dst) = 0;
     virtual void fill(std::size_t count, float value, float* x) = 0;
-    // True when every element is finite.
-    virtual bool all_finite(std::size_t count, const float* x) = 0;
     // Adam update, elementwise (bias-corrected with step ≥ 1):
     //   m = β1 m + (1−β1) g;  v = β2 v + (1−β2) g²;
     //   x −= lr · (m / (1−β1^step)) / (sqrt(v / (1−β2^step)) + ε)
@@ -140,6 +161,26 @@ public:
     // Its own backward: ∂(Σ dy·y)/∂x = dy ⊙ mask, the same op applied to dy.
     virtual void mask_channels(int channels, std::size_t plane, const float* x,
                                const float* mask, float* y) = 0;
+
+    // ---- host-returning helpers (engine/backend.cpp) ---------------------------------
+    // Each runs the op above into a scalar of its own, then waits once (one host
+    // wait, and a small allocation): for tests, tools and set-up only.
+    double content_loss(std::size_t count, const float* features, const float* target,
+                        float weight, float* grad);
+    double style_loss(int n, std::size_t m, const float* features, const float* gram_in,
+                      const float* target, float weight, float* grad);
+    double tv_loss(int channels, int height, int width, const float* x, float weight,
+                   float* grad);
+    double dot(std::size_t count, const float* x, const float* y);
+    double asum(std::size_t count, const float* x);  // Σ |x_i|
+    double amax(std::size_t count, const float* x);  // max_i |x_i| (0 when empty)
+    bool all_finite(std::size_t count, const float* x);
+
+protected:
+    void count_host_wait() { ++host_waits_; }
+
+private:
+    std::size_t host_waits_ = 0;
 };
 
 // A move-only block of backend memory, released on destruction.
@@ -181,15 +222,27 @@ private:
     std::size_t count_ = 0;
 };
 
-// `count` doubles in backend memory, for Backend::dot_into and axpy_from.
+// `count` doubles in backend memory (the slots the scalar ops write) and their
+// host copy. queue_read() queues the copy of slots [first, first + count);
+// host(i) holds slot i after the backend's next synchronize().
 class ScalarBuffer {
 public:
     ScalarBuffer() = default;
-    ScalarBuffer(Backend& backend, std::size_t count) : floats_(backend, 2 * count) {}
+    ScalarBuffer(Backend& backend, std::size_t count)
+        : backend_(&backend), floats_(backend, 2 * count), host_(count, 0.0) {}
     double* slot(std::size_t i) { return reinterpret_cast<double*>(floats_.data()) + i; }
+    std::size_t size() const { return host_.size(); }
+    void queue_read(std::size_t first, std::size_t count) {
+        NST_ASSERT(first + count <= host_.size());
+        if (count > 0) backend_->queue_scalar_read(slot(first), count, host_.data() + first);
+    }
+    void queue_read() { queue_read(0, host_.size()); }
+    double host(std::size_t i) const { return host_[i]; }
 
 private:
+    Backend* backend_ = nullptr;
     Buffer floats_;  // allocations are at least 64-byte aligned on every backend
+    std::vector<double> host_;
 };
 
 // Names the backends that can be created on this machine: "cpu", and

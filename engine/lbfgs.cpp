@@ -55,6 +55,18 @@
 // line search cannot move from x (t = 0) after seeing non-finite values is the
 // step rejected as above.
 //
+// Host waits. Every scalar lives in backend memory until the host needs it for
+// a decision, and the scalars needed together are read in one wait
+// (Backend::synchronize; ScalarSlot lists them). A fixed-step iteration waits
+// twice: (1) gᵀd, dᵀd and max|d| once the direction is known (the convergence
+// test on gᵀd and the step cap need them before the step); (2) after the step,
+// the evaluation's loss terms and gradient check (DifferentiableFunction::
+// queue_evaluation) together with the new gradient's max|g| and ‖g‖₁ and the
+// candidate pair's yᵀs and yᵀy, which decide whether the next iteration keeps
+// the pair. The two-loop recursion's 2m coefficients never leave the device
+// (dot_into / axpy_from). A test counts the waits. Wolfe mode waits once per
+// line-search evaluation, plus once for the accepted point's scalars.
+//
 // Memory: every vector is allocated once, before the first evaluation; the
 // loop only copies between them (a test asserts the byte count is flat).
 #include <algorithm>
@@ -100,38 +112,24 @@ void append_event(std::string& events, const std::string& event) {
     events += event;
 }
 
-// Counts evaluations and checks that loss and gradient are finite.
+// Counts evaluations. queue() queues f(x) and ∇f(x) without waiting (the
+// caller queues its own scalars behind it and waits once); result() is then
+// f(x), +∞ when the loss or any gradient element is not finite.
 class CountedObjective {
 public:
-    CountedObjective(Backend& backend, DifferentiableFunction& f)
-        : backend_(backend), f_(f), n_(f.size()) {}
+    CountedObjective(Backend& backend, DifferentiableFunction& f) : backend_(backend), f_(f) {}
 
-    // Returns f(x), +∞ when the loss or any gradient element is not finite.
-    double operator()(const float* x, float* grad) {
+    void queue(const float* x, float* grad) {
         ++evaluations;
-        const double loss = f_.evaluate(x, grad);
-        if (!std::isfinite(loss) || !backend_.all_finite(n_, grad))
-            return std::numeric_limits<double>::infinity();
-        return loss;
+        f_.queue_evaluation(backend_, x, grad);
     }
+    double result() { return f_.queued_result(); }
 
     int evaluations = 0;
 
 private:
     Backend& backend_;
     DifferentiableFunction& f_;
-    std::size_t n_;
-};
-
-// max_i |x_i|, for torch's stopping tests.
-class MaxAbs {
-public:
-    MaxAbs(Backend& backend, std::size_t n) : backend_(backend), n_(n) {}
-    double operator()(const float* x) { return backend_.amax(n_, x); }
-
-private:
-    Backend& backend_;
-    std::size_t n_;
 };
 
 // The curvature pairs: a ring of m (s, y) vectors plus one candidate pair that
@@ -161,9 +159,9 @@ public:
     float* candidate_s() { return candidate_s_.data(); }  // (n)
     float* candidate_y() { return candidate_y_.data(); }  // (n)
 
-    // Keeps the candidate when yᵀs > 1e-10; returns whether it was kept.
-    bool offer_candidate() {
-        const double ys = backend_.dot(n_, candidate_y_.data(), candidate_s_.data());
+    // Keeps the candidate when yᵀs > 1e-10 (ys = yᵀs, yy = yᵀy of the candidate,
+    // read by the caller in its batch of scalars); returns whether it was kept.
+    bool offer_candidate(double ys, double yy) {
         if (!(ys > kCurvatureThreshold)) return false;
         int slot;
         if (count_ == capacity_) {
@@ -176,7 +174,7 @@ public:
         std::swap(s_[slot], candidate_s_);
         std::swap(y_[slot], candidate_y_);
         rho_[slot] = 1.0 / ys;
-        h_diag_ = ys / backend_.dot(n_, y_[slot].data(), y_[slot].data());
+        h_diag_ = ys / yy;
         return true;
     }
 
@@ -246,18 +244,18 @@ struct LineSearchResult {
 // third is evaluated.
 class StrongWolfe {
 public:
-    StrongWolfe(Backend& backend, CountedObjective& objective, std::size_t n, MaxAbs& max_abs)
-        : backend_(backend), objective_(objective), n_(n), max_abs_(max_abs) {
+    StrongWolfe(Backend& backend, CountedObjective& objective, std::size_t n)
+        : backend_(backend), objective_(objective), n_(n), gtd_(backend, 1) {
         for (Buffer& slot : slots_) slot = Buffer(backend, n);
     }
 
-    // x0, g0 (n): start and its gradient (f0, gtd0 = g0ᵀd); d (n): direction;
-    // x (n): scratch for the trial points. Leaves x unspecified.
+    // x0, g0 (n): start and its gradient (f0, gtd0 = g0ᵀd); d (n): direction,
+    // d_norm = max |d_i|; x (n): scratch for the trial points. Leaves x unspecified.
     LineSearchResult run(const float* x0, double f0, const float* g0, double gtd0, const float* d,
-                         double t, float* x, int max_evaluations, double tolerance_change) {
+                         double d_norm, double t, float* x, int max_evaluations,
+                         double tolerance_change) {
         saw_non_finite_ = false;
         const int max_ls = max_evaluations - 1;  // torch's max_ls: evaluations after the first
-        const double d_norm = max_abs_(d);
         const LinePoint start{0.0, f0, gtd0, g0};
 
         LinePoint prev = start;
@@ -358,9 +356,14 @@ private:
         LinePoint point;
         point.t = t;
         point.g = g;
-        point.f = objective_(x, g);
+        // One wait for the loss, the finiteness check and gᵀd.
+        objective_.queue(x, g);
+        backend_.dot_into(n_, g, d, 1.0, gtd_.slot(0));
+        gtd_.queue_read();
+        backend_.synchronize();
+        point.f = objective_.result();
         if (std::isfinite(point.f)) {
-            point.gtd = backend_.dot(n_, g, d);
+            point.gtd = gtd_.host(0);
         } else {
             saw_non_finite_ = true;
             point.gtd = std::numeric_limits<double>::quiet_NaN();
@@ -371,7 +374,7 @@ private:
     Backend& backend_;
     CountedObjective& objective_;
     std::size_t n_;
-    MaxAbs& max_abs_;
+    ScalarBuffer gtd_;  // (1) gᵀd of the trial point
     Buffer slots_[3];
     bool saw_non_finite_ = false;
 };
@@ -395,6 +398,18 @@ void check_options(const LbfgsOptions& options, std::size_t n, int iterations) {
 
 }  // namespace
 
+// The host copies of one batch of the optimiser's scalars (see "Host waits").
+enum ScalarSlot {
+    kGradMaxAbs,    // max |g_i| of the newest gradient
+    kGradSumAbs,    // ‖g‖₁ of the newest gradient
+    kCandidateYS,   // yᵀs of the candidate pair (s = t·d, y = g − g_prev)
+    kCandidateYY,   // yᵀy
+    kSlope,         // gᵀd before the step
+    kDirectionSq,   // dᵀd
+    kDirectionMax,  // max |d_i|
+    kSlotCount
+};
+
 OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, float* x,
                                   int iterations, const LbfgsOptions& options,
                                   const IterationCallback& callback) {
@@ -409,10 +424,10 @@ OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, f
     Buffer best_x(backend, n);     // (n) lowest-loss iterate, returned when the run fails
     Buffer direction(backend, n);  // (n) d
     LbfgsHistory history(backend, n, options.history);
-    MaxAbs max_abs(backend, n);
+    ScalarBuffer scalars(backend, kSlotCount);
     CountedObjective objective(backend, f);
     std::unique_ptr<StrongWolfe> line_search;
-    if (wolfe) line_search = std::make_unique<StrongWolfe>(backend, objective, n, max_abs);
+    if (wolfe) line_search = std::make_unique<StrongWolfe>(backend, objective, n);
 
     OptimizationResult result;
     std::string events;
@@ -433,17 +448,41 @@ OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, f
         result.message = std::move(message);
         return result;
     };
+    // Queued behind an evaluation, read in the same wait: the new gradient's
+    // max |g| and ‖g‖₁ and, with `candidate`, the pair s = t·d, y = g − g_prev
+    // that the next iteration offers to the history, with yᵀs and yᵀy.
+    const auto queue_gradient_scalars = [&](bool candidate, double t) {
+        backend.amax_into(n, grad.data(), scalars.slot(kGradMaxAbs));
+        backend.asum_into(n, grad.data(), scalars.slot(kGradSumAbs));
+        if (!candidate) {
+            scalars.queue_read(kGradMaxAbs, 2);
+            return;
+        }
+        backend.copy(n, direction.data(), history.candidate_s());
+        backend.scale(n, static_cast<float>(t), history.candidate_s());
+        backend.copy(n, grad.data(), history.candidate_y());
+        backend.axpy(n, -1.0f, prev_grad.data(), history.candidate_y());
+        backend.dot_into(n, history.candidate_y(), history.candidate_s(), 1.0,
+                         scalars.slot(kCandidateYS));
+        backend.dot_into(n, history.candidate_y(), history.candidate_y(), 1.0,
+                         scalars.slot(kCandidateYY));
+        scalars.queue_read(kGradMaxAbs, 4);
+    };
 
-    double loss = objective(x, grad.data());
+    objective.queue(x, grad.data());
+    queue_gradient_scalars(false, 0.0);
+    backend.synchronize();
+    double loss = objective.result();
     if (!std::isfinite(loss))
         return finish(StopReason::failed, 0, loss,
                       "L-BFGS: the loss or its gradient is not finite at the starting point");
+    double grad_max = scalars.host(kGradMaxAbs), grad_sum = scalars.host(kGradSumAbs);
     const double initial_loss = loss;
     double best_loss = loss;
     backend.copy(n, x, best_x.data());
     if (!report(0, loss))
         return finish(StopReason::stopped_by_callback, 0, loss, "stopped by callback");
-    if (max_abs(grad.data()) <= options.tolerance_grad)
+    if (grad_max <= options.tolerance_grad)
         return finish(StopReason::converged, 0, loss,
                       "converged: gradient below tolerance_grad at the start");
 
@@ -452,6 +491,7 @@ OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, f
     double last_step_start_loss = 0.0, prev_loss_of_last_step = 0.0;
     double t = 0.0;
     double step_cap = std::numeric_limits<double>::infinity();  // on ‖t·d‖₂, after a blow-up
+    double candidate_ys = 0.0, candidate_yy = 0.0;  // of the pair of the last accepted step
     int rejections = 0;
     int done = 0;
     while (done < iterations) {
@@ -462,20 +502,25 @@ OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, f
             backend.copy(n, grad.data(), d);
             backend.scale(n, -1.0f, d);
         } else {
-            // s = t·d (previous step), y = g − g_prev.
-            backend.copy(n, d, history.candidate_s());
-            backend.scale(n, static_cast<float>(t), history.candidate_s());
-            backend.copy(n, grad.data(), history.candidate_y());
-            backend.axpy(n, -1.0f, prev_grad.data(), history.candidate_y());
             NVTX_RANGE("lbfgs_direction");
-            history.offer_candidate();
+            history.offer_candidate(candidate_ys, candidate_yy);
             history.direction(grad.data(), d);
         }
         backend.copy(n, grad.data(), prev_grad.data());
         backend.copy(n, x, prev_x.data());
-        const double prev_loss = loss;
+        const double prev_loss = loss, prev_grad_max = grad_max, prev_grad_sum = grad_sum;
         prev_loss_of_last_step = last_step_start_loss;
         last_step_start_loss = loss;
+
+        // Host wait 1 of 2: the slope, length and largest element of d.
+        backend.dot_into(n, grad.data(), d, 1.0, scalars.slot(kSlope));
+        backend.dot_into(n, d, d, 1.0, scalars.slot(kDirectionSq));
+        backend.amax_into(n, d, scalars.slot(kDirectionMax));
+        scalars.queue_read(kSlope, 3);
+        backend.synchronize();
+        const double gtd = scalars.host(kSlope);
+        const double d_length = std::sqrt(scalars.host(kDirectionSq));
+        const double d_max = scalars.host(kDirectionMax);
 
         // With no curvature pair (the first iteration, after a reset, or while
         // every pair so far had yᵀs ≤ 1e-10) d = −g carries no scale, and
@@ -493,16 +538,10 @@ OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, f
         } else if (unscaled) {
             unscaled_factor *= loss < prev_loss_of_last_step ? kUnscaledGrowth : 0.5;
         }
-        t = unscaled ? std::min(1.0, 1.0 / backend.asum(n, grad.data())) * unscaled_factor *
-                           options.learning_rate
+        t = unscaled ? std::min(1.0, 1.0 / grad_sum) * unscaled_factor * options.learning_rate
                      : options.learning_rate;
-        double d_length = 0.0;
-        if (std::isfinite(step_cap)) {
-            d_length = std::sqrt(backend.dot(n, d, d));
-            if (t * d_length > step_cap) t = step_cap / d_length;
-        }
+        if (std::isfinite(step_cap) && t * d_length > step_cap) t = step_cap / d_length;
 
-        const double gtd = backend.dot(n, grad.data(), d);
         if (gtd > -options.tolerance_change)
             return finish(StopReason::converged, done, loss,
                           "converged: directional derivative " + format_number(gtd) +
@@ -511,8 +550,12 @@ OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, f
         const double trial_t = t;  // the length to shrink from if this step is rejected
         std::string rejection;
         if (!wolfe) {
+            // Host wait 2 of 2: the evaluation, with the next iteration's scalars.
             backend.axpy(n, static_cast<float>(t), d, x);
-            loss = objective(x, grad.data());
+            objective.queue(x, grad.data());
+            queue_gradient_scalars(true, t);
+            backend.synchronize();
+            loss = objective.result();
             if (!std::isfinite(loss)) {
                 rejection = "non-finite loss or gradient";
             } else if (loss - prev_loss >
@@ -523,7 +566,7 @@ OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, f
         } else {
             NVTX_RANGE("lbfgs_line_search");
             const LineSearchResult searched =
-                line_search->run(prev_x.data(), prev_loss, prev_grad.data(), gtd, d, t, x,
+                line_search->run(prev_x.data(), prev_loss, prev_grad.data(), gtd, d, d_max, t, x,
                                  options.max_wolfe_evaluations, options.tolerance_change);
             t = searched.point.t;
             loss = searched.point.f;
@@ -539,15 +582,18 @@ OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, f
                 backend.copy(n, prev_x.data(), x);
                 backend.axpy(n, static_cast<float>(t), d, x);
                 backend.copy(n, searched.point.g, grad.data());
+                queue_gradient_scalars(true, t);
+                backend.synchronize();
             }
         }
 
         if (!rejection.empty()) {
-            if (d_length == 0.0) d_length = std::sqrt(backend.dot(n, d, d));
             const double failed_length = trial_t * d_length;
             backend.copy(n, prev_x.data(), x);
             backend.copy(n, prev_grad.data(), grad.data());
             loss = prev_loss;
+            grad_max = prev_grad_max;
+            grad_sum = prev_grad_sum;
             fresh = true;
             if (++rejections >= kMaxRejections) {
                 backend.copy(n, best_x.data(), x);
@@ -563,6 +609,10 @@ OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, f
             continue;
         }
 
+        grad_max = scalars.host(kGradMaxAbs);
+        grad_sum = scalars.host(kGradSumAbs);
+        candidate_ys = scalars.host(kCandidateYS);
+        candidate_yy = scalars.host(kCandidateYY);
         rejections = 0;
         fresh = false;
         step_cap *= kCapGrowth;
@@ -574,12 +624,11 @@ OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, f
         if (!report(done, loss))
             return finish(StopReason::stopped_by_callback, done, loss, "stopped by callback");
 
-        const double max_grad = max_abs(grad.data());
-        if (max_grad <= options.tolerance_grad)
+        if (grad_max <= options.tolerance_grad)
             return finish(
                 StopReason::converged, done, loss,
-                "converged: max |gradient| " + format_number(max_grad) + " <= tolerance_grad");
-        const double max_step = max_abs(d) * std::fabs(t);
+                "converged: max |gradient| " + format_number(grad_max) + " <= tolerance_grad");
+        const double max_step = d_max * std::fabs(t);
         if (max_step <= options.tolerance_change)
             return finish(
                 StopReason::converged, done, loss,

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "engine/error.h"
 #include "engine/masks.h"
@@ -79,6 +80,18 @@ StyleTransferObjective::StyleTransferObjective(Backend& backend, const VggWeight
         style_layers_.push_back(std::move(layer));
     }
     terms_.style_per_layer.assign(style_layers_.size(), 0.0);
+    allocate_loss_slots();
+}
+
+std::size_t StyleTransferObjective::style_slot(std::size_t layer, std::size_t region) const {
+    const std::size_t regions = style_layers_.empty() ? 1 : std::max<std::size_t>(1, style_layers_[0].regions.size());
+    return kFirstLayerSlot + content_layers_.size() + layer * regions + region;
+}
+
+void StyleTransferObjective::allocate_loss_slots() {
+    const std::size_t count = style_slot(style_layers_.size(), 0);
+    if (loss_slots_.size() == count) return;
+    loss_slots_ = ScalarBuffer(backend_, count);
 }
 
 void StyleTransferObjective::set_content(const Image& content) {
@@ -131,6 +144,7 @@ void StyleTransferObjective::set_styles(const std::vector<Image>& styles,
         }
     }
     has_style_ = true;
+    allocate_loss_slots();
 }
 
 void StyleTransferObjective::allocate_mask_scratch() {
@@ -221,9 +235,18 @@ void StyleTransferObjective::set_guided_styles(const std::vector<Image>& styles,
         }
     }
     has_style_ = true;
+    allocate_loss_slots();
 }
 
 double StyleTransferObjective::evaluate(const float* x, float* grad) {
+    queue_evaluation(backend_, x, grad);
+    backend_.synchronize();
+    queued_result();
+    return terms_.loss;
+}
+
+void StyleTransferObjective::queue_evaluation(Backend& backend, const float* x, float* grad) {
+    NST_ASSERT(&backend == &backend_);
     if (!content_layers_.empty() && !has_content_)
         throw Error("the content image was not set before evaluating the objective");
     if (!style_layers_.empty() && !has_style_)
@@ -234,15 +257,15 @@ double StyleTransferObjective::evaluate(const float* x, float* grad) {
     for (auto& buffer : layer_grads_) backend_.fill(buffer.size(), 0.0f, buffer.data());
 
     const double alpha = config_.content_weight, beta = config_.style_weight;
-    terms_.content = 0.0;
-    for (auto& layer : content_layers_) {
+    for (std::size_t i = 0; i < content_layers_.size(); ++i) {
+        LossLayer& layer = content_layers_[i];
         NVTX_RANGE("content loss");
         const float weight = static_cast<float>(alpha * layer.weight);
-        double value = 0.0;
+        double* value = loss_slots_.slot(content_slot(i));
         if (layer.mask.empty()) {
-            value = backend_.content_loss(layer.target.size(), acts_.output(layer.index),
-                                          layer.target.data(), weight,
-                                          layer_grad_ptrs_[layer.index]);
+            backend_.content_loss_into(layer.target.size(), acts_.output(layer.index),
+                                       layer.target.data(), weight, layer_grad_ptrs_[layer.index],
+                                       value);
         } else {
             // ½ Σ (m ⊙ F − m ⊙ P)², the target masked at set_content().
             const int n = network_.channels(layer.index);
@@ -250,55 +273,76 @@ double StyleTransferObjective::evaluate(const float* x, float* grad) {
             backend_.mask_channels(n, m, acts_.output(layer.index), layer.mask.data(),
                                    masked_features_.data());
             backend_.fill(count, 0.0f, masked_grad_.data());
-            value = backend_.content_loss(count, masked_features_.data(), layer.target.data(),
-                                          weight, masked_grad_.data());
+            backend_.content_loss_into(count, masked_features_.data(), layer.target.data(), weight,
+                                       masked_grad_.data(), value);
             backend_.mask_channels(n, m, masked_grad_.data(), layer.mask.data(), masked_grad_.data());
             backend_.axpy(count, 1.0f, masked_grad_.data(), layer_grad_ptrs_[layer.index]);
         }
-        terms_.content += layer.weight * value;
     }
-    terms_.style = 0.0;
     for (std::size_t i = 0; i < style_layers_.size(); ++i) {
         LossLayer& layer = style_layers_[i];
         NVTX_RANGE("style loss");
         const int n = network_.channels(layer.index);
         const std::size_t m = acts_.plane(layer.index);
         const float* features = acts_.output(layer.index);
-        double value = 0.0;
         if (layer.regions.empty()) {
             backend_.gram(n, m, features, layer.gram.data());
-            value = backend_.style_loss(n, m, features, layer.gram.data(), layer.target.data(),
-                                        static_cast<float>(beta * layer.weight),
-                                        layer_grad_ptrs_[layer.index]);
+            backend_.style_loss_into(n, m, features, layer.gram.data(), layer.target.data(),
+                                     static_cast<float>(beta * layer.weight),
+                                     layer_grad_ptrs_[layer.index], loss_slots_.slot(style_slot(i, 0)));
         }
-        for (StyleRegion& region : layer.regions) {
+        for (std::size_t r = 0; r < layer.regions.size(); ++r) {
+            StyleRegion& region = layer.regions[r];
             if (!(region.size > 0)) continue;
             const std::size_t count = std::size_t(n) * m;
             backend_.mask_channels(n, m, features, region.mask.data(), masked_features_.data());
             backend_.gram(n, m, masked_features_.data(), layer.gram.data());
             backend_.fill(count, 0.0f, masked_grad_.data());
             // style_loss normalises by the plane m, E_{l,r} by the region's size M_r:
-            // rescale both the value and the gradient's weight by m² / M_r².
+            // the gradient's weight is rescaled here by m² / M_r², the value in
+            // queued_result().
             const double renormalise = (double(m) * double(m)) / (region.size * region.size);
-            value += renormalise *
-                     backend_.style_loss(n, m, masked_features_.data(), layer.gram.data(),
-                                         region.target.data(),
-                                         static_cast<float>(beta * layer.weight * renormalise),
-                                         masked_grad_.data());
+            backend_.style_loss_into(n, m, masked_features_.data(), layer.gram.data(),
+                                     region.target.data(),
+                                     static_cast<float>(beta * layer.weight * renormalise),
+                                     masked_grad_.data(), loss_slots_.slot(style_slot(i, r)));
             backend_.mask_channels(n, m, masked_grad_.data(), region.mask.data(), masked_grad_.data());
             backend_.axpy(count, 1.0f, masked_grad_.data(), layer_grad_ptrs_[layer.index]);
         }
-        terms_.style_per_layer[i] = value;
-        terms_.style += layer.weight * value;
     }
     backend_.fill(size(), 0.0f, grad);
     {
         NVTX_RANGE("tv loss");
-        terms_.tv = backend_.tv_loss(3, height_, width_, x, static_cast<float>(config_.tv_weight), grad);
+        backend_.tv_loss_into(3, height_, width_, x, static_cast<float>(config_.tv_weight), grad,
+                              loss_slots_.slot(kTvSlot));
     }
     network_.backward(acts_, layer_grad_ptrs_, grad);
-    terms_.loss = alpha * terms_.content + beta * terms_.style + config_.tv_weight * terms_.tv;
-    return terms_.loss;
+    backend_.non_finite_into(size(), grad, loss_slots_.slot(kNonFiniteSlot));
+    loss_slots_.queue_read();
+}
+
+double StyleTransferObjective::queued_result() {
+    terms_.content = 0.0;
+    for (std::size_t i = 0; i < content_layers_.size(); ++i)
+        terms_.content += content_layers_[i].weight * loss_slots_.host(content_slot(i));
+    terms_.style = 0.0;
+    for (std::size_t i = 0; i < style_layers_.size(); ++i) {
+        const LossLayer& layer = style_layers_[i];
+        double value = 0.0;
+        if (layer.regions.empty()) value = loss_slots_.host(style_slot(i, 0));
+        const double m = double(acts_.plane(layer.index));
+        for (std::size_t r = 0; r < layer.regions.size(); ++r) {
+            const double size = layer.regions[r].size;
+            if (size > 0) value += (m * m) / (size * size) * loss_slots_.host(style_slot(i, r));
+        }
+        terms_.style_per_layer[i] = value;
+        terms_.style += layer.weight * value;
+    }
+    terms_.tv = loss_slots_.host(kTvSlot);
+    terms_.loss = config_.content_weight * terms_.content + config_.style_weight * terms_.style +
+                  config_.tv_weight * terms_.tv;
+    const bool finite = std::isfinite(terms_.loss) && loss_slots_.host(kNonFiniteSlot) == 0.0;
+    return finite ? terms_.loss : std::numeric_limits<double>::infinity();
 }
 
 std::vector<float> StyleTransferObjective::activation(const Image& image, const std::string& layer) {

@@ -78,8 +78,14 @@ public:
     void set_content_mask(const std::vector<float>& mask);
 
     std::size_t size() const override { return 3 * std::size_t(width_) * height_; }
-    // x, grad: (3, H, W) in backend memory.
+    // x, grad: (3, H, W) in backend memory. Returns L; one host wait.
     double evaluate(const float* x, float* grad) override;
+    // Queues the evaluation: every loss term goes to a slot in backend memory,
+    // with the gradient's non-finite count, and one read of all of them is
+    // queued. queued_result() (after the backend's synchronize()) sets
+    // last_terms() and returns L, or +∞ when L or the gradient is not finite.
+    void queue_evaluation(Backend& backend, const float* x, float* grad) override;
+    double queued_result() override;
     const LossTerms& last_terms() const { return terms_; }
 
     int width() const { return width_; }
@@ -113,6 +119,10 @@ private:
     // Allocates, once, the scratch for masked features and their gradient (the
     // largest loss layer's size), at set-up: evaluate() never allocates.
     void allocate_mask_scratch();
+    // Sizes loss_slots_ for the current layers and regions (at set-up).
+    void allocate_loss_slots();
+    std::size_t content_slot(std::size_t layer) const { return kFirstLayerSlot + layer; }
+    std::size_t style_slot(std::size_t layer, std::size_t region) const;
     static int deepest_of(const ObjectiveConfig& config);
 
     Backend& backend_;
@@ -126,6 +136,10 @@ private:
     bool has_content_ = false, has_style_ = false;
     LossTerms terms_;
     Buffer masked_features_, masked_grad_;
+    // The scalars of one evaluation, in backend memory: TV, the gradient's
+    // non-finite count, one per content layer, one per style layer and region.
+    static constexpr std::size_t kTvSlot = 0, kNonFiniteSlot = 1, kFirstLayerSlot = 2;
+    ScalarBuffer loss_slots_;
 };
 
 // Everything a run stylises, before resizing: each scale of a coarse-to-fine run

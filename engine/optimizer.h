@@ -18,6 +18,20 @@ public:
     virtual std::size_t size() const = 0;
     // Returns f(x) and writes ∇f(x) into grad (overwritten). x, grad: (size()).
     virtual double evaluate(const float* x, float* grad) = 0;
+
+    // The optimisers' form, which lets them fold their own scalars into the same
+    // host wait: queue_evaluation() queues ∇f(x) into grad, f(x), a check that
+    // every gradient element is finite, and the reads of both (ScalarBuffer::
+    // queue_read), without waiting; after the backend's next synchronize(),
+    // queued_result() is f(x), or +∞ when f(x) or any gradient element is not
+    // finite. The defaults wrap evaluate() and Backend::all_finite (they wait,
+    // which a host-side test function does anyway); StyleTransferObjective
+    // queues everything, so an iteration waits once for the device.
+    virtual void queue_evaluation(Backend& backend, const float* x, float* grad);
+    virtual double queued_result() { return queued_loss_; }
+
+private:
+    double queued_loss_ = 0.0;
 };
 
 // What the optimiser reports after the initial evaluation (iteration 0) and

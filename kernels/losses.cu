@@ -1,7 +1,9 @@
-// Content, style (G − A) and total-variation losses (formulas in losses.cuh).
-// Each kernel is the first pass of a deterministic reduction whose term also
-// writes that element's gradient: every element is visited exactly once.
+// Content, style (G − A) and total-variation losses. Each kernel is the first
+// pass of a deterministic reduction whose term is the shared per-element
+// function of kernels/losses.h, which also writes that element's gradient:
+// every element is visited exactly once.
 #include "kernels/losses.cuh"
+#include "kernels/losses.h"
 #include "kernels/reduce_kernels.cuh"
 
 namespace nst::kernels {
@@ -15,9 +17,7 @@ struct ContentLossTerm {
     float weight;
     float* grad;
     __device__ double operator()(std::size_t i) const {
-        const float diff = features[i] - target[i];
-        grad[i] += weight * diff;
-        return 0.5 * double(diff) * double(diff);
+        return content_term(features[i], target[i], weight, grad[i]);
     }
 };
 
@@ -27,13 +27,11 @@ struct StyleDifferenceTerm {
     const float* target;
     float* difference;
     __device__ double operator()(std::size_t i) const {
-        const float diff = gram[i] - target[i];
-        difference[i] = diff;
-        return double(diff) * double(diff);
+        return style_difference_term(gram[i], target[i], difference[i]);
     }
 };
 
-// x, dx (C, H, W); term i = the two differences to the right of and below element i.
+// x, dx (C, H, W)
 struct TvLossTerm {
     int height, width;
     const float* x;
@@ -41,49 +39,35 @@ struct TvLossTerm {
     float* grad;
     __device__ double operator()(std::size_t e) const {
         const int col = int(e % width), row = int((e / width) % height);
-        const float centre = x[e];
-        double loss = 0.0;
-        float g = 0.0f;  // ∂L/∂x_e
-        if (col + 1 < width) {
-            const float right = x[e + 1] - centre;
-            loss += double(right) * double(right);
-            g -= 2.0f * right;
-        }
-        if (row + 1 < height) {
-            const float down = x[e + width] - centre;
-            loss += double(down) * double(down);
-            g -= 2.0f * down;
-        }
-        if (col > 0) g += 2.0f * (centre - x[e - 1]);
-        if (row > 0) g += 2.0f * (centre - x[e - width]);
-        grad[e] += weight * g;
-        return loss;
+        return tv_term(x, e, row, col, height, width, weight, grad);
     }
 };
 
 // ---- launchers ----------------------------------------------------------------------
 
 void content_loss(std::size_t count, const float* features, const float* target, float weight,
-                  float* grad, const ReductionScratch& scratch, cudaStream_t stream) {
+                  float* grad, const ReductionScratch& scratch, double* out, cudaStream_t stream) {
     NVTX_RANGE("content_loss");
     NST_ASSERT(features != nullptr && target != nullptr && grad != nullptr);
-    deterministic_sum(count, ContentLossTerm{features, target, weight, grad}, scratch, stream);
-}
-
-void style_difference(int n, const float* gram, const float* target, float* difference,
-                      const ReductionScratch& scratch, cudaStream_t stream) {
-    NVTX_RANGE("style_difference");
-    NST_ASSERT(n > 0 && gram != nullptr && target != nullptr && difference != nullptr);
-    deterministic_sum(std::size_t(n) * n, StyleDifferenceTerm{gram, target, difference}, scratch,
+    deterministic_sum(count, ContentLossTerm{features, target, weight, grad}, scratch, out, 1.0,
                       stream);
 }
 
+void style_difference(int n, const float* gram, const float* target, float* difference,
+                      const ReductionScratch& scratch, double scale, double* out,
+                      cudaStream_t stream) {
+    NVTX_RANGE("style_difference");
+    NST_ASSERT(n > 0 && gram != nullptr && target != nullptr && difference != nullptr);
+    deterministic_sum(std::size_t(n) * n, StyleDifferenceTerm{gram, target, difference}, scratch,
+                      out, scale, stream);
+}
+
 void tv_loss(int channels, int height, int width, const float* x, float weight, float* grad,
-             const ReductionScratch& scratch, cudaStream_t stream) {
+             const ReductionScratch& scratch, double* out, cudaStream_t stream) {
     NVTX_RANGE("tv_loss");
     NST_ASSERT(channels > 0 && height > 0 && width > 0 && x != nullptr && grad != nullptr);
     deterministic_sum(std::size_t(channels) * height * width,
-                      TvLossTerm{height, width, x, weight, grad}, scratch, stream);
+                      TvLossTerm{height, width, x, weight, grad}, scratch, out, 1.0, stream);
 }
 
 }  // namespace nst::kernels

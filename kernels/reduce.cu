@@ -3,20 +3,27 @@
 
 namespace nst::kernels {
 
-static_assert(kReduceBlocks % kBlockSize == 0, "pass 2 folds the partials evenly");
+int reduction_blocks(int multiprocessors) {
+    const int blocks = kReduceBlocksPerSm * (multiprocessors > 0 ? multiprocessors : 1);
+    return blocks < kMaxReduceBlocks ? blocks : kMaxReduceBlocks;
+}
 
-__global__ void reduce_final_kernel(const double* partials, double* result) {
+// partials (blocks) -> *out = scale · Σ partials
+__global__ void reduce_final_kernel(const double* partials, int blocks, double scale,
+                                    double* out) {
     __shared__ double shared[kBlockSize];
     double sum = 0.0;
-    for (int i = threadIdx.x; i < kReduceBlocks; i += kBlockSize) sum += partials[i];
+    for (int i = threadIdx.x; i < blocks; i += kBlockSize) sum += partials[i];
     shared[threadIdx.x] = sum;
     __syncthreads();
     block_tree_sum(shared);
-    if (threadIdx.x == 0) *result = shared[0];
+    if (threadIdx.x == 0) *out = scale * shared[0];
 }
 
-void reduce_final(const double* partials, double* result, cudaStream_t stream) {
-    reduce_final_kernel<<<1, kBlockSize, 0, stream>>>(partials, result);
+void reduce_final(const double* partials, int blocks, double scale, double* out,
+                  cudaStream_t stream) {
+    NST_ASSERT(blocks > 0 && blocks <= kMaxReduceBlocks);
+    reduce_final_kernel<<<1, kBlockSize, 0, stream>>>(partials, blocks, scale, out);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -31,14 +31,21 @@ __global__ void reduce_partials_kernel(std::size_t count, Term term, double* par
     if (threadIdx.x == 0) partials[blockIdx.x] = shared[0];
 }
 
-// Launches both passes on `stream`; the sum is left in *scratch.result (device).
+// Blocks of pass 1 for `count` terms: no more than there are terms to fill them.
+inline int pass_one_blocks(std::size_t count, const ReductionScratch& scratch) {
+    const std::size_t needed = CEIL_DIV(count, std::size_t(kBlockSize));
+    return needed < 1 ? 1 : (needed < std::size_t(scratch.blocks) ? int(needed) : scratch.blocks);
+}
+
+// Launches both passes on `stream`; *out = scale · Σ term(i) (device memory).
 template <typename Term>
 void deterministic_sum(std::size_t count, const Term& term, const ReductionScratch& scratch,
-                       cudaStream_t stream) {
-    NST_ASSERT(scratch.partials != nullptr && scratch.result != nullptr);
-    reduce_partials_kernel<<<kReduceBlocks, kBlockSize, 0, stream>>>(count, term, scratch.partials);
+                       double* out, double scale, cudaStream_t stream) {
+    NST_ASSERT(scratch.partials != nullptr && scratch.blocks > 0 && out != nullptr);
+    const int blocks = pass_one_blocks(count, scratch);
+    reduce_partials_kernel<<<blocks, kBlockSize, 0, stream>>>(count, term, scratch.partials);
     CUDA_CHECK_LAUNCH();
-    reduce_final(scratch.partials, scratch.result, stream);
+    reduce_final(scratch.partials, blocks, scale, out, stream);
 }
 
 }  // namespace nst::kernels

@@ -1,6 +1,7 @@
 // Optimiser vector operations (formulas in vector_ops.cuh).
 #include "kernels/vector_ops.cuh"
 #include "kernels/reduce_kernels.cuh"
+#include "kernels/reductions.h"
 
 namespace nst::kernels {
 
@@ -9,21 +10,21 @@ namespace nst::kernels {
 struct DotTerm {
     const float* x;
     const float* y;
-    __device__ double operator()(std::size_t i) const { return double(x[i]) * double(y[i]); }
+    __device__ double operator()(std::size_t i) const { return dot_term(x[i], y[i]); }
 };
 
 struct AsumTerm {
     const float* x;
-    __device__ double operator()(std::size_t i) const { return fabs(double(x[i])); }
+    __device__ double operator()(std::size_t i) const { return abs_term(x[i]); }
 };
 
 struct NonFiniteTerm {
     const float* x;
-    __device__ double operator()(std::size_t i) const { return isfinite(x[i]) ? 0.0 : 1.0; }
+    __device__ double operator()(std::size_t i) const { return non_finite_term(x[i]); }
 };
 
-// max_i |x_i| in two passes over the same fixed grid as the sums; a maximum is
-// exact, so the result does not depend on the order.
+// max_i |x_i| in two passes over the same grid as the sums; a maximum is exact,
+// so the result does not depend on the order.
 __device__ inline void block_tree_max(double* shared) {
     for (int stride = kBlockSize / 2; stride > 0; stride >>= 1) {
         if (threadIdx.x < stride) shared[threadIdx.x] = fmax(shared[threadIdx.x], shared[threadIdx.x + stride]);
@@ -44,14 +45,14 @@ __global__ void amax_partials_kernel(std::size_t count, const float* __restrict_
     if (threadIdx.x == 0) partials[blockIdx.x] = shared[0];
 }
 
-__global__ void amax_final_kernel(const double* partials, double* result) {
+__global__ void amax_final_kernel(const double* partials, int blocks, double* out) {
     __shared__ double shared[kBlockSize];
     double m = 0.0;
-    for (int i = threadIdx.x; i < kReduceBlocks; i += kBlockSize) m = fmax(m, partials[i]);
+    for (int i = threadIdx.x; i < blocks; i += kBlockSize) m = fmax(m, partials[i]);
     shared[threadIdx.x] = m;
     __syncthreads();
     block_tree_max(shared);
-    if (threadIdx.x == 0) *result = shared[0];
+    if (threadIdx.x == 0) *out = shared[0];
 }
 
 __global__ void axpy_kernel(std::size_t count, float alpha, const float* __restrict__ x,
@@ -59,10 +60,6 @@ __global__ void axpy_kernel(std::size_t count, float alpha, const float* __restr
     const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
     for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
         y[i] += alpha * x[i];
-}
-
-__global__ void store_scaled_kernel(const double* value, double scale, double* out) {
-    *out = scale * *value;
 }
 
 // minus may be null. The coefficient is read by every thread (one cached load).
@@ -106,33 +103,36 @@ __global__ void adam_update_kernel(std::size_t count, AdamStep step, const float
 
 // ---- launchers ----------------------------------------------------------------------
 
-void dot(std::size_t count, const float* x, const float* y, const ReductionScratch& scratch,
-         cudaStream_t stream) {
+void dot(std::size_t count, const float* x, const float* y, double scale,
+         const ReductionScratch& scratch, double* out, cudaStream_t stream) {
     NVTX_RANGE("dot");
     NST_ASSERT(x != nullptr && y != nullptr);
-    deterministic_sum(count, DotTerm{x, y}, scratch, stream);
+    deterministic_sum(count, DotTerm{x, y}, scratch, out, scale, stream);
 }
 
-void asum(std::size_t count, const float* x, const ReductionScratch& scratch, cudaStream_t stream) {
+void asum(std::size_t count, const float* x, const ReductionScratch& scratch, double* out,
+          cudaStream_t stream) {
     NVTX_RANGE("asum");
     NST_ASSERT(x != nullptr);
-    deterministic_sum(count, AsumTerm{x}, scratch, stream);
+    deterministic_sum(count, AsumTerm{x}, scratch, out, 1.0, stream);
 }
 
-void amax(std::size_t count, const float* x, const ReductionScratch& scratch, cudaStream_t stream) {
+void amax(std::size_t count, const float* x, const ReductionScratch& scratch, double* out,
+          cudaStream_t stream) {
     NVTX_RANGE("amax");
-    NST_ASSERT(x != nullptr && scratch.partials != nullptr && scratch.result != nullptr);
-    amax_partials_kernel<<<kReduceBlocks, kBlockSize, 0, stream>>>(count, x, scratch.partials);
+    NST_ASSERT(x != nullptr && scratch.partials != nullptr && out != nullptr);
+    const int blocks = pass_one_blocks(count, scratch);
+    amax_partials_kernel<<<blocks, kBlockSize, 0, stream>>>(count, x, scratch.partials);
     CUDA_CHECK_LAUNCH();
-    amax_final_kernel<<<1, kBlockSize, 0, stream>>>(scratch.partials, scratch.result);
+    amax_final_kernel<<<1, kBlockSize, 0, stream>>>(scratch.partials, blocks, out);
     CUDA_CHECK_LAUNCH();
 }
 
 void non_finite_count(std::size_t count, const float* x, const ReductionScratch& scratch,
-                      cudaStream_t stream) {
-    NVTX_RANGE("all_finite");
+                      double* out, cudaStream_t stream) {
+    NVTX_RANGE("non_finite_count");
     NST_ASSERT(x != nullptr);
-    deterministic_sum(count, NonFiniteTerm{x}, scratch, stream);
+    deterministic_sum(count, NonFiniteTerm{x}, scratch, out, 1.0, stream);
 }
 
 void axpy(std::size_t count, float alpha, const float* x, float* y, cudaStream_t stream) {
@@ -140,12 +140,6 @@ void axpy(std::size_t count, float alpha, const float* x, float* y, cudaStream_t
     NST_ASSERT(x != nullptr && y != nullptr);
     if (count == 0) return;
     axpy_kernel<<<elementwise_blocks(count), kBlockSize, 0, stream>>>(count, alpha, x, y);
-    CUDA_CHECK_LAUNCH();
-}
-
-void store_scaled(const double* value, double scale, double* out, cudaStream_t stream) {
-    NST_ASSERT(value != nullptr && out != nullptr);
-    store_scaled_kernel<<<1, 1, 0, stream>>>(value, scale, out);
     CUDA_CHECK_LAUNCH();
 }
 

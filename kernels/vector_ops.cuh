@@ -1,9 +1,8 @@
 // Vector operations for the optimisers (L-BFGS, Adam), all on the device.
 //
-//   dot:        Σ x_i y_i      in double, deterministic (kernels/reduce.cuh)
-//   asum:       Σ |x_i|        in double, deterministic
-//   amax:       max_i |x_i|    (exact, so any order gives the same bits)
-//   non_finite: Σ [x_i is NaN or ±∞], so all_finite ⇔ result = 0
+//   dot, asum, amax, non_finite: the reductions of kernels/reductions.h (per-
+//               element terms shared with the CPU), deterministic (kernels/reduce.cuh),
+//               each result left in device memory (*out, a ScalarBuffer slot)
 //   axpy:       y += α x;   scale: x *= α;   fill: x = v
 //   adam:       m = β1 m + (1−β1) g;  v = β2 v + (1−β2) g²
 //               x −= lr · (m / c1) / (sqrt(v / c2) + ε),  c1 = 1 − β1^t, c2 = 1 − β2^t
@@ -19,18 +18,18 @@
 
 namespace nst::kernels {
 
-// x, y (count) -> *scratch.result
-void dot(std::size_t count, const float* x, const float* y, const ReductionScratch& scratch,
-         cudaStream_t stream);
-void asum(std::size_t count, const float* x, const ReductionScratch& scratch, cudaStream_t stream);
-void amax(std::size_t count, const float* x, const ReductionScratch& scratch, cudaStream_t stream);
+// x, y (count) -> *out (device): scale · Σ x_i y_i, Σ |x_i|, max |x_i|, #non-finite
+void dot(std::size_t count, const float* x, const float* y, double scale,
+         const ReductionScratch& scratch, double* out, cudaStream_t stream);
+void asum(std::size_t count, const float* x, const ReductionScratch& scratch, double* out,
+          cudaStream_t stream);
+void amax(std::size_t count, const float* x, const ReductionScratch& scratch, double* out,
+          cudaStream_t stream);
 void non_finite_count(std::size_t count, const float* x, const ReductionScratch& scratch,
-                      cudaStream_t stream);
+                      double* out, cudaStream_t stream);
 
 void axpy(std::size_t count, float alpha, const float* x, float* y, cudaStream_t stream);
-// Device-resident coefficients (Backend::dot_into / axpy_from):
-//   store_scaled: *out = scale · *value;   axpy_from: y += float(factor · (*alpha − *minus)) · x
-void store_scaled(const double* value, double scale, double* out, cudaStream_t stream);
+// Device-resident coefficient (Backend::axpy_from): y += float(factor · (*alpha − *minus)) · x
 void axpy_from(std::size_t count, const double* alpha, const double* minus, double factor,
                const float* x, float* y, cudaStream_t stream);
 void scale(std::size_t count, float alpha, float* x, cudaStream_t stream);

@@ -30,7 +30,10 @@ public:
     void download(float* host_dst, const float* src, std::size_t count) override;
     std::size_t bytes_in_use() const override { return bytes_in_use_; }
     std::size_t peak_bytes() const override { return peak_bytes_; }
-    void synchronize() override {}
+    // The CPU's work is done when each call returns: synchronize() only counts
+    // the wait a GPU would make, and a queued scalar read copies at once.
+    void synchronize() override { count_host_wait(); }
+    void queue_scalar_read(const double* src, std::size_t count, double* host_dst) override;
 
     void conv3x3_forward(const ConvShape& shape, const float* x, const float* weight,
                          float* y) override;
@@ -49,25 +52,24 @@ public:
                              float* dx) override;
 
     void gram(int n, std::size_t m, const float* features, float* gram_out) override;
-    double content_loss(std::size_t count, const float* features, const float* target,
-                        float weight, float* grad) override;
-    double style_loss(int n, std::size_t m, const float* features, const float* gram_in,
-                      const float* target, float weight, float* grad) override;
-    double tv_loss(int channels, int height, int width, const float* x, float weight,
-                   float* grad) override;
+    void content_loss_into(std::size_t count, const float* features, const float* target,
+                           float weight, float* grad, double* loss) override;
+    void style_loss_into(int n, std::size_t m, const float* features, const float* gram_in,
+                         const float* target, float weight, float* grad, double* loss) override;
+    void tv_loss_into(int channels, int height, int width, const float* x, float weight,
+                      float* grad, double* loss) override;
 
-    double dot(std::size_t count, const float* x, const float* y) override;
-    double asum(std::size_t count, const float* x) override;
-    double amax(std::size_t count, const float* x) override;
     void dot_into(std::size_t count, const float* x, const float* y, double scale,
                   double* out) override;
+    void asum_into(std::size_t count, const float* x, double* out) override;
+    void amax_into(std::size_t count, const float* x, double* out) override;
+    void non_finite_into(std::size_t count, const float* x, double* out) override;
     void axpy_from(std::size_t count, const double* alpha, const double* minus, double factor,
                    const float* x, float* y) override;
     void axpy(std::size_t count, float alpha, const float* x, float* y) override;
     void scale(std::size_t count, float alpha, float* x) override;
     void copy(std::size_t count, const float* src, float* dst) override;
     void fill(std::size_t count, float value, float* x) override;
-    bool all_finite(std::size_t count, const float* x) override;
     void adam_update(std::size_t count, float lr, float beta1, float beta2, float eps, int step,
                      const float* grad, float* m, float* v, float* x) override;
     void clamp(std::size_t count, float lo, float hi, float* x) override;

@@ -1,12 +1,9 @@
 // CpuBackend: Gram matrices and the loss terms with their gradients.
 //
 //   gram:     G (N, N) = F Fᵀ,  F (N, M)
-//   content:  L = ½ Σ (F − P)²                          dF += w · (F − P)
-//   style:    E = Σ (G − A)² / (4 N² M²)                dF += w · (G − A) F / (N² M²)
-//   tv:       L = Σ_c Σ_ij (x[c,i,j+1] − x[c,i,j])² + (x[c,i+1,j] − x[c,i,j])²  (terms only
-//             where the neighbour exists)
-//             ∂L/∂x[c,i,j] = 2 (x − x_left) − 2 (x_right − x) + 2 (x − x_up) − 2 (x_down − x),
-//             each term present only where that neighbour exists.
+//   content, style (G − A) and TV: the per-element terms of kernels/losses.h,
+//   which the CUDA kernels run too; the style gradient w · (G − A) F / (N² M²)
+//   is an OpenBLAS SGEMM here and a cuBLAS one there.
 // Loss values are summed in double with a fixed chunking (cpu_reduce.h), so they do
 // not depend on the thread count; gradients are accumulated, never overwritten.
 #include <cblas.h>
@@ -16,6 +13,7 @@
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/cpu_reduce.h"
 #include "engine/error.h"
+#include "kernels/losses.h"
 
 namespace nst {
 
@@ -46,24 +44,22 @@ void CpuBackend::gram(int n, std::size_t m, const float* features, float* gram_o
             gram_out[std::size_t(i) * n + j] = gram_out[std::size_t(j) * n + i];
 }
 
-double CpuBackend::content_loss(std::size_t count, const float* features, const float* target,
-                                float weight, float* grad) {
-    return cpu::chunked_sum(count, [&](std::size_t i) {
-        grad[i] += weight * (features[i] - target[i]);
-        const double d = double(features[i]) - double(target[i]);
-        return 0.5 * d * d;
+void CpuBackend::content_loss_into(std::size_t count, const float* features,
+                                   const float* target, float weight, float* grad,
+                                   double* loss) {
+    *loss = cpu::chunked_sum(count, [&](std::size_t i) {
+        return kernels::content_term(features[i], target[i], weight, grad[i]);
     });
 }
 
-double CpuBackend::style_loss(int n, std::size_t m, const float* features, const float* gram_in,
-                              const float* target, float weight, float* grad) {
+void CpuBackend::style_loss_into(int n, std::size_t m, const float* features,
+                                 const float* gram_in, const float* target, float weight,
+                                 float* grad, double* loss) {
     NST_ASSERT(n > 0 && m > 0 && m <= 0x7fffffffu);
     const std::size_t entries = std::size_t(n) * n;
     float* difference = column_scratch(entries);  // (N, N) = G − A
     const double sum_sq = cpu::chunked_sum(entries, [&](std::size_t i) {
-        difference[i] = gram_in[i] - target[i];
-        const double d = double(gram_in[i]) - double(target[i]);
-        return d * d;
+        return kernels::style_difference_term(gram_in[i], target[i], difference[i]);
     });
     const double nm = double(n) * double(m);
     const float alpha = static_cast<float>(double(weight) / (nm * nm));
@@ -77,38 +73,17 @@ double CpuBackend::style_loss(int n, std::size_t m, const float* features, const
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, width, n, alpha, difference, n,
                     features + c0, mi, 1.0f, grad + c0, mi);
     }
-    return sum_sq / (4.0 * nm * nm);
+    *loss = sum_sq / (4.0 * nm * nm);
 }
 
-double CpuBackend::tv_loss(int channels, int height, int width, const float* x, float weight,
-                           float* grad) {
+void CpuBackend::tv_loss_into(int channels, int height, int width, const float* x, float weight,
+                              float* grad, double* loss) {
     NST_ASSERT(channels > 0 && height > 0 && width > 0);
     const std::size_t plane = std::size_t(height) * width;
-    const float two_weight = 2.0f * weight;
-    // One pass: element (c,i,j) contributes its right and lower squared differences
-    // to the loss and gathers its own gradient from its four neighbours.
-    return cpu::chunked_sum(std::size_t(channels) * plane, [&](std::size_t index) {
+    *loss = cpu::chunked_sum(std::size_t(channels) * plane, [&](std::size_t index) {
         const std::size_t within = index % plane;
-        const int i = static_cast<int>(within / width), j = static_cast<int>(within % width);
-        const float value = x[index];
-        double loss = 0.0;
-        float g = 0.0f;
-        if (j + 1 < width) {
-            const float right = x[index + 1];
-            const double d = double(right) - double(value);
-            loss += d * d;
-            g -= right - value;
-        }
-        if (i + 1 < height) {
-            const float down = x[index + width];
-            const double d = double(down) - double(value);
-            loss += d * d;
-            g -= down - value;
-        }
-        if (j > 0) g += value - x[index - 1];
-        if (i > 0) g += value - x[index - width];
-        grad[index] += two_weight * g;
-        return loss;
+        return kernels::tv_term(x, index, static_cast<int>(within / width),
+                                static_cast<int>(within % width), height, width, weight, grad);
     });
 }
 

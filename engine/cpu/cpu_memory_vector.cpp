@@ -14,6 +14,7 @@
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/cpu_reduce.h"
 #include "engine/error.h"
+#include "kernels/reductions.h"
 
 namespace nst {
 
@@ -102,7 +103,12 @@ void CpuBackend::upload(float* dst, const float* host_src, std::size_t count) {
 }
 
 void CpuBackend::download(float* host_dst, const float* src, std::size_t count) {
+    count_host_wait();  // a GPU waits for its queue here
     std::memcpy(host_dst, src, count * sizeof(float));
+}
+
+void CpuBackend::queue_scalar_read(const double* src, std::size_t count, double* host_dst) {
+    if (count > 0) std::memcpy(host_dst, src, count * sizeof(double));
 }
 
 float* CpuBackend::column_scratch(std::size_t count) {
@@ -118,13 +124,9 @@ float* CpuBackend::column_scratch(std::size_t count) {
 
 using cpu::chunked_sum;
 
-double CpuBackend::dot(std::size_t count, const float* x, const float* y) {
-    return chunked_sum(count, [&](std::size_t i) { return double(x[i]) * double(y[i]); });
-}
-
 void CpuBackend::dot_into(std::size_t count, const float* x, const float* y, double scale,
                           double* out) {
-    *out = scale * dot(count, x, y);
+    *out = scale * chunked_sum(count, [&](std::size_t i) { return kernels::dot_term(x[i], y[i]); });
 }
 
 void CpuBackend::axpy_from(std::size_t count, const double* alpha, const double* minus,
@@ -132,15 +134,15 @@ void CpuBackend::axpy_from(std::size_t count, const double* alpha, const double*
     axpy(count, static_cast<float>(factor * (*alpha - (minus ? *minus : 0.0))), x, y);
 }
 
-double CpuBackend::amax(std::size_t count, const float* x) {
+void CpuBackend::amax_into(std::size_t count, const float* x, double* out) {
     float m = 0.0f;
 #pragma omp parallel for schedule(static) reduction(max : m)
     for (std::size_t i = 0; i < count; ++i) m = std::max(m, std::fabs(x[i]));
-    return m;  // a maximum is exact: the thread count cannot change it
+    *out = m;  // a maximum is exact: the thread count cannot change it
 }
 
-double CpuBackend::asum(std::size_t count, const float* x) {
-    return chunked_sum(count, [&](std::size_t i) { return std::fabs(double(x[i])); });
+void CpuBackend::asum_into(std::size_t count, const float* x, double* out) {
+    *out = chunked_sum(count, [&](std::size_t i) { return kernels::abs_term(x[i]); });
 }
 
 void CpuBackend::axpy(std::size_t count, float alpha, const float* x, float* y) {
@@ -164,9 +166,8 @@ void CpuBackend::fill(std::size_t count, float value, float* x) {
     for (std::size_t i = 0; i < count; ++i) x[i] = value;
 }
 
-bool CpuBackend::all_finite(std::size_t count, const float* x) {
-    const double bad = chunked_sum(count, [&](std::size_t i) { return std::isfinite(x[i]) ? 0.0 : 1.0; });
-    return bad == 0.0;
+void CpuBackend::non_finite_into(std::size_t count, const float* x, double* out) {
+    *out = chunked_sum(count, [&](std::size_t i) { return kernels::non_finite_term(x[i]); });
 }
 
 void CpuBackend::adam_update(std::size_t count, float lr, float beta1, float beta2, float eps,

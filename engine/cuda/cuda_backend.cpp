@@ -39,12 +39,22 @@ void CudaBackend::upload(float* dst, const float* host_src, std::size_t count) {
 
 void CudaBackend::download(float* host_dst, const float* src, std::size_t count) {
     NVTX_RANGE("download");
+    count_host_wait();
     CUDA_CHECK(cudaMemcpyAsync(host_dst, src, count * sizeof(float), cudaMemcpyDeviceToHost,
                                context_.stream()));
-    CUDA_CHECK(cudaStreamSynchronize(context_.stream()));
+    context_.wait();  // also completes the scalar reads queued before the copy
 }
 
-void CudaBackend::synchronize() { CUDA_CHECK(cudaStreamSynchronize(context_.stream())); }
+void CudaBackend::synchronize() {
+    NVTX_RANGE("synchronize");
+    count_host_wait();
+    context_.wait();
+}
+
+void CudaBackend::queue_scalar_read(const double* src, std::size_t count, double* host_dst) {
+    if (context_.staging_full(count)) synchronize();
+    context_.queue_scalar_read(src, count, host_dst);
+}
 
 // ---- network layers ------------------------------------------------------------------------
 
@@ -99,64 +109,58 @@ void CudaBackend::gram(int n, std::size_t m, const float* features, float* gram_
          k, 0.0f, gram_out, n);
 }
 
-double CudaBackend::content_loss(std::size_t count, const float* features, const float* target,
-                                 float weight, float* grad) {
-    kernels::content_loss(count, features, target, weight, grad, context_.reduction(),
+void CudaBackend::content_loss_into(std::size_t count, const float* features,
+                                    const float* target, float weight, float* grad,
+                                    double* loss) {
+    kernels::content_loss(count, features, target, weight, grad, context_.reduction(), loss,
                           context_.stream());
-    return context_.read_reduction_result();
 }
 
-double CudaBackend::style_loss(int n, std::size_t m, const float* features, const float* gram_in,
-                               const float* target, float weight, float* grad) {
+void CudaBackend::style_loss_into(int n, std::size_t m, const float* features,
+                                  const float* gram_in, const float* target, float weight,
+                                  float* grad, double* loss) {
     NVTX_RANGE("style_loss");
     NST_ASSERT(n > 0 && m > 0 && m <= std::size_t(INT_MAX));
     const int k = static_cast<int>(m);
-    // D = G − A (N, N), grown once to the largest style layer; Σ D² queued.
-    float* difference = context_.float_scratch(std::size_t(n) * n);
-    kernels::style_difference(n, gram_in, target, difference, context_.reduction(),
-                              context_.stream());
-    // dF (N, M) += weight/(N²M²) · D F: D is symmetric, so ∂E/∂F = (G − A) F / (N² M²).
     const double nm = double(n) * double(m);
     const double norm = nm * nm;  // N² M²
+    // D = G − A (N, N), grown once to the largest style layer; *loss = Σ D² / (4 N² M²).
+    float* difference = context_.float_scratch(std::size_t(n) * n);
+    kernels::style_difference(n, gram_in, target, difference, context_.reduction(),
+                              1.0 / (4.0 * norm), loss, context_.stream());
+    // dF (N, M) += weight/(N²M²) · D F: D is symmetric, so ∂E/∂F = (G − A) F / (N² M²).
     gemm(context_.cublas(), Transpose::no, Transpose::no, n, k, n,
          static_cast<float>(double(weight) / norm), difference, n, features, k, 1.0f, grad, k);
-    // Read the sum only after the SGEMM is queued: one synchronisation per layer.
-    return context_.read_reduction_result() / (4.0 * norm);
 }
 
-double CudaBackend::tv_loss(int channels, int height, int width, const float* x, float weight,
-                            float* grad) {
-    kernels::tv_loss(channels, height, width, x, weight, grad, context_.reduction(),
+void CudaBackend::tv_loss_into(int channels, int height, int width, const float* x, float weight,
+                               float* grad, double* loss) {
+    kernels::tv_loss(channels, height, width, x, weight, grad, context_.reduction(), loss,
                      context_.stream());
-    return context_.read_reduction_result();
 }
 
 // ---- vector ops for the optimisers ----------------------------------------------------------------
 
-double CudaBackend::dot(std::size_t count, const float* x, const float* y) {
-    kernels::dot(count, x, y, context_.reduction(), context_.stream());
-    return context_.read_reduction_result();
-}
-
-double CudaBackend::asum(std::size_t count, const float* x) {
-    kernels::asum(count, x, context_.reduction(), context_.stream());
-    return context_.read_reduction_result();
-}
-
 void CudaBackend::dot_into(std::size_t count, const float* x, const float* y, double scale,
                            double* out) {
-    kernels::dot(count, x, y, context_.reduction(), context_.stream());
-    kernels::store_scaled(context_.reduction().result, scale, out, context_.stream());
+    kernels::dot(count, x, y, scale, context_.reduction(), out, context_.stream());
+}
+
+void CudaBackend::asum_into(std::size_t count, const float* x, double* out) {
+    kernels::asum(count, x, context_.reduction(), out, context_.stream());
+}
+
+void CudaBackend::amax_into(std::size_t count, const float* x, double* out) {
+    kernels::amax(count, x, context_.reduction(), out, context_.stream());
+}
+
+void CudaBackend::non_finite_into(std::size_t count, const float* x, double* out) {
+    kernels::non_finite_count(count, x, context_.reduction(), out, context_.stream());
 }
 
 void CudaBackend::axpy_from(std::size_t count, const double* alpha, const double* minus,
                             double factor, const float* x, float* y) {
     kernels::axpy_from(count, alpha, minus, factor, x, y, context_.stream());
-}
-
-double CudaBackend::amax(std::size_t count, const float* x) {
-    kernels::amax(count, x, context_.reduction(), context_.stream());
-    return context_.read_reduction_result();
 }
 
 void CudaBackend::axpy(std::size_t count, float alpha, const float* x, float* y) {
@@ -175,11 +179,6 @@ void CudaBackend::copy(std::size_t count, const float* src, float* dst) {
 
 void CudaBackend::fill(std::size_t count, float value, float* x) {
     kernels::fill(count, value, x, context_.stream());
-}
-
-bool CudaBackend::all_finite(std::size_t count, const float* x) {
-    kernels::non_finite_count(count, x, context_.reduction(), context_.stream());
-    return context_.read_reduction_result() == 0.0;
 }
 
 void CudaBackend::adam_update(std::size_t count, float lr, float beta1, float beta2, float eps,

@@ -1,8 +1,8 @@
 // The CUDA backend: engine/backend.h on one GPU. Everything stays in device
 // memory; convolutions go through cuDNN, the Gram matrix and the style gradient
 // through cuBLAS (engine/cuda/gemm.h), the rest through kernels/*.cu. All work
-// is queued on one stream; only download() and the ops that return a host
-// scalar (losses, dot, asum, all_finite) wait for it.
+// is queued on one stream; scalars stay in device memory, and only download()
+// and synchronize() wait for the stream (each counted in host_waits()).
 #pragma once
 
 #include <cstddef>
@@ -29,6 +29,7 @@ public:
     std::size_t bytes_in_use() const override { return context_.bytes_in_use(); }
     std::size_t peak_bytes() const override { return context_.peak_bytes(); }
     void synchronize() override;
+    void queue_scalar_read(const double* src, std::size_t count, double* host_dst) override;
 
     void conv3x3_forward(const ConvShape& shape, const float* x, const float* weight,
                          float* y) override;
@@ -47,25 +48,24 @@ public:
                              float* dx) override;
 
     void gram(int n, std::size_t m, const float* features, float* gram_out) override;
-    double content_loss(std::size_t count, const float* features, const float* target,
-                        float weight, float* grad) override;
-    double style_loss(int n, std::size_t m, const float* features, const float* gram_in,
-                      const float* target, float weight, float* grad) override;
-    double tv_loss(int channels, int height, int width, const float* x, float weight,
-                   float* grad) override;
+    void content_loss_into(std::size_t count, const float* features, const float* target,
+                           float weight, float* grad, double* loss) override;
+    void style_loss_into(int n, std::size_t m, const float* features, const float* gram_in,
+                         const float* target, float weight, float* grad, double* loss) override;
+    void tv_loss_into(int channels, int height, int width, const float* x, float weight,
+                      float* grad, double* loss) override;
 
-    double dot(std::size_t count, const float* x, const float* y) override;
-    double asum(std::size_t count, const float* x) override;
-    double amax(std::size_t count, const float* x) override;
     void dot_into(std::size_t count, const float* x, const float* y, double scale,
                   double* out) override;
+    void asum_into(std::size_t count, const float* x, double* out) override;
+    void amax_into(std::size_t count, const float* x, double* out) override;
+    void non_finite_into(std::size_t count, const float* x, double* out) override;
     void axpy_from(std::size_t count, const double* alpha, const double* minus, double factor,
                    const float* x, float* y) override;
     void axpy(std::size_t count, float alpha, const float* x, float* y) override;
     void scale(std::size_t count, float alpha, float* x) override;
     void copy(std::size_t count, const float* src, float* dst) override;
     void fill(std::size_t count, float value, float* x) override;
-    bool all_finite(std::size_t count, const float* x) override;
     void adam_update(std::size_t count, float lr, float beta1, float beta2, float eps, int step,
                      const float* grad, float* m, float* v, float* x) override;
     void clamp(std::size_t count, float lo, float hi, float* x) override;

@@ -2,6 +2,7 @@
 #include "engine/cuda/cuda_context.h"
 
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "engine/cuda/device_check.h"
@@ -42,10 +43,15 @@ CudaContext::CudaContext(int device_index, bool tf32) : device_index_(device_ind
                                                      : CUBLAS_DEFAULT_MATH));
         CUDNN_CHECK(cudnnCreate(&cudnn_));
         CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
+        int multiprocessors = 0;
+        CUDA_CHECK(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount,
+                                          device_index));
+        reduction_.blocks = kernels::reduction_blocks(multiprocessors);
         reduction_.partials =
-            static_cast<double*>(allocate_bytes(sizeof(double) * kernels::kReduceBlocks));
-        reduction_.result = static_cast<double*>(allocate_bytes(sizeof(double)));
-        CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&host_result_), sizeof(double)));
+            static_cast<double*>(allocate_bytes(sizeof(double) * std::size_t(reduction_.blocks)));
+        CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&staging_),
+                                  sizeof(double) * kScalarStaging));
+        pending_.reserve(64);
     } catch (...) {
         release_all();  // a constructor that throws runs no destructor
         throw;
@@ -61,8 +67,10 @@ void CudaContext::release_all() noexcept {
     workspace_ = nullptr;
     float_scratch_ = nullptr;
     reduction_ = {};
-    if (host_result_) CUDA_CHECK_LOG(cudaFreeHost(host_result_));
-    host_result_ = nullptr;
+    if (staging_) CUDA_CHECK_LOG(cudaFreeHost(staging_));
+    staging_ = nullptr;
+    pending_.clear();
+    staged_ = 0;
     if (cudnn_) CUDNN_CHECK_LOG(cudnnDestroy(cudnn_));
     cudnn_ = nullptr;
     if (cublas_) CUBLAS_CHECK_LOG(cublasDestroy(cublas_));
@@ -114,11 +122,24 @@ float* CudaContext::float_scratch(std::size_t count) {
     return float_scratch_;
 }
 
-double CudaContext::read_reduction_result() {
-    CUDA_CHECK(cudaMemcpyAsync(host_result_, reduction_.result, sizeof(double),
+void CudaContext::queue_scalar_read(const double* src, std::size_t count, double* host_dst) {
+    if (count == 0) return;
+    if (count > kScalarStaging)
+        throw Error("a scalar read of " + std::to_string(count) + " values exceeds the " +
+                    std::to_string(kScalarStaging) + " the staging area holds");
+    NST_ASSERT(!staging_full(count));
+    CUDA_CHECK(cudaMemcpyAsync(staging_ + staged_, src, count * sizeof(double),
                                cudaMemcpyDeviceToHost, stream_));
+    pending_.push_back({staged_, count, host_dst});
+    staged_ += count;
+}
+
+void CudaContext::wait() {
     CUDA_CHECK(cudaStreamSynchronize(stream_));
-    return *host_result_;
+    for (const PendingRead& read : pending_)
+        std::memcpy(read.host_dst, staging_ + read.offset, read.count * sizeof(double));
+    pending_.clear();
+    staged_ = 0;
 }
 
 }  // namespace nst::cuda

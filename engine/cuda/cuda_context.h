@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <unordered_map>
+#include <vector>
 
 #include "kernels/reduce.cuh"
 
@@ -49,12 +50,16 @@ public:
 
     const kernels::ReductionScratch& reduction() const { return reduction_; }
 
-    // Copies *reduction().result to the host and waits for the stream. The only
-    // place a scalar result synchronises with the host: the Backend interface
-    // returns loss values and dot products as host doubles. Keeping these scalars
-    // in device memory (so L-BFGS could run without a round trip per dot
-    // product) is future work.
-    double read_reduction_result();
+    // Scalar reads (Backend::queue_scalar_read): each queues an async copy of
+    // device doubles into pinned staging memory; wait() synchronises the stream
+    // once and hands every queued value to its host destination. The staging
+    // area holds kScalarStaging doubles; a read that would overflow it must
+    // wait for the reads already queued (no iteration of nst comes close).
+    static constexpr std::size_t kScalarStaging = 4096;
+    // The caller waits first (and counts it) when staging_full(count).
+    bool staging_full(std::size_t count) const { return staged_ + count > kScalarStaging; }
+    void queue_scalar_read(const double* src, std::size_t count, double* host_dst);
+    void wait();
 
 private:
     void release_all() noexcept;
@@ -74,7 +79,13 @@ private:
     float* float_scratch_ = nullptr;
     std::size_t float_scratch_count_ = 0;
     kernels::ReductionScratch reduction_;
-    double* host_result_ = nullptr;  // pinned, so the copy back is a true async DMA
+    double* staging_ = nullptr;  // (kScalarStaging) pinned: the copies back are true async DMAs
+    std::size_t staged_ = 0;     // doubles of staging_ in use by queued reads
+    struct PendingRead {
+        std::size_t offset, count;
+        double* host_dst;
+    };
+    std::vector<PendingRead> pending_;
 };
 
 }  // namespace nst::cuda
