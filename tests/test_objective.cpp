@@ -246,3 +246,68 @@ TEST_CASE("objective: bad configuration is refused clearly", "[objective]") {
     // conv5_1 needs 4 pools: an 8×8 image has nothing left at conv5_1.
     CHECK_THROWS_AS(build(weights, ObjectiveConfig{}, 8), nst::InputError);
 }
+
+TEST_CASE("objective and optimisers: host waits per evaluation and per iteration", "[objective][lbfgs][adam]") {
+    // host_waits() counts the calls that make a GPU wait for its queue; the CPU
+    // backend counts the same calls, so this bounds the GPU's waits without one.
+    const VggWeights weights = test::narrow_vgg19(17);
+    const Image content = test::random_image(24, 20, 8), style = test::random_image(20, 24, 9);
+    CpuBackend backend;
+    StyleTransferObjective objective(backend, weights, test_config(PoolMode::average), 24, 20);
+    objective.set_content(content);
+    objective.set_styles({style});
+    const Image start = test::random_image(24, 20, 10);
+    Buffer x(backend, objective.size()), g(backend, objective.size());
+
+    SECTION("one wait per evaluation, all loss terms included") {
+        backend.upload(x.data(), start.pixels.data(), start.pixels.size());
+        const std::size_t before = backend.host_waits();
+        objective.evaluate(x.data(), g.data());
+        CHECK(backend.host_waits() - before == 1);
+    }
+
+    // Waits between consecutive iteration reports (the report of iteration k
+    // comes right after that iteration's last wait).
+    const auto waits_per_iteration = [&](auto&& minimize) {
+        backend.upload(x.data(), start.pixels.data(), start.pixels.size());
+        std::vector<std::size_t> at_report;
+        const std::size_t before = backend.host_waits();
+        const OptimizationResult result = minimize([&](const IterationReport&) {
+            at_report.push_back(backend.host_waits() - before);
+            return true;
+        });
+        INFO(result.message);
+        REQUIRE(result.iterations == 12);
+        std::vector<std::size_t> per_iteration;
+        for (std::size_t k = 1; k < at_report.size(); ++k)
+            per_iteration.push_back(at_report[k] - at_report[k - 1]);
+        CHECK(at_report.front() == 1);  // the starting point: one evaluation, one wait
+        return per_iteration;
+    };
+
+    SECTION("L-BFGS, fixed step: at most two waits per iteration") {
+        LbfgsOptions options;
+        options.history = 5;
+        const auto per_iteration = waits_per_iteration([&](const IterationCallback& callback) {
+            return minimize_lbfgs(backend, objective, x.data(), 12, options, callback);
+        });
+        REQUIRE(per_iteration.size() == 12);
+        for (std::size_t k = 0; k < per_iteration.size(); ++k) {
+            INFO("iteration " << k + 1 << ": " << per_iteration[k] << " host waits");
+            CHECK(per_iteration[k] <= 2);
+        }
+    }
+
+    SECTION("Adam: one wait per iteration") {
+        AdamOptions options;
+        options.learning_rate = 0.01;
+        const auto per_iteration = waits_per_iteration([&](const IterationCallback& callback) {
+            return minimize_adam(backend, objective, x.data(), 12, options, callback);
+        });
+        REQUIRE(per_iteration.size() == 12);
+        for (std::size_t k = 0; k < per_iteration.size(); ++k) {
+            INFO("iteration " << k + 1 << ": " << per_iteration[k] << " host waits");
+            CHECK(per_iteration[k] == 1);
+        }
+    }
+}
