@@ -27,44 +27,6 @@ std::vector<std::string> split_commas(const std::string& text) {
     return parts;
 }
 
-void require_finite_nonnegative(double value, const char* option) {
-    if (!std::isfinite(value) || value < 0)
-        throw UsageError(std::string(option) + " must be a finite number >= 0");
-}
-
-void check(const Options& o) {
-    require_finite_nonnegative(o.content_weight, "--content-weight");
-    require_finite_nonnegative(o.style_weight, "--style-weight");
-    require_finite_nonnegative(o.tv_weight, "--tv-weight");
-    if (!std::isfinite(o.style_scale) || o.style_scale <= 0 || o.style_scale > 8)
-        throw UsageError("--style-scale must be in (0, 8]");
-    if (o.learning_rate && (!std::isfinite(*o.learning_rate) || *o.learning_rate <= 0))
-        throw UsageError("--learning-rate must be a finite number > 0");
-    if (!o.style_blend_weights.empty() && o.style_blend_weights.size() != o.styles.size())
-        throw UsageError("--style-blend-weights has " + std::to_string(o.style_blend_weights.size()) +
-                         " values for " + std::to_string(o.styles.size()) + " --style images");
-    double blend_total = 0;
-    for (double b : o.style_blend_weights) {
-        require_finite_nonnegative(b, "--style-blend-weights");
-        blend_total += b;
-    }
-    if (!o.style_blend_weights.empty() && !(blend_total > 0))
-        throw UsageError("--style-blend-weights must not all be zero");
-    if (o.content_layers.empty() && o.style_layers.empty())
-        throw UsageError("--content-layers and --style-layers are both empty");
-    if (!o.style_masks.empty() && o.style_masks.size() != o.styles.size())
-        throw UsageError("--style-masks has " + std::to_string(o.style_masks.size()) + " masks for " +
-                         std::to_string(o.styles.size()) + " --style images");
-    if (!o.style_masks.empty() && !o.style_blend_weights.empty())
-        throw UsageError("--style-blend-weights does not apply with --style-masks (each style has its region)");
-    if (!o.style_image_masks.empty() && o.style_masks.empty())
-        throw UsageError("--style-image-masks needs --style-masks");
-    if (o.mask_erosion && o.style_masks.empty()) throw UsageError("--mask-erosion needs --style-masks");
-    if (o.style_image_masks.size() > o.styles.size())
-        throw UsageError("--style-image-masks has " + std::to_string(o.style_image_masks.size()) +
-                         " masks for " + std::to_string(o.styles.size()) + " --style images");
-}
-
 std::vector<int> parse_int_list(const std::string& text, const char* option, int lo, int hi) {
     std::vector<int> values;
     for (const auto& part : split_commas(text)) {
@@ -231,8 +193,41 @@ ParseOutcome parse(int argc, const char* const* argv, Options& o) {
     }
     if (o.preserve_colors != "histogram" && app.count("--color-transfer"))
         throw UsageError("--color-transfer applies only with --preserve-colors histogram");
-    check(o);
+    request_without_images(o).validate();
     return ParseOutcome::run;
+}
+
+TransferRequest request_without_images(const Options& o) {
+    TransferRequest r;
+    r.styles.resize(o.styles.size());
+    r.style_blend_weights = o.style_blend_weights;
+    r.style_masks.resize(o.style_masks.size());
+    r.style_image_masks.resize(o.style_image_masks.size());
+    r.mask_erosion = o.mask_erosion;
+    r.size = o.size;
+    r.scale_sizes = o.scale_sizes;
+    r.scale_iterations = o.scale_iterations;
+    r.style_scale = o.style_scale;
+    r.content_weight = o.content_weight;
+    if (o.style_weight_given) r.style_weight = o.style_weight;
+    r.tv_weight = o.tv_weight;
+    r.content_layers = o.content_layers;
+    r.style_layers = o.style_layers;
+    r.iterations = o.iterations;
+    r.optimizer = o.optimizer;
+    r.lbfgs_history = o.lbfgs_history;
+    r.line_search = o.line_search;
+    r.learning_rate = o.learning_rate;
+    const bool named_init = o.init == "noise" || o.init == "content" || o.init == "style";
+    r.init = named_init ? o.init : "image";
+    r.seed = o.seed;
+    r.pool = o.pool;
+    r.device = o.device;
+    r.threads = o.threads;
+    r.precision = o.precision;
+    r.preserve_colors = o.preserve_colors;
+    r.color_transfer = o.color_transfer;
+    return r;
 }
 
 std::string resolve_weights_path(const std::string& given) {

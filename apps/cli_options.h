@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/transfer.h"
+
 namespace nst::cli {
 
 struct Options {
@@ -48,21 +50,13 @@ struct Options {
     bool mask_erosion = false;                   // "inside" guidance (masks.h)
 };
 
-// The defaults, chosen for the shared (un-normalised, Caffe-derived) VGG-19
-// weights; README.md explains them.
-struct Defaults {
-    static constexpr double content_weight = 1.0;
-    static constexpr double style_weight = 1e3;  // for un-normalised (Caffe) weights
-    // For weights made by `nst-weights normalize` (attribute `normalized`): β at a
-    // 256 px output, scaled by the pixel count (L_c sums over positions, E_l does not).
-    static constexpr double normalized_style_weight_256 = 1e7;
-    static constexpr double tv_weight = 0.0;
-    static constexpr int iterations = 500;
-    static constexpr const char* init = "content";
-    static constexpr double adam_learning_rate = 0.02;
-    static constexpr const char* content_layers = "conv4_2";
-    static constexpr const char* style_layers = "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1";
-};
+// The defaults live with the API (engine/transfer.h); README.md explains them.
+using Defaults = TransferDefaults;
+
+// The request these options describe, with one placeholder (empty) Image per
+// image file: TransferRequest::validate() checks counts, not pixels, and the
+// files are decoded only when the run starts (apps/neural_style.cpp).
+TransferRequest request_without_images(const Options& options);
 
 enum class ParseOutcome { run, exit_success };
 

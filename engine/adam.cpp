@@ -69,6 +69,7 @@ OptimizationResult minimize_adam(Backend& backend, DifferentiableFunction& f, fl
     backend.fill(n, 0.0f, moment2.data());
 
     int evaluations = 0;
+    int iterate_evaluation = 1;  // the evaluation at the current iterate
 
     OptimizationResult result;
     std::string events;
@@ -76,6 +77,7 @@ OptimizationResult minimize_adam(Backend& backend, DifferentiableFunction& f, fl
         IterationReport r;
         r.iteration = iteration;
         r.evaluations = evaluations;
+        r.evaluation = iterate_evaluation;
         r.loss = loss;
         r.event = std::move(events);
         events.clear();
@@ -139,6 +141,7 @@ OptimizationResult minimize_adam(Backend& backend, DifferentiableFunction& f, fl
         }
         rejections = 0;
         loss = new_loss;
+        iterate_evaluation = evaluations;
         ++done;
         if (!report(done, loss))
             return finish(StopReason::stopped_by_callback, done, loss, "stopped by callback");

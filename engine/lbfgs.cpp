@@ -232,6 +232,7 @@ struct LinePoint {
     double f = 0.0;
     double gtd = 0.0;
     const float* g = nullptr;  // (n), x0's gradient or one of the search slots
+    int evaluation = 0;        // the objective evaluation (1-based) that gave f and g
 };
 
 struct LineSearchResult {
@@ -251,12 +252,13 @@ public:
 
     // x0, g0 (n): start and its gradient (f0, gtd0 = g0ᵀd); d (n): direction,
     // d_norm = max |d_i|; x (n): scratch for the trial points. Leaves x unspecified.
-    LineSearchResult run(const float* x0, double f0, const float* g0, double gtd0, const float* d,
-                         double d_norm, double t, float* x, int max_evaluations,
-                         double tolerance_change) {
+    // start_evaluation: the evaluation that gave f0 and g0.
+    LineSearchResult run(const float* x0, double f0, const float* g0, int start_evaluation,
+                         double gtd0, const float* d, double d_norm, double t, float* x,
+                         int max_evaluations, double tolerance_change) {
         saw_non_finite_ = false;
         const int max_ls = max_evaluations - 1;  // torch's max_ls: evaluations after the first
-        const LinePoint start{0.0, f0, gtd0, g0};
+        const LinePoint start{0.0, f0, gtd0, g0, start_evaluation};
 
         LinePoint prev = start;
         LinePoint next = evaluate(x0, d, t, x, {prev.g, nullptr});
@@ -358,6 +360,7 @@ private:
         point.g = g;
         // One wait for the loss, the finiteness check and gᵀd.
         objective_.queue(x, g);
+        point.evaluation = objective_.evaluations;
         backend_.dot_into(n_, g, d, 1.0, gtd_.slot(0));
         gtd_.queue_read();
         backend_.synchronize();
@@ -431,10 +434,12 @@ OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, f
 
     OptimizationResult result;
     std::string events;
+    int iterate_evaluation = 1;  // the evaluation at the current iterate
     const auto report = [&](int iteration, double loss) {
         IterationReport r;
         r.iteration = iteration;
         r.evaluations = objective.evaluations;
+        r.evaluation = iterate_evaluation;
         r.loss = loss;
         r.event = std::move(events);
         events.clear();
@@ -566,8 +571,9 @@ OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, f
         } else {
             NVTX_RANGE("lbfgs_line_search");
             const LineSearchResult searched =
-                line_search->run(prev_x.data(), prev_loss, prev_grad.data(), gtd, d, d_max, t, x,
-                                 options.max_wolfe_evaluations, options.tolerance_change);
+                line_search->run(prev_x.data(), prev_loss, prev_grad.data(), iterate_evaluation,
+                                 gtd, d, d_max, t, x, options.max_wolfe_evaluations,
+                                 options.tolerance_change);
             t = searched.point.t;
             loss = searched.point.f;
             if (searched.saw_non_finite) {
@@ -579,6 +585,7 @@ OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, f
                         events, "non-finite loss or gradient in the line search: bracket bisected");
             }
             if (rejection.empty()) {
+                iterate_evaluation = searched.point.evaluation;
                 backend.copy(n, prev_x.data(), x);
                 backend.axpy(n, static_cast<float>(t), d, x);
                 backend.copy(n, searched.point.g, grad.data());
@@ -609,6 +616,7 @@ OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, f
             continue;
         }
 
+        if (!wolfe) iterate_evaluation = objective.evaluations;
         grad_max = scalars.host(kGradMaxAbs);
         grad_sum = scalars.host(kGradSumAbs);
         candidate_ys = scalars.host(kCandidateYS);

@@ -39,6 +39,7 @@ private:
 struct IterationReport {
     int iteration = 0;     // 0 = the starting point
     int evaluations = 0;   // objective evaluations so far, all included
+    int evaluation = 0;    // which of them (1-based) was at the reported iterate
     double loss = 0.0;
     std::string event;     // empty, or a note such as "non-finite loss: step rejected, history reset"
 };

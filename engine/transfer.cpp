@@ -1,0 +1,367 @@
+// run_transfer (engine/transfer.h): validation, colour control, the scales, the
+// optimiser and the per-iteration loss terms.
+#include "engine/transfer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <memory>
+#include <random>
+#include <sstream>
+
+#include "engine/backend.h"
+#include "engine/color.h"
+#include "engine/error.h"
+
+namespace nst {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void require_finite_nonnegative(double value, const char* option) {
+    if (!std::isfinite(value) || value < 0)
+        throw UsageError(std::string(option) + " must be a finite number >= 0");
+}
+
+void require_member(const std::string& value, std::initializer_list<const char*> allowed,
+                    const char* option) {
+    std::string list;
+    for (const char* a : allowed) {
+        if (value == a) return;
+        list += list.empty() ? a : std::string(", ") + a;
+    }
+    throw UsageError(std::string(option) + ": '" + value + "' is not one of " + list);
+}
+
+std::vector<LayerWeight> equal_weights(const std::vector<std::string>& layers) {
+    std::vector<LayerWeight> out;
+    for (const auto& name : layers) out.push_back({name, 1.0 / double(layers.size())});
+    return out;
+}
+
+// Keeps the loss terms of recent evaluations by evaluation number, so that a
+// report (whose iterate may come from an earlier evaluation, in a line search)
+// gets the terms of its own iterate.
+class TermsByEvaluation final : public DifferentiableFunction {
+public:
+    explicit TermsByEvaluation(StyleTransferObjective& objective) : objective_(objective) {}
+    std::size_t size() const override { return objective_.size(); }
+    double evaluate(const float* x, float* grad) override {
+        const double loss = objective_.evaluate(x, grad);
+        record();
+        return loss;
+    }
+    void queue_evaluation(Backend& backend, const float* x, float* grad) override {
+        objective_.queue_evaluation(backend, x, grad);
+    }
+    double queued_result() override {
+        const double result = objective_.queued_result();
+        record();
+        return result;
+    }
+    // The terms of evaluation `number` (1-based), if still kept.
+    const LossTerms* terms_of(int number) const {
+        const int index = number - first_;
+        return index >= 0 && index < int(recent_.size()) ? &recent_[std::size_t(index)] : nullptr;
+    }
+
+private:
+    void record() {
+        recent_.push_back(objective_.last_terms());
+        if (recent_.size() > kKept) {
+            recent_.pop_front();
+            ++first_;
+        }
+    }
+    // A strong-Wolfe search evaluates at most max_wolfe_evaluations (25) points.
+    static constexpr std::size_t kKept = 64;
+    StyleTransferObjective& objective_;
+    std::deque<LossTerms> recent_;
+    int first_ = 1;  // evaluation number of recent_.front()
+};
+
+// Everything the objective of each scale is built from, with the colour
+// control applied (README, "Controls"):
+//   luminance: content → (Y, Y, Y); each style → (Y', Y', Y') with Y' its luminance
+//              matched to the content's mean and standard deviation;
+//   histogram: each style's colours mapped to the content's mean and covariance.
+TransferInputs transfer_inputs(const TransferRequest& r) {
+    TransferInputs inputs;
+    inputs.style_scale = r.style_scale;
+    inputs.blend_weights = r.style_blend_weights;
+    inputs.styles = r.styles;
+    if (r.preserve_colors == "luminance") {
+        const std::vector<float> content_y = luminance(r.content);
+        inputs.content = grey_image(content_y, r.content.width, r.content.height);
+        for (Image& style : inputs.styles)
+            style = grey_image(match_mean_std(luminance(style), content_y), style.width, style.height);
+    } else {
+        inputs.content = r.content;
+        if (r.preserve_colors == "histogram") {
+            const ColorTransfer method = parse_color_transfer(r.color_transfer);
+            for (Image& style : inputs.styles) style = match_color_statistics(style, r.content, method);
+        }
+    }
+    inputs.style_masks = r.style_masks;
+    inputs.style_image_masks = r.style_image_masks;
+    inputs.content_mask = r.content_mask;
+    return inputs;
+}
+
+// The starting image of the first scale, at the size of `content` (that scale's
+// content, grey in luminance mode).
+Image initial_image(const TransferRequest& r, const Image& content, const Image& first_style) {
+    if (r.init == "content") return content;
+    if (r.init == "noise") {
+        Image init;
+        init.width = content.width;
+        init.height = content.height;
+        init.pixels.resize(content.pixels.size());
+        std::mt19937_64 rng(r.seed);
+        std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+        for (auto& v : init.pixels) v = uniform(rng);
+        return init;
+    }
+    Image init = r.init == "style" ? first_style : r.init_image;
+    if (r.init == "image" && r.preserve_colors == "luminance")
+        init = grey_image(luminance(init), init.width, init.height);
+    return resize_image(init, content.width, content.height);
+}
+
+ObjectiveConfig objective_config(const TransferRequest& r, double style_weight) {
+    ObjectiveConfig config;
+    config.content_layers = equal_weights(r.content_layers);
+    for (auto& l : config.content_layers) l.weight = 1.0;  // c_l = 1 (DESIGN.md)
+    config.style_layers = equal_weights(r.style_layers);   // w_l = 1/|S|
+    config.content_weight = r.content_weight;
+    config.style_weight = style_weight;
+    config.tv_weight = r.tv_weight;
+    config.pool = r.pool == "max" ? PoolMode::max : PoolMode::average;
+    config.erode_style_masks = r.mask_erosion;
+    return config;
+}
+
+}  // namespace
+
+std::vector<std::string> TransferRequest::split_layer_list(const std::string& text) {
+    std::vector<std::string> parts;
+    std::stringstream stream(text);
+    std::string part;
+    while (std::getline(stream, part, ','))
+        if (!part.empty()) parts.push_back(part);
+    return parts;
+}
+
+std::vector<int> TransferRequest::sizes() const {
+    return scale_sizes.empty() ? std::vector<int>{size} : scale_sizes;
+}
+
+std::vector<int> TransferRequest::iterations_per_scale() const {
+    return scale_iterations.empty() ? std::vector<int>(sizes().size(), iterations)
+                                    : scale_iterations;
+}
+
+void TransferRequest::validate_images() const {
+    if (content.width <= 0 || content.height <= 0) throw UsageError("no content image given");
+    if (styles.empty()) throw UsageError("no style image given");
+    for (const Image* image : {&content, &init_image, &content_mask})
+        if (image->pixels.size() != 3 * image->plane())
+            throw UsageError("an image's pixel count does not match its width and height");
+    for (const auto* list : {&styles, &style_masks, &style_image_masks})
+        for (const Image& image : *list)
+            if (image.pixels.size() != 3 * image.plane())
+                throw UsageError("an image's pixel count does not match its width and height");
+    for (const Image& style : styles)
+        if (style.width <= 0 || style.height <= 0) throw UsageError("a style image is empty");
+    for (const Image& mask : style_masks)
+        if (mask.width <= 0 || mask.height <= 0) throw UsageError("a style mask is empty");
+    if (init == "image" && init_image.width <= 0)
+        throw UsageError("--init image needs an initial image");
+}
+
+void TransferRequest::validate() const {
+    if (size < 16 || size > 16384) throw UsageError("--size must be in [16, 16384]");
+    require_finite_nonnegative(content_weight, "--content-weight");
+    if (style_weight) require_finite_nonnegative(*style_weight, "--style-weight");
+    require_finite_nonnegative(tv_weight, "--tv-weight");
+    if (!std::isfinite(style_scale) || style_scale <= 0 || style_scale > 8)
+        throw UsageError("--style-scale must be in (0, 8]");
+    if (learning_rate && (!std::isfinite(*learning_rate) || *learning_rate <= 0))
+        throw UsageError("--learning-rate must be a finite number > 0");
+    if (iterations < 0 || iterations > 1000000)
+        throw UsageError("--iterations must be in [0, 1000000]");
+    if (lbfgs_history < 1 || lbfgs_history > 10000)
+        throw UsageError("--lbfgs-history must be in [1, 10000]");
+    if (threads < 0 || threads > 1024) throw UsageError("--threads must be in [0, 1024]");
+    require_member(optimizer, {"lbfgs", "adam"}, "--optimizer");
+    require_member(line_search, {"fixed", "wolfe"}, "--line-search");
+    require_member(pool, {"avg", "max"}, "--pool");
+    require_member(precision, {"", "fp32", "tf32"}, "--precision");
+    require_member(preserve_colors, {"none", "luminance", "histogram", "post"}, "--preserve-colors");
+    require_member(color_transfer, {"cholesky", "pca", "symmetric"}, "--color-transfer");
+    require_member(init, {"noise", "content", "style", "image"}, "--init");
+    parse_device(device);  // throws UsageError
+
+    if (!style_blend_weights.empty() && style_blend_weights.size() != styles.size())
+        throw UsageError("--style-blend-weights has " + std::to_string(style_blend_weights.size()) +
+                         " values for " + std::to_string(styles.size()) + " --style images");
+    double blend_total = 0;
+    for (double b : style_blend_weights) {
+        require_finite_nonnegative(b, "--style-blend-weights");
+        blend_total += b;
+    }
+    if (!style_blend_weights.empty() && !(blend_total > 0))
+        throw UsageError("--style-blend-weights must not all be zero");
+    if (content_layers.empty() && style_layers.empty())
+        throw UsageError("--content-layers and --style-layers are both empty");
+    for (const auto* layers : {&content_layers, &style_layers})
+        for (const std::string& layer : *layers) vgg19_layer_index(layer);  // UsageError if unknown
+    if (styles.empty()) throw UsageError("no style image given");
+    if (!style_masks.empty() && style_masks.size() != styles.size())
+        throw UsageError("--style-masks has " + std::to_string(style_masks.size()) + " masks for " +
+                         std::to_string(styles.size()) + " --style images");
+    if (!style_masks.empty() && !style_blend_weights.empty())
+        throw UsageError("--style-blend-weights does not apply with --style-masks (each style has its region)");
+    if (!style_image_masks.empty() && style_masks.empty())
+        throw UsageError("--style-image-masks needs --style-masks");
+    if (mask_erosion && style_masks.empty()) throw UsageError("--mask-erosion needs --style-masks");
+    if (style_image_masks.size() > styles.size())
+        throw UsageError("--style-image-masks has " + std::to_string(style_image_masks.size()) +
+                         " masks for " + std::to_string(styles.size()) + " --style images");
+
+    const std::vector<int> scale_list = sizes();
+    for (std::size_t k = 0; k < scale_list.size(); ++k) {
+        if (scale_list[k] < 16 || scale_list[k] > 16384)
+            throw UsageError("--scale-sizes: " + std::to_string(scale_list[k]) +
+                             " is not in [16, 16384]");
+        if (k > 0 && scale_list[k] <= scale_list[k - 1])
+            throw UsageError("--scale-sizes must increase, coarsest first");
+    }
+    if (scale_list.back() != size)
+        throw UsageError("--scale-sizes ends at " + std::to_string(scale_list.back()) +
+                         " but --size is " + std::to_string(size));
+    if (!scale_iterations.empty()) {
+        if (scale_iterations.size() != scale_list.size())
+            throw UsageError("--scale-iterations has " + std::to_string(scale_iterations.size()) +
+                             " values for " + std::to_string(scale_list.size()) + " scales");
+        for (int n : scale_iterations)
+            if (n < 0 || n > 1000000) throw UsageError("--scale-iterations must be in [0, 1000000]");
+    }
+}
+
+double default_style_weight(const TransferRequest& request, const VggWeights& weights) {
+    if (request.style_weight) return *request.style_weight;
+    if (!weights.extra_attributes.count("normalized")) return TransferDefaults::style_weight;
+    const double side = request.size / 256.0;
+    return TransferDefaults::normalized_style_weight_256 * side * side;
+}
+
+TransferResult run_transfer(const VggWeights& weights, const TransferRequest& r,
+                            const TransferCallbacks& callbacks) {
+    r.validate();
+    r.validate_images();
+    const auto start = Clock::now();
+    const auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
+
+    const TransferInputs inputs = transfer_inputs(r);
+    const bool keep_content_chroma = r.preserve_colors == "luminance" || r.preserve_colors == "post";
+
+    const bool tf32 = r.precision != "fp32";
+    std::unique_ptr<Backend> backend = make_backend(parse_device(r.device), r.threads, tf32);
+    if (r.precision == "tf32" && backend->name() == "cpu")
+        throw UsageError("--precision tf32 needs the CUDA backend (the CPU computes in fp32)");
+
+    TransferResult result;
+    result.backend = backend->name();
+    result.style_weight = default_style_weight(r, weights);
+    const ObjectiveConfig config = objective_config(r, result.style_weight);
+
+    const std::vector<int> sizes = r.sizes(), iterations_per_scale = r.iterations_per_scale();
+    const int scale_count = int(sizes.size());
+    const auto cancelled = [&] { return callbacks.cancel && callbacks.cancel->load(); };
+    Image image;       // the current image, on the host between scales
+    int ran_side = 0;  // longest side of the last scale that ran
+    for (int k = 0; k < scale_count && !result.stopped_early && !cancelled(); ++k) {
+        const int side = sizes[std::size_t(k)], iterations = iterations_per_scale[std::size_t(k)];
+        std::unique_ptr<StyleTransferObjective> objective =
+            make_objective_at(*backend, weights, config, inputs, side);
+        const int width = objective->width(), height = objective->height();
+        if (k == 0) {
+            const Image scale_content = resize_longest_side(inputs.content, side);
+            const int style_side = std::max(16, int(std::lround(r.style_scale * side)));
+            image = initial_image(r, scale_content,
+                                  resize_longest_side(inputs.styles.front(), style_side));
+        } else {
+            image = resize_image(image, width, height);  // coarse to fine: upsample the result
+        }
+        Buffer x(*backend, image.pixels.size());
+        backend->upload(x.data(), image.pixels.data(), image.pixels.size());
+        if (callbacks.on_scale)
+            callbacks.on_scale({k, scale_count, width, height, iterations, backend->name(),
+                                result.style_weight, inputs.styles.size()});
+
+        // The image as the caller sees it: with the content's chroma in luminance and post modes.
+        const auto finished = [&](Image current) {
+            if (!keep_content_chroma) return current;
+            return combine_luminance_chroma(current, resize_longest_side(r.content, side));
+        };
+        const auto download = [&] {
+            Image current;
+            current.width = width;
+            current.height = height;
+            current.pixels.resize(x.size());
+            backend->download(current.pixels.data(), x.data(), x.size());
+            return current;
+        };
+        TermsByEvaluation recorder(*objective);
+        const auto on_iteration = [&](const IterationReport& report) {
+            if (callbacks.on_iteration) {
+                TransferProgress progress;
+                progress.scale = k;
+                progress.scales = scale_count;
+                progress.size = side;
+                progress.iteration = report.iteration;
+                progress.iterations = iterations;
+                progress.evaluations = report.evaluations;
+                if (const LossTerms* terms = recorder.terms_of(report.evaluation)) progress.terms = *terms;
+                progress.terms.loss = report.loss;
+                progress.event = report.event;
+                progress.seconds = elapsed();
+                progress.peak_bytes = backend->peak_bytes();
+                progress.current_image = [&] { return finished(download()); };
+                if (!callbacks.on_iteration(progress)) result.stopped_early = true;
+            }
+            if (cancelled()) result.stopped_early = true;
+            return !result.stopped_early;
+        };
+
+        if (r.optimizer == "adam") {
+            AdamOptions adam;
+            adam.learning_rate = r.learning_rate.value_or(TransferDefaults::adam_learning_rate);
+            result.optimization = minimize_adam(*backend, recorder, x.data(), iterations, adam, on_iteration);
+        } else {
+            LbfgsOptions lbfgs;
+            lbfgs.history = r.lbfgs_history;
+            lbfgs.line_search = r.line_search == "wolfe" ? LineSearch::wolfe : LineSearch::fixed;
+            lbfgs.learning_rate = r.learning_rate.value_or(TransferDefaults::lbfgs_learning_rate);
+            result.optimization =
+                minimize_lbfgs(*backend, recorder, x.data(), iterations, lbfgs, on_iteration);
+        }
+        if (!backend->all_finite(x.size(), x.data()))
+            throw RuntimeFailure("the optimisation produced a non-finite image; nothing was written");
+        image = download();
+        ran_side = side;
+        if (result.optimization.reason == StopReason::failed) break;
+    }
+    if (ran_side > 0)
+        result.image = keep_content_chroma
+                           ? combine_luminance_chroma(image, resize_longest_side(r.content, ran_side))
+                           : image;
+    result.peak_bytes = backend->peak_bytes();
+    result.seconds = elapsed();
+    return result;
+}
+
+}  // namespace nst

@@ -1,0 +1,157 @@
+// One style transfer, end to end: the API that the CLI (apps/neural_style.cpp),
+// the Python module (python/) and programs that link libnst call.
+//
+//   TransferRequest request;            // every option of the CLI, same defaults
+//   request.content = load_image("photo.jpg");
+//   request.styles = {load_image("painting.jpg")};
+//   const VggWeights weights = read_weights("vgg19.h5");
+//   TransferResult result = run_transfer(weights, request);
+//   save_image("out.png", result.image);
+//
+// run_transfer validates the request (UsageError with the CLI's messages), picks
+// the backend, applies the colour control, runs each scale of a coarse-to-fine
+// run (or the one scale) with L-BFGS or Adam, and returns the finished image.
+// Progress goes to the callbacks; nothing is printed or written.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/image.h"
+#include "engine/objective.h"
+#include "engine/optimizer.h"
+#include "engine/weights.h"
+
+namespace nst {
+
+// The defaults of a transfer, for the shared (un-normalised, Caffe-derived)
+// VGG-19 weights; docs/DEFAULTS.md explains them.
+struct TransferDefaults {
+    static constexpr double content_weight = 1.0;
+    static constexpr double style_weight = 1e3;  // for un-normalised (Caffe) weights
+    // For weights made by `nst-weights normalize` (attribute `normalized`): β at a
+    // 256 px output, scaled by the pixel count (L_c sums over positions, E_l does not).
+    static constexpr double normalized_style_weight_256 = 1e7;
+    static constexpr double tv_weight = 0.0;
+    static constexpr int size = 512;
+    static constexpr int iterations = 500;
+    static constexpr const char* init = "content";
+    static constexpr double lbfgs_learning_rate = 1.0;
+    static constexpr double adam_learning_rate = 0.02;
+    static constexpr const char* content_layers = "conv4_2";
+    static constexpr const char* style_layers = "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1";
+};
+
+// Every option of `neural-style`, with its defaults. Images are given decoded
+// (load_image); the names follow the CLI's options.
+struct TransferRequest {
+    Image content;
+    std::vector<Image> styles;                // one or more
+    std::vector<double> style_blend_weights;  // empty: equal; normalised to sum 1
+    std::vector<Image> style_masks;           // empty, or the output region of each style
+    std::vector<Image> style_image_masks;     // empty, or ≤ one per style (width 0: whole image)
+    Image content_mask;                       // width 0: none
+    bool mask_erosion = false;                // "inside" guidance (masks.h)
+
+    int size = TransferDefaults::size;        // longest side of the output
+    std::vector<int> scale_sizes;             // coarse to fine, ending at `size`; empty: {size}
+    std::vector<int> scale_iterations;        // per scale; empty: `iterations` each
+    double style_scale = 1.0;
+    double content_weight = TransferDefaults::content_weight;
+    std::optional<double> style_weight;       // empty: the default for the weights
+    double tv_weight = TransferDefaults::tv_weight;
+    std::vector<std::string> content_layers = split_layer_list(TransferDefaults::content_layers);
+    std::vector<std::string> style_layers = split_layer_list(TransferDefaults::style_layers);
+    int iterations = TransferDefaults::iterations;
+    std::string optimizer = "lbfgs";          // lbfgs | adam
+    int lbfgs_history = 100;
+    std::string line_search = "fixed";        // fixed | wolfe
+    std::optional<double> learning_rate;      // empty: 1 (L-BFGS) or 0.02 (Adam)
+    std::string init = TransferDefaults::init;  // noise | content | style | image (init_image)
+    Image init_image;                         // with init == "image"
+    std::uint64_t seed = 0;                   // of the noise initialisation
+    std::string pool = "avg";                 // avg | max
+    std::string device = "auto";              // auto | cpu | cuda | cuda:N
+    int threads = 0;                          // CPU threads; 0: all cores
+    std::string precision;                    // empty: tf32 on CUDA, fp32 on the CPU; fp32 | tf32
+    std::string preserve_colors = "none";     // none | luminance | histogram | post
+    std::string color_transfer = "symmetric";  // cholesky | pca | symmetric (histogram only)
+
+    // "a,b,c" -> {"a", "b", "c"} (empty entries dropped).
+    static std::vector<std::string> split_layer_list(const std::string& text);
+
+    // Throws UsageError (the CLI's one-line messages) for any invalid option.
+    // Looks at the number of images, not at their pixels, so a front end can
+    // validate before decoding anything (one placeholder Image per file).
+    void validate() const;
+    // Throws UsageError when an image is missing or inconsistent (run_transfer
+    // calls both).
+    void validate_images() const;
+    // The sizes and iterations of each scale, coarsest first (validated).
+    std::vector<int> sizes() const;
+    std::vector<int> iterations_per_scale() const;
+};
+
+// Reported once per iteration of each scale (iteration 0: the starting image).
+struct TransferProgress {
+    int scale = 0;          // 0-based
+    int scales = 1;
+    int size = 0;           // this scale's longest side
+    int iteration = 0;      // within this scale
+    int iterations = 0;     // of this scale
+    int evaluations = 0;    // within this scale
+    LossTerms terms;        // of the reported iterate: loss = L, content, style, tv
+    std::string event;      // e.g. a rejected step
+    double seconds = 0.0;   // since run_transfer started
+    std::size_t peak_bytes = 0;
+    // The current image as it would be returned (colour control applied);
+    // downloads from the device, so call it only when needed (snapshots).
+    std::function<Image()> current_image;
+};
+
+// Said once at the start of each scale.
+struct ScaleStart {
+    int scale = 0, scales = 1;
+    int width = 0, height = 0, iterations = 0;
+    std::string backend;  // "cpu", "cuda:0"
+    double style_weight = 0.0;
+    std::size_t style_count = 0;
+};
+
+struct TransferCallbacks {
+    std::function<void(const ScaleStart&)> on_scale;
+    // Return false to stop after this iteration (the image so far is returned).
+    std::function<bool(const TransferProgress&)> on_iteration;
+    // Checked between iterations; when set, the run stops as if on_iteration
+    // had returned false.
+    const std::atomic<bool>* cancel = nullptr;
+};
+
+struct TransferResult {
+    Image image;                      // the finished image (colour control applied)
+    OptimizationResult optimization;  // of the last scale that ran
+    bool stopped_early = false;       // by a callback or the cancel flag
+    std::string backend;
+    double style_weight = 0.0;        // β used
+    std::size_t peak_bytes = 0;
+    double seconds = 0.0;
+};
+
+// Runs the transfer. Throws UsageError (bad request), InputError (masks or
+// images the objective refuses), RuntimeFailure/DeviceError (out of memory, a
+// device error, or a non-finite image: nothing is returned then). An
+// optimisation that fails (StopReason::failed) still returns the best image it
+// found, with optimization.reason saying so.
+TransferResult run_transfer(const VggWeights& weights, const TransferRequest& request,
+                            const TransferCallbacks& callbacks = {});
+
+// β for a request: as given, else the default for the kind of weights
+// (docs/DEFAULTS.md): normalised weights need a far larger style weight.
+double default_style_weight(const TransferRequest& request, const VggWeights& weights);
+
+}  // namespace nst
