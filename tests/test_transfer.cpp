@@ -1,0 +1,131 @@
+// engine/transfer.h, the API every front end uses: the CLI's result through it
+// bit for bit, the loss terms each report carries, early stop and cancel, and
+// validation with the CLI's messages.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cmath>
+
+#include "engine/error.h"
+#include "engine/transfer.h"
+#include "tests/test_support.h"
+
+using namespace nst;
+
+namespace {
+
+std::string quote(const std::string& s) { return "'" + s + "'"; }
+
+// A small request on the narrow network (fast on the CPU).
+TransferRequest small_request() {
+    TransferRequest r;
+    r.content = test::random_image(40, 32, 21);
+    r.styles = {test::random_image(36, 36, 22)};
+    r.size = 40;
+    r.iterations = 8;
+    r.init = "noise";
+    r.seed = 5;
+    r.device = "cpu";
+    r.lbfgs_history = 5;
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("transfer: the API gives the CLI's image bit for bit", "[transfer]") {
+    test::TempDir dir("transfer-cli");
+    const VggWeights weights = test::narrow_vgg19(23);
+    write_weights(dir.file("narrow.h5"), weights);
+    TransferRequest request = small_request();
+    save_image(dir.file("content.png"), request.content);
+    save_image(dir.file("style.png"), request.styles[0]);
+    // The CLI decodes the PNGs, which hold the 8-bit rounding of the random
+    // pixels: give the API the same decoded images.
+    request.content = load_image(dir.file("content.png"));
+    request.styles = {load_image(dir.file("style.png"))};
+
+    const auto cli = test::run_command(
+        quote(test::cli_path()) + " --content " + quote(dir.file("content.png")) + " --style " +
+        quote(dir.file("style.png")) + " --weights " + quote(dir.file("narrow.h5")) +
+        " --output " + quote(dir.file("cli.png")) +
+        " --device cpu --size 40 --iterations 8 --init noise --seed 5 --lbfgs-history 5 --quiet");
+    INFO(cli.err);
+    REQUIRE(cli.exit_code == 0);
+
+    const TransferResult result = run_transfer(weights, request);
+    save_image(dir.file("api.png"), result.image);
+    CHECK(result.optimization.iterations == 8);
+    CHECK(test::read_file(dir.file("api.png")) == test::read_file(dir.file("cli.png")));
+}
+
+TEST_CASE("transfer: each report carries the loss terms of its own iterate", "[transfer]") {
+    const VggWeights weights = test::narrow_vgg19(24);
+    TransferRequest request = small_request();
+    request.tv_weight = 1e-3;
+    for (const char* line_search : {"fixed", "wolfe"}) {
+        request.line_search = line_search;
+        int reports = 0;
+        TransferCallbacks callbacks;
+        callbacks.on_iteration = [&](const TransferProgress& p) {
+            ++reports;
+            // L = α L_c + β L_s + γ L_tv of the same evaluation: terms from another
+            // evaluation (a line search's later trial point) would not add up.
+            const double sum = request.content_weight * p.terms.content +
+                               default_style_weight(request, weights) * p.terms.style +
+                               request.tv_weight * p.terms.tv;
+            INFO(line_search << " iteration " << p.iteration << ": loss " << p.terms.loss
+                             << ", terms add up to " << sum);
+            CHECK(p.terms.content > 0.0);
+            CHECK(p.terms.style > 0.0);
+            // The sum in a different order than the objective's: a few ulp.
+            CHECK(std::fabs(sum - p.terms.loss) <= 1e-14 * std::fabs(p.terms.loss));
+            return true;
+        };
+        const TransferResult result = run_transfer(weights, request, callbacks);
+        CHECK(reports == result.optimization.iterations + 1);
+    }
+}
+
+TEST_CASE("transfer: a callback or the cancel flag stops after the iteration", "[transfer]") {
+    const VggWeights weights = test::narrow_vgg19(25);
+    const TransferRequest request = small_request();
+    SECTION("callback returns false") {
+        TransferCallbacks callbacks;
+        callbacks.on_iteration = [](const TransferProgress& p) { return p.iteration < 3; };
+        const TransferResult result = run_transfer(weights, request, callbacks);
+        CHECK(result.stopped_early);
+        CHECK(result.optimization.iterations == 3);
+        CHECK(result.image.width == 40);
+    }
+    SECTION("cancel flag set from elsewhere") {
+        std::atomic<bool> cancel{false};
+        TransferCallbacks callbacks;
+        callbacks.cancel = &cancel;
+        callbacks.on_iteration = [&](const TransferProgress& p) {
+            if (p.iteration == 2) cancel = true;  // as a signal handler or another thread would
+            return true;
+        };
+        const TransferResult result = run_transfer(weights, request, callbacks);
+        CHECK(result.stopped_early);
+        CHECK(result.optimization.iterations == 2);
+    }
+}
+
+TEST_CASE("transfer: bad requests are usage errors with the CLI's messages", "[transfer]") {
+    const VggWeights weights = test::narrow_vgg19(26);
+    const auto refused = [&](auto&& change, const std::string& message) {
+        TransferRequest request = small_request();
+        change(request);
+        CHECK_THROWS_AS(run_transfer(weights, request), UsageError);
+        CHECK_THROWS_WITH(run_transfer(weights, request), Catch::Matchers::Contains(message));
+    };
+    refused([](TransferRequest& r) { r.style_scale = 9; }, "--style-scale must be in (0, 8]");
+    refused([](TransferRequest& r) { r.style_weight = -1; }, "--style-weight must be a finite number >= 0");
+    refused([](TransferRequest& r) { r.style_blend_weights = {1, 2}; }, "--style-blend-weights has 2 values for 1");
+    refused([](TransferRequest& r) { r.optimizer = "sgd"; }, "--optimizer: 'sgd' is not one of lbfgs, adam");
+    refused([](TransferRequest& r) { r.style_layers = {"conv9_9"}; }, "conv9_9");
+    refused([](TransferRequest& r) { r.styles.clear(); }, "no style image given");
+    refused([](TransferRequest& r) { r.init = "image"; }, "--init image needs an initial image");
+    refused([](TransferRequest& r) { r.scale_sizes = {64, 32}; }, "--scale-sizes must increase");
+    refused([](TransferRequest& r) { r.device = "gpu"; }, "gpu");
+}
