@@ -230,17 +230,4 @@ TransferRequest request_without_images(const Options& o) {
     return r;
 }
 
-std::string resolve_weights_path(const std::string& given) {
-    namespace fs = std::filesystem;
-    if (!given.empty()) return given;  // read_weights reports a missing file
-    if (const char* env = std::getenv("NST_WEIGHTS"); env && *env) return env;
-    if (const char* home = std::getenv("HOME"); home && *home) {
-        const fs::path cached = fs::path(home) / ".cache" / "nst" / "vgg19.h5";
-        if (fs::exists(cached)) return cached.string();
-    }
-    throw InputError(
-        "no VGG-19 weights: pass --weights FILE, set NST_WEIGHTS, or create "
-        "~/.cache/nst/vgg19.h5 (see README.md, \"Weights\")");
-}
-
 }  // namespace nst::cli

@@ -64,8 +64,5 @@ enum class ParseOutcome { run, exit_success };
 // Throws nst::UsageError with a one-line message for anything invalid.
 ParseOutcome parse(int argc, const char* const* argv, Options& options);
 
-// Where the weights are: --weights, $NST_WEIGHTS, ~/.cache/nst/vgg19.h5.
-// Throws InputError saying how to get them when none exists.
-std::string resolve_weights_path(const std::string& given);
 
 }  // namespace nst::cli

@@ -81,7 +81,7 @@ TransferRequest load_request(const cli::Options& o) {
 int run(const cli::Options& o) {
     check_output_writable(o.output);
 
-    const std::string weights_path = cli::resolve_weights_path(o.weights);
+    const std::string weights_path = resolve_weights_path(o.weights);
     const VggWeights weights = read_weights(weights_path);
     const TransferRequest request = load_request(o);
 

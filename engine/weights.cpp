@@ -26,6 +26,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -661,6 +662,19 @@ void write_weights(const std::string& path, const VggWeights& weights) {
         throw where.failure("cannot rename '" + temporary.path() + "' into place (" +
                             std::strerror(errno) + ")");
     temporary.renamed();
+}
+
+std::string resolve_weights_path(const std::string& given) {
+    namespace fs = std::filesystem;
+    if (!given.empty()) return given;  // read_weights reports a missing file
+    if (const char* env = std::getenv("NST_WEIGHTS"); env && *env) return env;
+    if (const char* home = std::getenv("HOME"); home && *home) {
+        const fs::path cached = fs::path(home) / ".cache" / "nst" / "vgg19.h5";
+        if (fs::exists(cached)) return cached.string();
+    }
+    throw InputError(
+        "no VGG-19 weights: pass --weights FILE, set NST_WEIGHTS, or create "
+        "~/.cache/nst/vgg19.h5 (see README.md, \"Weights\")");
 }
 
 }  // namespace nst

@@ -42,4 +42,8 @@ VggWeights read_weights(const std::string& path);
 // rules as read_weights); throws RuntimeFailure when the file cannot be written.
 void write_weights(const std::string& path, const VggWeights& weights);
 
+// Where the weights are: `given` when not empty, else $NST_WEIGHTS, else
+// ~/.cache/nst/vgg19.h5. Throws InputError saying how to get them when none exists.
+std::string resolve_weights_path(const std::string& given);
+
 }  // namespace nst
