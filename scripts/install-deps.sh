@@ -12,7 +12,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev
   catch2
   python3-torch python3-h5py python3-numpy
-  python3-dev pybind11-dev python3-pytest
+  python3-dev pybind11-dev python3-pytest python3-venv python3-setuptools python3-wheel
   curl
 )
 
