@@ -168,7 +168,8 @@ void DoubleSumCpuBackend::gram(int n, std::size_t m, const float* f, float* g) {
 // ---- the policy ----------------------------------------------------------------------
 
 const std::vector<std::uint64_t>& spread_seeds() {
-    static const std::vector<std::uint64_t> seeds = {1, 2, 3, 4, 5, 6, 7, 8};
+    static const std::vector<std::uint64_t> seeds = {1, 2, 3, 4, 5, 6, 7, 8,
+                                                      9, 10, 11, 12, 13, 14, 15, 16};
     return seeds;
 }
 
