@@ -22,7 +22,7 @@ namespace {
 // first evaluation.
 class ScaledGramCpuBackend : public CpuBackend {
 public:
-    explicit ScaledGramCpuBackend(float error = 1e-4f) : error_(error) {}
+    explicit ScaledGramCpuBackend(float error = 1e-4f) : CpuBackend(kCheckThreads), error_(error) {}
     void gram(int n, std::size_t m, const float* features, float* gram_out) override {
         CpuBackend::gram(n, m, features, gram_out);
         for (std::size_t i = 0; i < std::size_t(n) * n; ++i) gram_out[i] *= 1.0f + error_;
@@ -35,12 +35,12 @@ private:
 // Correct for its first `good_calls` Gram matrices, then off by a relative `error`
 // (1e-2 in the test: what a stale cache or a reused workspace looks like, right
 // until some state is reached). One evaluation and the first iterations pass; the
-// trajectory must not. (Off by 1e-3 it fails too, but at 9.3× the spread's
+// trajectory must not. (Off by 1e-3 it fails too, but at 8.9× the spread's
 // envelope against the allowed 8×: too thin a margin to assert on.)
 class LateGramBugCpuBackend : public CpuBackend {
 public:
     explicit LateGramBugCpuBackend(int good_calls, float error = 1e-2f)
-        : good_calls_(good_calls), error_(error) {}
+        : CpuBackend(kCheckThreads), good_calls_(good_calls), error_(error) {}
     void gram(int n, std::size_t m, const float* features, float* gram_out) override {
         CpuBackend::gram(n, m, features, gram_out);
         if (calls_++ < good_calls_) return;
@@ -157,7 +157,7 @@ double rel_l2(const std::vector<float>& a, const std::vector<float>& r) {
 // spread (spread_seeds()); seeds 17-80 and the double-sum backend are held out.
 TEST_CASE("measure the spread of one-ulp noise", "[.measure]") {
     constexpr std::uint64_t kLastSeed = 80;
-    CpuBackend cpu;
+    CpuBackend cpu(kCheckThreads);
     const Trajectory ref = run_trajectory(cpu);
     const std::size_t n = ref.losses.size();
     std::printf("reference: L0 %.6g, L20 %.6g (ratio %.3f)\n", ref.losses.front(),
@@ -173,7 +173,7 @@ TEST_CASE("measure the spread of one-ulp noise", "[.measure]") {
 
     // One evaluation: spread, and the largest ratio deviation / spread of the held-out runs.
     for (PoolMode pool : {PoolMode::average, PoolMode::max}) {
-        CpuBackend plain;
+        CpuBackend plain(kCheckThreads);
         const Evaluation ref_eval = evaluate_once(plain, pool);
         std::vector<Evaluation> spread_evals, held_evals;
         for (std::uint64_t s = 1; s <= kLastSeed; ++s) {
@@ -257,3 +257,4 @@ TEST_CASE("measure the spread of one-ulp noise", "[.measure]") {
                         *std::max_element(ts.loss.begin(), ts.loss.begin() + kTightIterations + 1));
     }
 }
+

@@ -275,7 +275,7 @@ TrajectorySpread measure_spread(const Trajectory& reference, const std::vector<T
 
 EvaluationReference measure_cpu_evaluation(PoolMode pool) {
     EvaluationReference r;
-    CpuBackend cpu;
+    CpuBackend cpu(kCheckThreads);
     r.reference = evaluate_once(cpu, pool);
     std::vector<Evaluation> noisy;
     for (std::uint64_t seed : spread_seeds()) {
@@ -288,7 +288,7 @@ EvaluationReference measure_cpu_evaluation(PoolMode pool) {
 
 TrajectoryReference measure_cpu_trajectory() {
     TrajectoryReference r;
-    CpuBackend cpu;
+    CpuBackend cpu(kCheckThreads);
     r.reference = run_trajectory(cpu);
     std::vector<Trajectory> noisy;
     for (std::uint64_t seed : spread_seeds()) {
