@@ -16,7 +16,8 @@ namespace nst {
 // pools on the same cores measured 2-3x slower than one.
 void set_thread_count(int threads);
 
-class CpuBackend final : public Backend {
+// Not final: tests derive from it to perturb single ops (tests/trajectory_check.h).
+class CpuBackend : public Backend {
 public:
     // threads: OpenMP threads (OpenBLAS runs single-threaded inside them); 0 keeps the default.
     explicit CpuBackend(int threads = 0);
