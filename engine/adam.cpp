@@ -24,6 +24,7 @@
 
 #include "engine/error.h"
 #include "engine/optimizer.h"
+#include "engine/optimizer_run.h"
 #include "kernels/nvtx.h"
 
 namespace nst {
@@ -32,12 +33,6 @@ namespace {
 
 constexpr int kMaxRejections = 10;  // in a row, then StopReason::failed
 constexpr double kLearningRateCut = 0.5;
-
-std::string format_number(double value) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.6g", value);
-    return text;
-}
 
 void check_options(const AdamOptions& options, std::size_t n, int iterations) {
     if (n == 0) throw UsageError("Adam: the function has no variables");
@@ -68,44 +63,22 @@ OptimizationResult minimize_adam(Backend& backend, DifferentiableFunction& f, fl
     backend.fill(n, 0.0f, moment1.data());
     backend.fill(n, 0.0f, moment2.data());
 
-    int evaluations = 0;
-    int iterate_evaluation = 1;  // the evaluation at the current iterate
-
-    OptimizationResult result;
-    std::string events;
-    const auto report = [&](int iteration, double loss) {
-        IterationReport r;
-        r.iteration = iteration;
-        r.evaluations = evaluations;
-        r.evaluation = iterate_evaluation;
-        r.loss = loss;
-        r.event = std::move(events);
-        events.clear();
-        return !callback || callback(r);
-    };
-    const auto finish = [&](StopReason reason, int done, double loss, std::string message) {
-        result.reason = reason;
-        result.iterations = done;
-        result.evaluations = evaluations;
-        result.loss = loss;
-        result.message = std::move(message);
-        return result;
-    };
+    RunRecord record(callback);
 
     // One host wait per evaluation: the loss and the gradient's finiteness
     // (DifferentiableFunction::queue_evaluation); the update itself never waits.
     const auto evaluate = [&] {
-        ++evaluations;
+        ++record.evaluations;
         f.queue_evaluation(backend, x, grad.data());
         backend.synchronize();
         return f.queued_result();  // +∞ when the loss or the gradient is not finite
     };
     double loss = evaluate();
     if (!std::isfinite(loss))
-        return finish(StopReason::failed, 0, loss,
+        return record.finish(StopReason::failed, 0, loss,
                       "Adam: the loss or its gradient is not finite at the starting point");
-    if (!report(0, loss))
-        return finish(StopReason::stopped_by_callback, 0, loss, "stopped by callback");
+    if (!record.report(0, loss))
+        return record.finish(StopReason::stopped_by_callback, 0, loss, "stopped by callback");
 
     double learning_rate = options.learning_rate;
     int step = 0;  // bias-correction step, restarted with the moments
@@ -124,7 +97,7 @@ OptimizationResult minimize_adam(Backend& backend, DifferentiableFunction& f, fl
             backend.copy(n, prev_x.data(), x);
             backend.copy(n, prev_grad.data(), grad.data());
             if (++rejections >= kMaxRejections)
-                return finish(StopReason::failed, done, loss,
+                return record.finish(StopReason::failed, done, loss,
                               "Adam failed: " + std::to_string(rejections) +
                                   " steps in a row gave a non-finite loss or gradient; x is the "
                                   "last finite iterate");
@@ -132,21 +105,20 @@ OptimizationResult minimize_adam(Backend& backend, DifferentiableFunction& f, fl
             backend.fill(n, 0.0f, moment2.data());
             step = 0;
             learning_rate *= kLearningRateCut;
-            if (!events.empty()) events += "; ";
-            events +=
+            record.add_event(
                 "non-finite loss or gradient: step rejected, moments reset, learning rate "
                 "halved to " +
-                format_number(learning_rate);
+                format_number(learning_rate));
             continue;
         }
         rejections = 0;
         loss = new_loss;
-        iterate_evaluation = evaluations;
+        record.iterate_evaluation = record.evaluations;
         ++done;
-        if (!report(done, loss))
-            return finish(StopReason::stopped_by_callback, done, loss, "stopped by callback");
+        if (!record.report(done, loss))
+            return record.finish(StopReason::stopped_by_callback, done, loss, "stopped by callback");
     }
-    return finish(StopReason::iterations, done, loss,
+    return record.finish(StopReason::iterations, done, loss,
                   "completed " + std::to_string(done) + " iterations");
 }
 

@@ -7,13 +7,15 @@
 //   later:  s = t·d,  y = g − g_prev;  when yᵀs > 1e-10 the pair is kept
 //           (oldest dropped when m are held), ρ = 1/yᵀs, H₀ = yᵀs / yᵀy;
 //           d = −H·g by the two-loop recursion, t = lr
-//   stop:   gᵀd > −tolerance_change (before the step), and after it
-//           max|g| ≤ tolerance_grad, max|t·d| ≤ tolerance_change,
-//           |f − f_prev| < tolerance_change  (all StopReason::converged)
+//                                         (LbfgsRun::direction, LbfgsHistory, step_length)
+//   stop:   gᵀd > −tolerance_change (before the step: slope_converged), and
+//           after it max|g| ≤ tolerance_grad, max|t·d| ≤ tolerance_change,
+//           |f − f_prev| < tolerance_change  (converged_after_step; all
+//           StopReason::converged)
 //
-// Fixed mode takes x += t·d and evaluates once. Wolfe mode runs torch's
-// `_strong_wolfe` (c1 = 1e-4, c2 = 0.9, cubic interpolation, bracketing then
-// zoom) from the same initial t.
+// Fixed mode takes x += t·d and evaluates once (take_fixed_step). Wolfe mode
+// runs torch's `_strong_wolfe` (c1 = 1e-4, c2 = 0.9, cubic interpolation,
+// bracketing then zoom) from the same initial t (take_wolfe_step, StrongWolfe).
 //
 // Where this differs from torch, on purpose:
 //   * The last iteration is evaluated too (torch skips it), so the reported
@@ -34,7 +36,7 @@
 //     weights, a noise start and the fixed step, torch.optim.LBFGS reaches NaN
 //     within three evaluations.
 //
-// Blow-ups. An evaluation whose loss or gradient is not finite never becomes
+// Blow-ups (roll_back). An evaluation whose loss or gradient is not finite never becomes
 // the iterate. In fixed mode the step is also rejected when the loss grew by
 // more than kBlowUpGrowth·(|f_prev| + |f_0|) (a divergence that has not
 // overflowed yet). A rejected step restores x, g and f of the previous iterate
@@ -74,12 +76,14 @@
 #include <cstdio>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "engine/error.h"
 #include "engine/optimizer.h"
+#include "engine/optimizer_run.h"
 #include "kernels/nvtx.h"
 
 namespace nst {
@@ -98,38 +102,28 @@ constexpr double kWolfeC2 = 0.9;               // curvature condition
 constexpr double kBlowUpGrowth = 1e10;
 constexpr double kRetryShrink = 0.1;  // retry step length / failed step length
 constexpr double kCapGrowth = 2.0;    // step cap growth per accepted step
-constexpr int kMaxRejections = 10;
-constexpr double kUnscaledGrowth = 2.0;  // step growth while descending without curvature pairs    // in a row, then StopReason::failed
+constexpr int kMaxRejections = 10;       // in a row, then StopReason::failed
+constexpr double kUnscaledGrowth = 2.0;  // step growth while descending without curvature pairs
 
-std::string format_number(double value) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.6g", value);
-    return text;
-}
-
-void append_event(std::string& events, const std::string& event) {
-    if (!events.empty()) events += "; ";
-    events += event;
-}
-
-// Counts evaluations. queue() queues f(x) and ∇f(x) without waiting (the
-// caller queues its own scalars behind it and waits once); result() is then
-// f(x), +∞ when the loss or any gradient element is not finite.
+// Queues evaluations and counts them in the run's record. queue() queues f(x)
+// and ∇f(x) without waiting (the caller queues its own scalars behind it and
+// waits once); result() is then f(x), +∞ when the loss or any gradient element
+// is not finite.
 class CountedObjective {
 public:
-    CountedObjective(Backend& backend, DifferentiableFunction& f) : backend_(backend), f_(f) {}
+    CountedObjective(Backend& backend, DifferentiableFunction& f, RunRecord& record)
+        : backend_(backend), f_(f), record_(record) {}
 
     void queue(const float* x, float* grad) {
-        ++evaluations;
+        ++record_.evaluations;
         f_.queue_evaluation(backend_, x, grad);
     }
     double result() { return f_.queued_result(); }
 
-    int evaluations = 0;
-
 private:
     Backend& backend_;
     DifferentiableFunction& f_;
+    RunRecord& record_;
 };
 
 // The curvature pairs: a ring of m (s, y) vectors plus one candidate pair that
@@ -245,8 +239,9 @@ struct LineSearchResult {
 // third is evaluated.
 class StrongWolfe {
 public:
-    StrongWolfe(Backend& backend, CountedObjective& objective, std::size_t n)
-        : backend_(backend), objective_(objective), n_(n), gtd_(backend, 1) {
+    StrongWolfe(Backend& backend, CountedObjective& objective, std::size_t n,
+                const RunRecord& record)
+        : backend_(backend), objective_(objective), n_(n), record_(record), gtd_(backend, 1) {
         for (Buffer& slot : slots_) slot = Buffer(backend, n);
     }
 
@@ -360,7 +355,7 @@ private:
         point.g = g;
         // One wait for the loss, the finiteness check and gᵀd.
         objective_.queue(x, g);
-        point.evaluation = objective_.evaluations;
+        point.evaluation = record_.evaluations;
         backend_.dot_into(n_, g, d, 1.0, gtd_.slot(0));
         gtd_.queue_read();
         backend_.synchronize();
@@ -377,6 +372,7 @@ private:
     Backend& backend_;
     CountedObjective& objective_;
     std::size_t n_;
+    const RunRecord& record_;
     ScalarBuffer gtd_;  // (1) gᵀd of the trial point
     Buffer slots_[3];
     bool saw_non_finite_ = false;
@@ -399,8 +395,6 @@ void check_options(const LbfgsOptions& options, std::size_t n, int iterations) {
                          std::to_string(options.max_wolfe_evaluations));
 }
 
-}  // namespace
-
 // The host copies of one batch of the optimiser's scalars (see "Host waits").
 enum ScalarSlot {
     kGradMaxAbs,    // max |g_i| of the newest gradient
@@ -413,241 +407,288 @@ enum ScalarSlot {
     kSlotCount
 };
 
-OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, float* x,
-                                  int iterations, const LbfgsOptions& options,
-                                  const IterationCallback& callback) {
-    const std::size_t n = f.size();
-    check_options(options, n, iterations);
-    const bool wolfe = options.line_search == LineSearch::wolfe;
+// One run of minimize_lbfgs. Each part of the header comment is one method:
+// start (the first evaluation), direction (two-loop recursion), step_length
+// (torch's rule plus the unscaled growth and the step cap), take_fixed_step /
+// take_wolfe_step, roll_back (blow-ups), accept, and the stopping tests
+// (slope_converged before the step, converged_after_step after it).
+class LbfgsRun {
+public:
+    LbfgsRun(Backend& backend, DifferentiableFunction& f, float* x, const LbfgsOptions& options,
+             const IterationCallback& callback)
+        : backend_(backend), options_(options), n_(f.size()), x_(x), record_(callback),
+          objective_(backend, f, record_), grad_(backend, n_), prev_grad_(backend, n_),
+          prev_x_(backend, n_), best_x_(backend, n_), direction_(backend, n_),
+          history_(backend, n_, options.history), scalars_(backend, kSlotCount) {
+        if (options.line_search == LineSearch::wolfe)
+            line_search_ = std::make_unique<StrongWolfe>(backend, objective_, n_, record_);
+    }
 
-    // All vectors of the run, allocated before the first evaluation.
-    Buffer grad(backend, n);       // (n) ∇f(x)
-    Buffer prev_grad(backend, n);  // (n) ∇f at the previous iterate
-    Buffer prev_x(backend, n);     // (n) the previous iterate (rollback, line-search origin)
-    Buffer best_x(backend, n);     // (n) lowest-loss iterate, returned when the run fails
-    Buffer direction(backend, n);  // (n) d
-    LbfgsHistory history(backend, n, options.history);
-    ScalarBuffer scalars(backend, kSlotCount);
-    CountedObjective objective(backend, f);
-    std::unique_ptr<StrongWolfe> line_search;
-    if (wolfe) line_search = std::make_unique<StrongWolfe>(backend, objective, n);
+    OptimizationResult run(int iterations) {
+        if (auto stop = start()) return *stop;
+        while (done_ < iterations) {
+            NVTX_RANGE("lbfgs_iteration");
+            direction();
+            if (auto stop = slope_converged()) return *stop;
+            step_length();
+            const std::string rejection =
+                line_search_ ? take_wolfe_step() : take_fixed_step();
+            if (!rejection.empty()) {
+                if (auto stop = roll_back(rejection)) return *stop;
+                continue;
+            }
+            accept();
+            if (!record_.report(done_, loss_))
+                return record_.finish(StopReason::stopped_by_callback, done_, loss_,
+                                      "stopped by callback");
+            if (auto stop = converged_after_step()) return *stop;
+        }
+        return record_.finish(StopReason::iterations, done_, loss_,
+                              "completed " + std::to_string(done_) + " iterations");
+    }
 
-    OptimizationResult result;
-    std::string events;
-    int iterate_evaluation = 1;  // the evaluation at the current iterate
-    const auto report = [&](int iteration, double loss) {
-        IterationReport r;
-        r.iteration = iteration;
-        r.evaluations = objective.evaluations;
-        r.evaluation = iterate_evaluation;
-        r.loss = loss;
-        r.event = std::move(events);
-        events.clear();
-        return !callback || callback(r);
-    };
-    const auto finish = [&](StopReason reason, int done, double loss, std::string message) {
-        result.reason = reason;
-        result.iterations = done;
-        result.evaluations = objective.evaluations;
-        result.loss = loss;
-        result.message = std::move(message);
-        return result;
-    };
+private:
     // Queued behind an evaluation, read in the same wait: the new gradient's
     // max |g| and ‖g‖₁ and, with `candidate`, the pair s = t·d, y = g − g_prev
     // that the next iteration offers to the history, with yᵀs and yᵀy.
-    const auto queue_gradient_scalars = [&](bool candidate, double t) {
-        backend.amax_into(n, grad.data(), scalars.slot(kGradMaxAbs));
-        backend.asum_into(n, grad.data(), scalars.slot(kGradSumAbs));
+    void queue_gradient_scalars(bool candidate) {
+        backend_.amax_into(n_, grad_.data(), scalars_.slot(kGradMaxAbs));
+        backend_.asum_into(n_, grad_.data(), scalars_.slot(kGradSumAbs));
         if (!candidate) {
-            scalars.queue_read(kGradMaxAbs, 2);
+            scalars_.queue_read(kGradMaxAbs, 2);
             return;
         }
-        backend.copy(n, direction.data(), history.candidate_s());
-        backend.scale(n, static_cast<float>(t), history.candidate_s());
-        backend.copy(n, grad.data(), history.candidate_y());
-        backend.axpy(n, -1.0f, prev_grad.data(), history.candidate_y());
-        backend.dot_into(n, history.candidate_y(), history.candidate_s(), 1.0,
-                         scalars.slot(kCandidateYS));
-        backend.dot_into(n, history.candidate_y(), history.candidate_y(), 1.0,
-                         scalars.slot(kCandidateYY));
-        scalars.queue_read(kGradMaxAbs, 4);
-    };
+        backend_.copy(n_, direction_.data(), history_.candidate_s());
+        backend_.scale(n_, static_cast<float>(t_), history_.candidate_s());
+        backend_.copy(n_, grad_.data(), history_.candidate_y());
+        backend_.axpy(n_, -1.0f, prev_grad_.data(), history_.candidate_y());
+        backend_.dot_into(n_, history_.candidate_y(), history_.candidate_s(), 1.0,
+                          scalars_.slot(kCandidateYS));
+        backend_.dot_into(n_, history_.candidate_y(), history_.candidate_y(), 1.0,
+                          scalars_.slot(kCandidateYY));
+        scalars_.queue_read(kGradMaxAbs, 4);
+    }
 
-    objective.queue(x, grad.data());
-    queue_gradient_scalars(false, 0.0);
-    backend.synchronize();
-    double loss = objective.result();
-    if (!std::isfinite(loss))
-        return finish(StopReason::failed, 0, loss,
-                      "L-BFGS: the loss or its gradient is not finite at the starting point");
-    double grad_max = scalars.host(kGradMaxAbs), grad_sum = scalars.host(kGradSumAbs);
-    const double initial_loss = loss;
-    double best_loss = loss;
-    backend.copy(n, x, best_x.data());
-    if (!report(0, loss))
-        return finish(StopReason::stopped_by_callback, 0, loss, "stopped by callback");
-    if (grad_max <= options.tolerance_grad)
-        return finish(StopReason::converged, 0, loss,
-                      "converged: gradient below tolerance_grad at the start");
+    // The first evaluation (one wait), report 0, and the gradient test at the start.
+    std::optional<OptimizationResult> start() {
+        objective_.queue(x_, grad_.data());
+        queue_gradient_scalars(false);
+        backend_.synchronize();
+        loss_ = objective_.result();
+        if (!std::isfinite(loss_))
+            return record_.finish(StopReason::failed, 0, loss_,
+                                  "L-BFGS: the loss or its gradient is not finite at the starting point");
+        grad_max_ = scalars_.host(kGradMaxAbs);
+        grad_sum_ = scalars_.host(kGradSumAbs);
+        initial_loss_ = best_loss_ = loss_;
+        backend_.copy(n_, x_, best_x_.data());
+        if (!record_.report(0, loss_))
+            return record_.finish(StopReason::stopped_by_callback, 0, loss_, "stopped by callback");
+        if (grad_max_ <= options_.tolerance_grad)
+            return record_.finish(StopReason::converged, 0, loss_,
+                                  "converged: gradient below tolerance_grad at the start");
+        return std::nullopt;
+    }
 
-    bool fresh = true;  // next direction is −g with the first-iteration step
-    double unscaled_factor = 1.0;  // growth of the step while no curvature pair is held
-    double last_step_start_loss = 0.0, prev_loss_of_last_step = 0.0;
-    double t = 0.0;
-    double step_cap = std::numeric_limits<double>::infinity();  // on ‖t·d‖₂, after a blow-up
-    double candidate_ys = 0.0, candidate_yy = 0.0;  // of the pair of the last accepted step
-    int rejections = 0;
-    int done = 0;
-    while (done < iterations) {
-        float* d = direction.data();
-        NVTX_RANGE("lbfgs_iteration");
-        if (fresh) {
-            history.clear();
-            backend.copy(n, grad.data(), d);
-            backend.scale(n, -1.0f, d);
+    // d = −g after a reset, else the last pair is offered to the history and
+    // d = −H·g; then x, g and f are kept for a rollback, and host wait 1 of 2
+    // reads gᵀd, dᵀd and max|d|.
+    void direction() {
+        float* d = direction_.data();
+        if (fresh_) {
+            history_.clear();
+            backend_.copy(n_, grad_.data(), d);
+            backend_.scale(n_, -1.0f, d);
         } else {
             NVTX_RANGE("lbfgs_direction");
-            history.offer_candidate(candidate_ys, candidate_yy);
-            history.direction(grad.data(), d);
+            history_.offer_candidate(candidate_ys_, candidate_yy_);
+            history_.direction(grad_.data(), d);
         }
-        backend.copy(n, grad.data(), prev_grad.data());
-        backend.copy(n, x, prev_x.data());
-        const double prev_loss = loss, prev_grad_max = grad_max, prev_grad_sum = grad_sum;
-        prev_loss_of_last_step = last_step_start_loss;
-        last_step_start_loss = loss;
+        backend_.copy(n_, grad_.data(), prev_grad_.data());
+        backend_.copy(n_, x_, prev_x_.data());
+        prev_loss_ = loss_;
+        prev_grad_max_ = grad_max_;
+        prev_grad_sum_ = grad_sum_;
+        prev_loss_of_last_step_ = last_step_start_loss_;
+        last_step_start_loss_ = loss_;
 
-        // Host wait 1 of 2: the slope, length and largest element of d.
-        backend.dot_into(n, grad.data(), d, 1.0, scalars.slot(kSlope));
-        backend.dot_into(n, d, d, 1.0, scalars.slot(kDirectionSq));
-        backend.amax_into(n, d, scalars.slot(kDirectionMax));
-        scalars.queue_read(kSlope, 3);
-        backend.synchronize();
-        const double gtd = scalars.host(kSlope);
-        const double d_length = std::sqrt(scalars.host(kDirectionSq));
-        const double d_max = scalars.host(kDirectionMax);
-
-        // With no curvature pair (the first iteration, after a reset, or while
-        // every pair so far had yᵀs ≤ 1e-10) d = −g carries no scale, and
-        // torch's t = lr steps by ‖g‖. On style transfer from a photo the style
-        // term is concave along −g at first (yᵀs < 0: the photo's Gram matrices
-        // are smaller than the painting's, and E = Σ(G − A)² is concave there),
-        // no pair is ever kept, and that step is how torch.optim.LBFGS diverges.
-        // Such steps use the first-iteration length instead, grown ×2 after
-        // each one that lowered the loss and halved after one that did not
-        // (plain gradient descent with an adaptive step) until a pair is kept;
-        // with a pair in the history t = lr, as in torch.
-        const bool unscaled = fresh || history.empty();
-        if (fresh) {
-            unscaled_factor = 1.0;
-        } else if (unscaled) {
-            unscaled_factor *= loss < prev_loss_of_last_step ? kUnscaledGrowth : 0.5;
-        }
-        t = unscaled ? std::min(1.0, 1.0 / grad_sum) * unscaled_factor * options.learning_rate
-                     : options.learning_rate;
-        if (std::isfinite(step_cap) && t * d_length > step_cap) t = step_cap / d_length;
-
-        if (gtd > -options.tolerance_change)
-            return finish(StopReason::converged, done, loss,
-                          "converged: directional derivative " + format_number(gtd) +
-                              " above -tolerance_change");
-
-        const double trial_t = t;  // the length to shrink from if this step is rejected
-        std::string rejection;
-        if (!wolfe) {
-            // Host wait 2 of 2: the evaluation, with the next iteration's scalars.
-            backend.axpy(n, static_cast<float>(t), d, x);
-            objective.queue(x, grad.data());
-            queue_gradient_scalars(true, t);
-            backend.synchronize();
-            loss = objective.result();
-            if (!std::isfinite(loss)) {
-                rejection = "non-finite loss or gradient";
-            } else if (loss - prev_loss >
-                       kBlowUpGrowth * (std::fabs(prev_loss) + std::fabs(initial_loss))) {
-                rejection =
-                    "loss jumped from " + format_number(prev_loss) + " to " + format_number(loss);
-            }
-        } else {
-            NVTX_RANGE("lbfgs_line_search");
-            const LineSearchResult searched =
-                line_search->run(prev_x.data(), prev_loss, prev_grad.data(), iterate_evaluation,
-                                 gtd, d, d_max, t, x, options.max_wolfe_evaluations,
-                                 options.tolerance_change);
-            t = searched.point.t;
-            loss = searched.point.f;
-            if (searched.saw_non_finite) {
-                if (t == 0.0 || !std::isfinite(loss))
-                    rejection =
-                        "non-finite loss or gradient in the line search, no finite step found";
-                else
-                    append_event(
-                        events, "non-finite loss or gradient in the line search: bracket bisected");
-            }
-            if (rejection.empty()) {
-                iterate_evaluation = searched.point.evaluation;
-                backend.copy(n, prev_x.data(), x);
-                backend.axpy(n, static_cast<float>(t), d, x);
-                backend.copy(n, searched.point.g, grad.data());
-                queue_gradient_scalars(true, t);
-                backend.synchronize();
-            }
-        }
-
-        if (!rejection.empty()) {
-            const double failed_length = trial_t * d_length;
-            backend.copy(n, prev_x.data(), x);
-            backend.copy(n, prev_grad.data(), grad.data());
-            loss = prev_loss;
-            grad_max = prev_grad_max;
-            grad_sum = prev_grad_sum;
-            fresh = true;
-            if (++rejections >= kMaxRejections) {
-                backend.copy(n, best_x.data(), x);
-                return finish(StopReason::failed, done, best_loss,
-                              "L-BFGS failed: " + std::to_string(rejections) +
-                                  " steps rejected in a row (last: " + rejection +
-                                  "); x is the best iterate seen");
-            }
-            step_cap = kRetryShrink * failed_length;
-            append_event(events, rejection + ": step of length " + format_number(failed_length) +
-                                     " rejected, history reset, retrying with at most " +
-                                     format_number(step_cap));
-            continue;
-        }
-
-        if (!wolfe) iterate_evaluation = objective.evaluations;
-        grad_max = scalars.host(kGradMaxAbs);
-        grad_sum = scalars.host(kGradSumAbs);
-        candidate_ys = scalars.host(kCandidateYS);
-        candidate_yy = scalars.host(kCandidateYY);
-        rejections = 0;
-        fresh = false;
-        step_cap *= kCapGrowth;
-        ++done;
-        if (loss < best_loss) {
-            best_loss = loss;
-            backend.copy(n, x, best_x.data());
-        }
-        if (!report(done, loss))
-            return finish(StopReason::stopped_by_callback, done, loss, "stopped by callback");
-
-        if (grad_max <= options.tolerance_grad)
-            return finish(
-                StopReason::converged, done, loss,
-                "converged: max |gradient| " + format_number(grad_max) + " <= tolerance_grad");
-        const double max_step = d_max * std::fabs(t);
-        if (max_step <= options.tolerance_change)
-            return finish(
-                StopReason::converged, done, loss,
-                "converged: max |step| " + format_number(max_step) + " <= tolerance_change");
-        if (std::fabs(loss - prev_loss) < options.tolerance_change)
-            return finish(StopReason::converged, done, loss,
-                          "converged: loss change " + format_number(std::fabs(loss - prev_loss)) +
-                              " below tolerance_change");
+        backend_.dot_into(n_, grad_.data(), d, 1.0, scalars_.slot(kSlope));
+        backend_.dot_into(n_, d, d, 1.0, scalars_.slot(kDirectionSq));
+        backend_.amax_into(n_, d, scalars_.slot(kDirectionMax));
+        scalars_.queue_read(kSlope, 3);
+        backend_.synchronize();
+        slope_ = scalars_.host(kSlope);
+        d_length_ = std::sqrt(scalars_.host(kDirectionSq));
+        d_max_ = scalars_.host(kDirectionMax);
     }
-    return finish(StopReason::iterations, done, loss,
-                  "completed " + std::to_string(done) + " iterations");
+
+    std::optional<OptimizationResult> slope_converged() {
+        if (slope_ > -options_.tolerance_change)
+            return record_.finish(StopReason::converged, done_, loss_,
+                                  "converged: directional derivative " + format_number(slope_) +
+                                      " above -tolerance_change");
+        return std::nullopt;
+    }
+
+    // With no curvature pair (the first iteration, after a reset, or while
+    // every pair so far had yᵀs ≤ 1e-10) d = −g carries no scale, and torch's
+    // t = lr steps by ‖g‖. On style transfer from a photo the style term is
+    // concave along −g at first (yᵀs < 0: the photo's Gram matrices are smaller
+    // than the painting's, and E = Σ(G − A)² is concave there), no pair is ever
+    // kept, and that step is how torch.optim.LBFGS diverges. Such steps use the
+    // first-iteration length instead, grown ×2 after each one that lowered the
+    // loss and halved after one that did not (plain gradient descent with an
+    // adaptive step) until a pair is kept; with a pair in the history t = lr,
+    // as in torch. After a blow-up the step is capped (roll_back).
+    void step_length() {
+        const bool unscaled = fresh_ || history_.empty();
+        if (fresh_) {
+            unscaled_factor_ = 1.0;
+        } else if (unscaled) {
+            unscaled_factor_ *= loss_ < prev_loss_of_last_step_ ? kUnscaledGrowth : 0.5;
+        }
+        t_ = unscaled ? std::min(1.0, 1.0 / grad_sum_) * unscaled_factor_ * options_.learning_rate
+                      : options_.learning_rate;
+        if (std::isfinite(step_cap_) && t_ * d_length_ > step_cap_) t_ = step_cap_ / d_length_;
+        trial_t_ = t_;
+    }
+
+    // x += t·d and host wait 2 of 2: the evaluation with the next iteration's
+    // scalars. Returns why the step is rejected, or "".
+    std::string take_fixed_step() {
+        backend_.axpy(n_, static_cast<float>(t_), direction_.data(), x_);
+        objective_.queue(x_, grad_.data());
+        queue_gradient_scalars(true);
+        backend_.synchronize();
+        loss_ = objective_.result();
+        if (!std::isfinite(loss_)) return "non-finite loss or gradient";
+        if (loss_ - prev_loss_ > kBlowUpGrowth * (std::fabs(prev_loss_) + std::fabs(initial_loss_)))
+            return "loss jumped from " + format_number(prev_loss_) + " to " + format_number(loss_);
+        record_.iterate_evaluation = record_.evaluations;
+        return "";
+    }
+
+    // torch's strong-Wolfe search from x along d, then x = x_prev + t·d with the
+    // point's gradient and one wait for its scalars. Returns why the step is
+    // rejected, or "".
+    std::string take_wolfe_step() {
+        NVTX_RANGE("lbfgs_line_search");
+        const LineSearchResult searched = line_search_->run(
+            prev_x_.data(), prev_loss_, prev_grad_.data(), record_.iterate_evaluation, slope_,
+            direction_.data(), d_max_, t_, x_, options_.max_wolfe_evaluations,
+            options_.tolerance_change);
+        t_ = searched.point.t;
+        loss_ = searched.point.f;
+        if (searched.saw_non_finite) {
+            if (t_ == 0.0 || !std::isfinite(loss_))
+                return "non-finite loss or gradient in the line search, no finite step found";
+            record_.add_event("non-finite loss or gradient in the line search: bracket bisected");
+        }
+        record_.iterate_evaluation = searched.point.evaluation;
+        backend_.copy(n_, prev_x_.data(), x_);
+        backend_.axpy(n_, static_cast<float>(t_), direction_.data(), x_);
+        backend_.copy(n_, searched.point.g, grad_.data());
+        queue_gradient_scalars(true);
+        backend_.synchronize();
+        return "";
+    }
+
+    // Restores the previous iterate, resets the history and caps the next step
+    // at kRetryShrink × the failed one; after kMaxRejections in a row the run
+    // fails with the best iterate seen in x.
+    std::optional<OptimizationResult> roll_back(const std::string& rejection) {
+        const double failed_length = trial_t_ * d_length_;
+        backend_.copy(n_, prev_x_.data(), x_);
+        backend_.copy(n_, prev_grad_.data(), grad_.data());
+        loss_ = prev_loss_;
+        grad_max_ = prev_grad_max_;
+        grad_sum_ = prev_grad_sum_;
+        fresh_ = true;
+        if (++rejections_ >= kMaxRejections) {
+            backend_.copy(n_, best_x_.data(), x_);
+            return record_.finish(StopReason::failed, done_, best_loss_,
+                                  "L-BFGS failed: " + std::to_string(rejections_) +
+                                      " steps rejected in a row (last: " + rejection +
+                                      "); x is the best iterate seen");
+        }
+        step_cap_ = kRetryShrink * failed_length;
+        record_.add_event(rejection + ": step of length " + format_number(failed_length) +
+                          " rejected, history reset, retrying with at most " +
+                          format_number(step_cap_));
+        return std::nullopt;
+    }
+
+    void accept() {
+        grad_max_ = scalars_.host(kGradMaxAbs);
+        grad_sum_ = scalars_.host(kGradSumAbs);
+        candidate_ys_ = scalars_.host(kCandidateYS);
+        candidate_yy_ = scalars_.host(kCandidateYY);
+        rejections_ = 0;
+        fresh_ = false;
+        step_cap_ *= kCapGrowth;
+        ++done_;
+        if (loss_ < best_loss_) {
+            best_loss_ = loss_;
+            backend_.copy(n_, x_, best_x_.data());
+        }
+    }
+
+    std::optional<OptimizationResult> converged_after_step() {
+        if (grad_max_ <= options_.tolerance_grad)
+            return record_.finish(StopReason::converged, done_, loss_,
+                                  "converged: max |gradient| " + format_number(grad_max_) +
+                                      " <= tolerance_grad");
+        const double max_step = d_max_ * std::fabs(t_);
+        if (max_step <= options_.tolerance_change)
+            return record_.finish(StopReason::converged, done_, loss_,
+                                  "converged: max |step| " + format_number(max_step) +
+                                      " <= tolerance_change");
+        if (std::fabs(loss_ - prev_loss_) < options_.tolerance_change)
+            return record_.finish(StopReason::converged, done_, loss_,
+                                  "converged: loss change " +
+                                      format_number(std::fabs(loss_ - prev_loss_)) +
+                                      " below tolerance_change");
+        return std::nullopt;
+    }
+
+    Backend& backend_;
+    const LbfgsOptions& options_;
+    std::size_t n_;
+    float* x_;  // (n) the iterate, updated in place
+    RunRecord record_;
+    CountedObjective objective_;
+    // All vectors of the run, allocated before the first evaluation.
+    Buffer grad_;       // (n) ∇f(x)
+    Buffer prev_grad_;  // (n) ∇f at the previous iterate
+    Buffer prev_x_;     // (n) the previous iterate (rollback, line-search origin)
+    Buffer best_x_;     // (n) lowest-loss iterate, returned when the run fails
+    Buffer direction_;  // (n) d
+    LbfgsHistory history_;
+    ScalarBuffer scalars_;
+    std::unique_ptr<StrongWolfe> line_search_;
+
+    double loss_ = 0.0, initial_loss_ = 0.0, best_loss_ = 0.0;
+    double grad_max_ = 0.0, grad_sum_ = 0.0;            // max|g|, ‖g‖₁ at the iterate
+    double prev_loss_ = 0.0, prev_grad_max_ = 0.0, prev_grad_sum_ = 0.0;
+    double slope_ = 0.0, d_length_ = 0.0, d_max_ = 0.0;  // gᵀd, ‖d‖₂, max|d|
+    double t_ = 0.0, trial_t_ = 0.0;                    // the step, and its first try
+    bool fresh_ = true;                 // next direction is −g with the first-iteration step
+    double unscaled_factor_ = 1.0;      // step growth while no curvature pair is held
+    double last_step_start_loss_ = 0.0, prev_loss_of_last_step_ = 0.0;
+    double step_cap_ = std::numeric_limits<double>::infinity();  // on ‖t·d‖₂, after a blow-up
+    double candidate_ys_ = 0.0, candidate_yy_ = 0.0;  // of the last accepted step's pair
+    int rejections_ = 0;
+    int done_ = 0;
+};
+
+}  // namespace
+
+OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, float* x,
+                                  int iterations, const LbfgsOptions& options,
+                                  const IterationCallback& callback) {
+    check_options(options, f.size(), iterations);
+    LbfgsRun run(backend, f, x, options, callback);
+    return run.run(iterations);
 }
 
 }  // namespace nst
