@@ -45,7 +45,8 @@ NST_HD float preprocess_backward_value(float dx, float dout, float factor) {
 
 // x·255 is exact in double (at most 32 significant bits), and so is the
 // rounding below: x·255 + ½ can only round up to an integer n when x·255 lies
-// within 2⁻⁴⁵ under n − ½, and a multiple of 2⁻³² below 255 never does.
+// within 2⁻⁴⁵ under n − ½, and a multiple of 2⁻³² below 255 never does. (nvcc
+// fuses x·255 + ½ into one FMA: the same result, the product being exact.)
 NST_HD std::uint8_t to_8bit_value(float x) {
     if (!(x > 0.0f)) return 0;  // also NaN
     if (x >= 1.0f) return 255;
