@@ -11,10 +11,10 @@
 // Conventions of the ops (formulas in DESIGN.md, "The objective"):
 //   conv3x3:  y[o,i,j] = Σ_c Σ_{u,v∈0..2} w[o,c,u,v] · x[c, i+u−1, j+v−1]   (zero padding 1,
 //             cross-correlation, no bias); backward_data: dx = ∂(Σ dy·y)/∂x.
-//   bias_relu: y = max(0, y + b[c]) in place; relu_backward: dy = 0 where y ≤ 0.
-//   pooling:  2×2, stride 2, floor: output (C, H/2, W/2); a trailing odd row or
-//             column is dropped and gets zero gradient. Max pooling sends the
-//             gradient to the first maximum in row-major window order.
+//   element-wise and per-window ops (bias_relu, pooling, preprocessing, masks,
+//             the optimisers' axpy, scale, clamp, Adam): formulas and arithmetic
+//             in kernels/activation.h, pooling.h, preprocess.h, masks.h and
+//             vector_ops.h, one function per op that both backends call.
 //   gram:     G = F Fᵀ for F (N, M).
 //   losses write their (unweighted) value into a double in backend memory and
 //   ACCUMULATE weight · ∂loss/∂input into the gradient buffer (never overwrite).

@@ -38,6 +38,7 @@
 #include "engine/image.h"
 
 #include "engine/error.h"
+#include "kernels/preprocess.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -619,12 +620,8 @@ mode_t default_file_mode() {
 
 }  // namespace
 
-std::uint8_t to_8bit(float value) {
-    if (!(value > 0.0f)) return 0;  // also NaN
-    if (value >= 1.0f) return 255;
-    // float × 255 is exact in double, so the rounding below is exact round-half-up.
-    return static_cast<std::uint8_t>(std::lround(static_cast<double>(value) * 255.0));
-}
+// The formula is shared with the CUDA backend's to_8bit (kernels/preprocess.h).
+std::uint8_t to_8bit(float value) { return kernels::to_8bit_value(value); }
 
 bool is_supported_output_path(const std::string& path) {
     return output_format(path) != OutputFormat::none;

@@ -1,4 +1,4 @@
-// Bias + ReLU forward and ReLU backward (formulas in activation.cuh).
+// Bias + ReLU forward and ReLU backward (formulas in activation.h).
 #include "kernels/activation.cuh"
 #include "kernels/common.cuh"
 
@@ -11,7 +11,7 @@ __global__ void bias_relu_forward_kernel(std::size_t count, std::size_t plane,
                                          const float* __restrict__ bias, float* __restrict__ y) {
     const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
     for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
-        y[i] = fmaxf(0.0f, y[i] + bias[i / plane]);
+        y[i] = bias_relu(y[i], bias[i / plane]);
 }
 
 // y, dy (count)
@@ -19,7 +19,7 @@ __global__ void relu_backward_kernel(std::size_t count, const float* __restrict_
                                      float* __restrict__ dy) {
     const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
     for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
-        if (y[i] <= 0.0f) dy[i] = 0.0f;
+        dy[i] = relu_backward_value(y[i], dy[i]);
 }
 
 // ---- launchers ----------------------------------------------------------------------

@@ -1,15 +1,13 @@
-// Bias + ReLU, fused, and the ReLU backward mask.
-//
-//   forward:  y[c, p] = max(0, y[c, p] + b[c])          (in place, after the conv)
-//   backward: dy[i] = 0 where y[i] ≤ 0, else unchanged  (y is the post-ReLU output)
-//
-// The backward mask uses the output, not the pre-activation: y > 0 exactly where
-// the pre-activation was > 0, so nothing else needs to be kept.
+// Bias + ReLU, fused, and the ReLU backward mask: the launchers. The formulas
+// and their per-element arithmetic, shared with the CPU backend, are in
+// kernels/activation.h.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstddef>
+
+#include "kernels/activation.h"
 
 namespace nst::kernels {
 

@@ -10,3 +10,20 @@
 #else
 #define NST_HD inline
 #endif
+
+namespace nst::kernels {
+
+// a·b rounded to float on its own, never fused with a following addition into
+// one FMA. nvcc contracts a·b + c into an FMA by default (one rounding); the host
+// build does not (ISO C++ mode, no FMA in the baseline x86-64 target). Shared
+// formulas of the form c + a·b use this so that both backends round the same way
+// and give the same bits.
+NST_HD float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+    return __fmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+
+}  // namespace nst::kernels

@@ -1,4 +1,4 @@
-// The channel-broadcast mask multiply (formulas in masks.cuh).
+// The channel-broadcast mask multiply (formulas in masks.h).
 #include "kernels/common.cuh"
 #include "kernels/masks.cuh"
 
@@ -12,7 +12,7 @@ __global__ void mask_channels_kernel(std::size_t count, std::size_t plane, const
                                      const float* __restrict__ mask, float* y) {
     const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
     for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
-        y[i] = x[i] * mask[i % plane];
+        y[i] = mask_value(x[i], mask[i % plane]);
 }
 
 // ---- launchers ----------------------------------------------------------------------

@@ -1,21 +1,8 @@
-// 2×2 average and max pooling, forward and backward (formulas in pooling.cuh).
+// 2×2 average and max pooling, forward and backward (formulas in pooling.h).
 #include "kernels/common.cuh"
 #include "kernels/pooling.cuh"
 
 namespace nst::kernels {
-
-namespace {
-
-// Index (0..3, row-major) of the first maximum of the window whose top-left is x.
-__device__ inline int first_max_in_window(const float* x, int width) {
-    const float window[4] = {x[0], x[1], x[width], x[width + 1]};
-    int best = 0;
-    for (int k = 1; k < 4; ++k)
-        if (window[k] > window[best]) best = k;
-    return best;
-}
-
-}  // namespace
 
 // ---- kernels ------------------------------------------------------------------------
 
@@ -29,7 +16,7 @@ __global__ void avg_pool_forward_kernel(int channels, int height, int width,
         const int j = int(o % out_w), i = int((o / out_w) % out_h);
         const std::size_t c = o / (std::size_t(out_w) * out_h);
         const float* window = x + (c * height + 2 * i) * width + 2 * j;
-        y[o] = 0.25f * (((window[0] + window[1]) + window[width]) + window[width + 1]);
+        y[o] = pool_average(window[0], window[1], window[width], window[width + 1]);
     }
 }
 
@@ -42,8 +29,7 @@ __global__ void max_pool_forward_kernel(int channels, int height, int width,
         const int j = int(o % out_w), i = int((o / out_w) % out_h);
         const std::size_t c = o / (std::size_t(out_w) * out_h);
         const float* window = x + (c * height + 2 * i) * width + 2 * j;
-        const int k = first_max_in_window(window, width);
-        y[o] = window[(k / 2) * width + (k % 2)];
+        y[o] = pool_max(window[0], window[1], window[width], window[width + 1]);
     }
 }
 
@@ -62,11 +48,12 @@ __global__ void pool_backward_kernel(bool max_mode, int channels, int height, in
         if (i < out_h && j < out_w) {  // else: a dropped trailing row or column
             const float g = dy[(c * out_h + i) * out_w + j];
             if (!max_mode) {
-                grad = 0.25f * g;
+                grad = pool_average_grad(g);
             } else {
                 const float* window = x + (c * height + 2 * i) * width + 2 * j;
-                const int mine = (row % 2) * 2 + (col % 2);
-                grad = first_max_in_window(window, width) == mine ? g : 0.0f;
+                const int first_max =
+                    pool_first_max(window[0], window[1], window[width], window[width + 1]);
+                grad = pool_max_grad(first_max, (row % 2) * 2 + (col % 2), g);
             }
         }
         dx[e] = grad;

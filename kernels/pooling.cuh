@@ -1,12 +1,5 @@
-// 2×2 pooling, stride 2, floor (engine/backend.h): x (C, H, W) -> y (C, H/2, W/2).
-//
-//   average: y[c,i,j] = ¼ (x[c,2i,2j] + x[c,2i,2j+1] + x[c,2i+1,2j] + x[c,2i+1,2j+1])
-//            dx[c,2i+u,2j+v] = ¼ dy[c,i,j]
-//   max:     y[c,i,j] = max over the same window
-//            dx[c,2i+u,2j+v] = dy[c,i,j] at the FIRST maximum of the window in
-//            row-major order (u, v) = (0,0), (0,1), (1,0), (1,1); 0 elsewhere
-//   A trailing odd row or column (index 2·(H/2) or 2·(W/2)) is dropped by the
-//   forward pass and gets zero gradient.
+// 2×2 pooling, stride 2, floor: the launchers. The formulas and the per-window
+// arithmetic, shared with the CPU backend, are in kernels/pooling.h.
 //
 // The backward kernels run one thread per INPUT element and write every dx
 // element exactly once (no atomics, no separate zero-fill).
@@ -15,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include "engine/backend.h"
+#include "kernels/pooling.h"
 
 namespace nst::kernels {
 

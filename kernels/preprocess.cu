@@ -1,12 +1,9 @@
-// Preprocessing, its backward, clamping and 8-bit conversion (formulas in preprocess.cuh).
+// Preprocessing, its backward, clamping and 8-bit conversion (formulas in
+// preprocess.h and vector_ops.h).
 #include "kernels/common.cuh"
 #include "kernels/preprocess.cuh"
 
 namespace nst::kernels {
-
-namespace {
-__device__ inline int source_channel(bool bgr, int c) { return bgr ? 2 - c : c; }
-}  // namespace
 
 // ---- kernels ------------------------------------------------------------------------
 
@@ -18,8 +15,9 @@ __global__ void preprocess_kernel(Preprocessing pre, std::size_t plane, const fl
     for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
         const int c = int(i / plane);
         const std::size_t p = i % plane;
-        const float value = x[std::size_t(source_channel(pre.bgr, c)) * plane + p];
-        out[i] = (pre.pixel_scale * value - pre.mean[c]) / pre.std[c];
+        const float value = x[std::size_t(preprocess_source_channel(pre.bgr, c)) * plane + p];
+        out[i] = preprocess_value(value, pre.pixel_scale, channel_value(pre.mean, c),
+                                  channel_value(pre.std, c));
     }
 }
 
@@ -30,22 +28,23 @@ __global__ void preprocess_backward_kernel(Preprocessing pre, std::size_t plane,
     const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
     for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
         const int k = int(i / plane);
-        const int c = source_channel(pre.bgr, k);  // the output channel that read input channel k
-        dx[i] += dout[std::size_t(c) * plane + i % plane] * pre.pixel_scale / pre.std[c];
+        const int c = preprocess_source_channel(pre.bgr, k);  // the output channel that read k
+        const float factor = preprocess_grad_factor(pre.pixel_scale, channel_value(pre.std, c));
+        dx[i] = preprocess_backward_value(dx[i], dout[std::size_t(c) * plane + i % plane], factor);
     }
 }
 
 __global__ void clamp_kernel(std::size_t count, float lo, float hi, float* x) {
     const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
     for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
-        x[i] = fminf(hi, fmaxf(lo, x[i]));
+        x[i] = clamp_value(x[i], lo, hi);
 }
 
 __global__ void to_8bit_kernel(std::size_t count, const float* __restrict__ x,
                                std::uint8_t* __restrict__ out) {
     const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
     for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
-        out[i] = static_cast<std::uint8_t>(roundf(fminf(1.0f, fmaxf(0.0f, x[i])) * 255.0f));
+        out[i] = to_8bit_value(x[i]);
 }
 
 // ---- launchers ----------------------------------------------------------------------

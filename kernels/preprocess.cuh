@@ -1,11 +1,6 @@
-// Image pre/post-processing on the device.
-//
-//   preprocess:  out[c] = (pixel_scale · x[perm(c)] − mean[c]) / std[c]
-//                perm = identity (RGB) or c ↦ 2 − c (BGR)             (DESIGN.md)
-//   backward:    dx[perm(c)] += dout[c] · pixel_scale / std[c]
-//   clamp:       x = min(hi, max(lo, x))
-//   to_8bit:     out = round(clamp(x, 0, 1) · 255), halves away from zero (as
-//                engine/image's to_8bit), for writing the result image
+// Image pre/post-processing on the device: the launchers. The formulas and
+// their per-element arithmetic, shared with the CPU backend and engine/image's
+// to_8bit, are in kernels/preprocess.h (clamp: kernels/vector_ops.h).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -14,6 +9,8 @@
 #include <cstdint>
 
 #include "engine/backend.h"
+#include "kernels/preprocess.h"
+#include "kernels/vector_ops.h"
 
 namespace nst::kernels {
 

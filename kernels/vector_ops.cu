@@ -59,23 +59,23 @@ __global__ void axpy_kernel(std::size_t count, float alpha, const float* __restr
                             float* __restrict__ y) {
     const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
     for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
-        y[i] += alpha * x[i];
+        y[i] = axpy_value(y[i], alpha, x[i]);
 }
 
 // minus may be null. The coefficient is read by every thread (one cached load).
 __global__ void axpy_from_kernel(std::size_t count, const double* alpha, const double* minus,
                                  double factor, const float* __restrict__ x,
                                  float* __restrict__ y) {
-    const float a = static_cast<float>(factor * (*alpha - (minus ? *minus : 0.0)));
+    const float a = axpy_from_coefficient(*alpha, minus ? *minus : 0.0, factor);
     const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
     for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
-        y[i] += a * x[i];
+        y[i] = axpy_value(y[i], a, x[i]);
 }
 
 __global__ void scale_kernel(std::size_t count, float alpha, float* x) {
     const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
     for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
-        x[i] *= alpha;
+        x[i] = scale_value(x[i], alpha);
 }
 
 __global__ void fill_kernel(std::size_t count, float value, float* x) {
@@ -90,14 +90,11 @@ __global__ void adam_update_kernel(std::size_t count, AdamStep step, const float
                                    float* __restrict__ x) {
     const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
     for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
-        const float g = grad[i];
-        const float m_i = step.beta1 * m[i] + (1.0f - step.beta1) * g;
-        const float v_i = step.beta2 * v[i] + (1.0f - step.beta2) * g * g;
+        float m_i = m[i], v_i = v[i], x_i = x[i];
+        adam_step(step, grad[i], m_i, v_i, x_i);
         m[i] = m_i;
         v[i] = v_i;
-        const double m_hat = m_i / step.correction1;
-        const double v_hat = v_i / step.correction2;
-        x[i] -= static_cast<float>(step.lr * m_hat / (sqrt(v_hat) + step.eps));
+        x[i] = x_i;
     }
 }
 

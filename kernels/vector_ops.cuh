@@ -3,11 +3,8 @@
 //   dot, asum, amax, non_finite: the reductions of kernels/reductions.h (per-
 //               element terms shared with the CPU), deterministic (kernels/reduce.cuh),
 //               each result left in device memory (*out, a ScalarBuffer slot)
-//   axpy:       y += α x;   scale: x *= α;   fill: x = v
-//   adam:       m = β1 m + (1−β1) g;  v = β2 v + (1−β2) g²
-//               x −= lr · (m / c1) / (sqrt(v / c2) + ε),  c1 = 1 − β1^t, c2 = 1 − β2^t
-//               (c1, c2 computed once on the host in double; the division and the
-//               square root in double, as in the CPU backend)
+//   axpy, axpy_from, scale, fill, adam: element-wise, formulas and arithmetic
+//               shared with the CPU backend in kernels/vector_ops.h
 #pragma once
 
 #include <cuda_runtime.h>
@@ -15,6 +12,7 @@
 #include <cstddef>
 
 #include "kernels/reduce.cuh"
+#include "kernels/vector_ops.h"
 
 namespace nst::kernels {
 
@@ -35,11 +33,7 @@ void axpy_from(std::size_t count, const double* alpha, const double* minus, doub
 void scale(std::size_t count, float alpha, float* x, cudaStream_t stream);
 void fill(std::size_t count, float value, float* x, cudaStream_t stream);
 
-struct AdamStep {
-    float lr, beta1, beta2, eps;
-    double correction1, correction2;  // 1 − β1^t, 1 − β2^t
-};
-// grad, m, v, x (count)
+// AdamStep: kernels/vector_ops.h. grad, m, v, x (count)
 void adam_update(std::size_t count, const AdamStep& step, const float* grad, float* m, float* v,
                  float* x, cudaStream_t stream);
 

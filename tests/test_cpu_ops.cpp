@@ -353,6 +353,40 @@ TEST_CASE("bias_relu_forward and relu_backward match the formulas", "[cpu][relu]
     CHECK(compare(dy, expected_dy, 0.0, 0.0).ok);
 }
 
+TEST_CASE("bias_relu_forward keeps NaN; relu_backward passes dy through where y is NaN",
+          "[cpu][relu]") {
+    // The CUDA kernels call the same per-element functions (kernels/activation.h):
+    // fmaxf(0, NaN) = 0 there would hide a blow-up from L-BFGS's non-finite check.
+    CpuBackend backend;
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const float inf = std::numeric_limits<float>::infinity();
+    const int channels = 2;
+    const std::size_t plane = 4;
+    std::vector<float> y = {nan, -1.0f, 2.0f, -inf, nan, inf, 0.5f, -0.5f};
+    const std::vector<float> bias = {0.25f, nan};  // channel 1: a NaN bias
+    backend.bias_relu_forward(channels, plane, bias.data(), y.data());
+    INFO("y = " << y[0] << " " << y[1] << " " << y[2] << " " << y[3] << " | " << y[4] << " "
+                << y[5] << " " << y[6] << " " << y[7]);
+    CHECK(std::isnan(y[0]));   // NaN + b
+    CHECK(y[1] == 0.0f);       // −1 + ¼ < 0
+    CHECK(y[2] == 2.25f);      // exact in float
+    CHECK(y[3] == 0.0f);       // −∞ + ¼
+    for (std::size_t p = 0; p < plane; ++p) CHECK(std::isnan(y[plane + p]));  // x + NaN
+    CHECK_FALSE(backend.all_finite(y.size(), y.data()));
+
+    // relu_backward zeroes dy where y ≤ 0; a NaN y compares false, so dy passes
+    // through unchanged there (the NaN is already in the forward output).
+    const std::vector<float> post = {nan, 0.0f, 2.25f, -0.0f, nan, inf, 1.0f, 3.0f};
+    std::vector<float> dy = {1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f, 7.0f, 8.0f};
+    backend.relu_backward(post.size(), post.data(), dy.data());
+    const std::vector<float> expected_dy = {1.0f, 0.0f, 3.0f, 0.0f, 5.0f, 6.0f, 7.0f, 8.0f};
+    for (std::size_t i = 0; i < dy.size(); ++i) {
+        INFO("i = " << i << ": y = " << post[i] << ", dy = " << dy[i] << ", expected "
+                    << expected_dy[i]);
+        CHECK(dy[i] == expected_dy[i]);
+    }
+}
+
 TEST_CASE("pooling forward matches naive loops on odd sizes", "[cpu][pool]") {
     CpuBackend backend;
     const int channels = 3, height = 7, width = 9, oh = height / 2, ow = width / 2;

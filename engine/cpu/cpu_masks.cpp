@@ -1,9 +1,8 @@
-// CpuBackend: the channel-broadcast mask multiply of spatial control.
-//
-//   mask_channels: y[c,p] = x[c,p] · m[p]   (m broadcast over the C channels; y may be x)
-//   Its backward is the same product applied to the incoming gradient.
+// CpuBackend: the channel-broadcast mask multiply of spatial control, a loop
+// over the function the CUDA kernel calls (formula: kernels/masks.h).
 #include "engine/cpu/cpu_backend.h"
 #include "engine/error.h"
+#include "kernels/masks.h"
 
 namespace nst {
 
@@ -14,7 +13,7 @@ void CpuBackend::mask_channels(int channels, std::size_t plane, const float* x, 
     for (int c = 0; c < channels; ++c) {
         const float* in = x + std::size_t(c) * plane;
         float* out = y + std::size_t(c) * plane;
-        for (std::size_t p = 0; p < plane; ++p) out[p] = in[p] * mask[p];
+        for (std::size_t p = 0; p < plane; ++p) out[p] = kernels::mask_value(in[p], mask[p]);
     }
 }
 

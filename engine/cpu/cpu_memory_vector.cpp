@@ -15,6 +15,7 @@
 #include "engine/cpu/cpu_reduce.h"
 #include "engine/error.h"
 #include "kernels/reductions.h"
+#include "kernels/vector_ops.h"
 
 namespace nst {
 
@@ -131,7 +132,7 @@ void CpuBackend::dot_into(std::size_t count, const float* x, const float* y, dou
 
 void CpuBackend::axpy_from(std::size_t count, const double* alpha, const double* minus,
                            double factor, const float* x, float* y) {
-    axpy(count, static_cast<float>(factor * (*alpha - (minus ? *minus : 0.0))), x, y);
+    axpy(count, kernels::axpy_from_coefficient(*alpha, minus ? *minus : 0.0, factor), x, y);
 }
 
 void CpuBackend::amax_into(std::size_t count, const float* x, double* out) {
@@ -147,12 +148,12 @@ void CpuBackend::asum_into(std::size_t count, const float* x, double* out) {
 
 void CpuBackend::axpy(std::size_t count, float alpha, const float* x, float* y) {
 #pragma omp parallel for schedule(static)
-    for (std::size_t i = 0; i < count; ++i) y[i] += alpha * x[i];
+    for (std::size_t i = 0; i < count; ++i) y[i] = kernels::axpy_value(y[i], alpha, x[i]);
 }
 
 void CpuBackend::scale(std::size_t count, float alpha, float* x) {
 #pragma omp parallel for schedule(static)
-    for (std::size_t i = 0; i < count; ++i) x[i] *= alpha;
+    for (std::size_t i = 0; i < count; ++i) x[i] = kernels::scale_value(x[i], alpha);
 }
 
 void CpuBackend::copy(std::size_t count, const float* src, float* dst) {
@@ -173,21 +174,15 @@ void CpuBackend::non_finite_into(std::size_t count, const float* x, double* out)
 void CpuBackend::adam_update(std::size_t count, float lr, float beta1, float beta2, float eps,
                              int step, const float* grad, float* m, float* v, float* x) {
     NST_ASSERT(step >= 1);
-    const double correction1 = 1.0 - std::pow(double(beta1), step);
-    const double correction2 = 1.0 - std::pow(double(beta2), step);
+    const kernels::AdamStep adam{lr, beta1, beta2, eps, 1.0 - std::pow(double(beta1), step),
+                                 1.0 - std::pow(double(beta2), step)};
 #pragma omp parallel for schedule(static)
-    for (std::size_t i = 0; i < count; ++i) {
-        m[i] = beta1 * m[i] + (1.0f - beta1) * grad[i];
-        v[i] = beta2 * v[i] + (1.0f - beta2) * grad[i] * grad[i];
-        const double m_hat = m[i] / correction1;
-        const double v_hat = v[i] / correction2;
-        x[i] -= static_cast<float>(lr * m_hat / (std::sqrt(v_hat) + eps));
-    }
+    for (std::size_t i = 0; i < count; ++i) kernels::adam_step(adam, grad[i], m[i], v[i], x[i]);
 }
 
 void CpuBackend::clamp(std::size_t count, float lo, float hi, float* x) {
 #pragma omp parallel for schedule(static)
-    for (std::size_t i = 0; i < count; ++i) x[i] = std::min(hi, std::max(lo, x[i]));
+    for (std::size_t i = 0; i < count; ++i) x[i] = kernels::clamp_value(x[i], lo, hi);
 }
 
 }  // namespace nst

@@ -62,8 +62,8 @@ TEST_CASE("conv3x3 forward and backward-data match the CPU backend", "[cuda][con
 }
 
 TEST_CASE("bias+ReLU and the ReLU mask match the CPU backend exactly", "[cuda][relu]") {
-    // One addition and one max per element, the same single rounding on both
-    // sides: the results must be identical, not merely close.
+    // Both backends call the same functions (kernels/activation.h): one addition
+    // and one select per element, so the results must be identical, not merely close.
     Backends b;
     const int channels = 5;
     const std::size_t plane = 7 * 9;
@@ -115,10 +115,10 @@ TEST_CASE("pooling forward and backward match the CPU backend", "[cuda][pool]") 
                                      std::to_string(s.h) + "x" + std::to_string(s.w);
             require_close(y[1], y[0], what + " forward");
             require_close(dx[1], dx[0], what + " backward");
-            if (mode == PoolMode::max) {  // selection and copies only: exact
-                CHECK(same_bits(y[1], y[0]));
-                CHECK(same_bits(dx[1], dx[0]));
-            }
+            // Both backends call the same per-window functions (kernels/pooling.h):
+            // the same additions in the same order, ×¼ and selections: exact.
+            CHECK(same_bits(y[1], y[0]));
+            CHECK(same_bits(dx[1], dx[0]));
         }
     }
 }
@@ -151,6 +151,10 @@ TEST_CASE("preprocessing and its backward match the CPU backend", "[cuda][prepro
         const std::string what = pre.bgr ? "caffe" : "torchvision";
         require_close(out[1], out[0], "preprocess " + what);
         require_close(dx[1], dx[0], "preprocess_backward " + what);
+        // The same functions on both (kernels/preprocess.h): products rounded on
+        // their own (no FMA), IEEE division, so the same bits.
+        CHECK(same_bits(out[1], out[0]));
+        CHECK(same_bits(dx[1], dx[0]));
     }
 }
 
@@ -269,10 +273,12 @@ TEST_CASE("optimiser vector ops match the CPU backend", "[cuda][vector]") {
     // The coefficient comes from two double reductions (~1e-16 relative apart),
     // then one float multiply-add per element, as axpy.
     require_close(axpy_from_results[1], axpy_from_results[0], "axpy_from");
-    // One multiply-add per element; the GPU may fuse it (one rounding instead of
-    // two), so the results may differ in the last bit.
+    // The same functions on both (kernels/vector_ops.h); axpy's product is rounded
+    // on its own (no FMA), so both are exact.
     require_close(axpy[1], axpy[0], "axpy");
     require_close(scaled[1], scaled[0], "scale");
+    CHECK(same_bits(axpy[1], axpy[0]));
+    CHECK(same_bits(scaled[1], scaled[0]));
     CHECK(same_bits(copied[1], copied[0]));
     CHECK(same_bits(clamped[1], clamped[0]));
     CHECK(same_bits(filled[1], filled[0]));
@@ -319,10 +325,15 @@ TEST_CASE("Adam update matches the CPU backend", "[cuda][vector]") {
     require_close(m[1], m[0], "adam m");
     require_close(v[1], v[0], "adam v");
     require_close(x[1], x[0], "adam x");
+    // The same adam_step on both (kernels/vector_ops.h): products rounded on
+    // their own, IEEE division and square root in double, so the same bits.
+    CHECK(same_bits(m[1], m[0]));
+    CHECK(same_bits(v[1], v[0]));
+    CHECK(same_bits(x[1], x[0]));
 }
 
 TEST_CASE("mask_channels matches the CPU backend exactly, in place too", "[cuda][masks]") {
-    // One multiply per element, the same single rounding on both sides.
+    // One multiply per element, the same function on both sides (kernels/masks.h).
     Backends b;
     const int channels = 7;
     const std::size_t plane = 13 * 11;  // odd: the broadcast index p = i mod plane wraps unevenly
