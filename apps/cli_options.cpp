@@ -10,7 +10,7 @@
 #include <iostream>
 #include <sstream>
 
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "engine/objective.h"
 #include "nst_version.h"
 

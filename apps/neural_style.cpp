@@ -1,6 +1,6 @@
 // neural-style: the command-line front end. Parses options, loads the weights
 // and images, runs the optimiser, writes the image atomically. Exit codes as in
-// apps/exit_codes.h, and 130 when interrupted (the image so far is written).
+// engine/base/exit_codes.h, and 130 when interrupted (the image so far is written).
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -19,10 +19,10 @@
 #include <new>
 
 #include "apps/cli_options.h"
-#include "apps/exit_codes.h"
+#include "engine/base/exit_codes.h"
 #include "engine/backend.h"
 #include "engine/cuda_api.h"
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "engine/image.h"
 #include "engine/transfer.h"
 #include "engine/weights.h"

@@ -38,9 +38,9 @@
 #include <thread>
 #include <vector>
 
-#include "apps/exit_codes.h"
+#include "engine/base/exit_codes.h"
 #include "engine/backend.h"
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "engine/image.h"
 #include "engine/objective.h"
 #include "engine/optimizer.h"

@@ -22,10 +22,10 @@
 #include <cstdio>
 #include <string>
 
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "engine/optimizer.h"
 #include "engine/optimizer_run.h"
-#include "kernels/nvtx.h"
+#include "engine/base/nvtx.h"
 
 namespace nst {
 

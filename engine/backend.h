@@ -37,27 +37,10 @@
 #include <utility>
 #include <vector>
 
-#include "engine/error.h"
+#include "engine/base/error.h"
+#include "engine/base/types.h"
 
 namespace nst {
-
-enum class PoolMode { average, max };
-
-// Preprocessing of DESIGN.md: p(x)_c = (pixel_scale · x_{perm(c)} − mean_c) / std_c
-// where perm is the identity for RGB and reverses channels for BGR.
-struct Preprocessing {
-    bool bgr = false;
-    float pixel_scale = 1.0f;
-    float mean[3] = {0.0f, 0.0f, 0.0f};
-    float std[3] = {1.0f, 1.0f, 1.0f};
-};
-
-struct ConvShape {
-    int in_channels = 0;   // C_in
-    int out_channels = 0;  // C_out
-    int height = 0;        // H (input and output: padding 1 keeps the size)
-    int width = 0;         // W
-};
 
 class Backend {
 public:

@@ -4,7 +4,7 @@
 #include "engine/backend.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cuda_api.h"
-#include "engine/error.h"
+#include "engine/base/error.h"
 
 namespace nst {
 

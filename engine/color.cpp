@@ -7,7 +7,7 @@
 #include <cmath>
 #include <utility>
 
-#include "engine/error.h"
+#include "engine/base/error.h"
 
 namespace nst {
 

@@ -37,7 +37,7 @@
 //   file in the target's directory that is fsync'ed and renamed over the target.
 #include "engine/image.h"
 
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "kernels/preprocess.h"
 
 #include <fcntl.h>

@@ -14,7 +14,7 @@
 // near sharp edges.
 #include "engine/image.h"
 
-#include "engine/error.h"
+#include "engine/base/error.h"
 
 #include <algorithm>
 #include <cmath>

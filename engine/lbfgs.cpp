@@ -81,10 +81,10 @@
 #include <utility>
 #include <vector>
 
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "engine/optimizer.h"
 #include "engine/optimizer_run.h"
-#include "kernels/nvtx.h"
+#include "engine/base/nvtx.h"
 
 namespace nst {
 

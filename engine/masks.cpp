@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "engine/color.h"
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "engine/vgg19.h"
 
 namespace nst {

@@ -14,9 +14,9 @@
 #include <cmath>
 #include <limits>
 
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "engine/masks.h"
-#include "kernels/nvtx.h"
+#include "engine/base/nvtx.h"
 
 namespace nst {
 

@@ -12,7 +12,7 @@
 
 #include "engine/backend.h"
 #include "engine/color.h"
-#include "engine/error.h"
+#include "engine/base/error.h"
 
 namespace nst {
 

@@ -10,8 +10,8 @@
 
 #include <algorithm>
 
-#include "engine/error.h"
-#include "kernels/nvtx.h"
+#include "engine/base/error.h"
+#include "engine/base/nvtx.h"
 
 namespace nst {
 

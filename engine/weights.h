@@ -5,16 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/backend.h"
+#include "engine/base/types.h"
+#include "engine/vgg19_layers.h"
 
 namespace nst {
-
-// The 16 convolution layers of VGG-19 in order, and where the 4 pools sit.
-const std::vector<std::string>& vgg19_layer_names();  // conv1_1 ... conv5_4
-// Index of a layer name in vgg19_layer_names(); throws UsageError if unknown.
-int vgg19_layer_index(const std::string& name);
-// True when a 2×2 pool follows this conv layer index (conv1_2, conv2_2, conv3_4, conv4_4, conv5_4).
-bool vgg19_pool_after(int layer_index);
 
 struct ConvWeights {
     std::string name;       // "conv3_1"

@@ -14,8 +14,8 @@
 #include <cstdio>
 #include <string>
 
-#include "engine/error.h"
-#include "kernels/nvtx.h"
+#include "engine/base/error.h"
+#include "engine/base/nvtx.h"
 
 #define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
 

@@ -7,7 +7,7 @@
 
 #include <cuda_runtime.h>
 
-#include "engine/backend.h"
+#include "engine/base/types.h"
 #include "kernels/pooling.h"
 
 namespace nst::kernels {

@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "engine/backend.h"
+#include "engine/base/types.h"
 #include "kernels/preprocess.h"
 #include "kernels/vector_ops.h"
 

@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "engine/image.h"
 #include "engine/objective.h"
 #include "engine/transfer.h"

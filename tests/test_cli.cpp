@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include "engine/cpu/cpu_backend.h"
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "engine/image.h"
 #include "engine/objective.h"
 #include "engine/weights.h"

@@ -12,7 +12,7 @@
 
 #include "engine/color.h"
 #include "engine/cpu/cpu_backend.h"
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "engine/masks.h"
 #include "engine/objective.h"
 #include "tests/test_support.h"

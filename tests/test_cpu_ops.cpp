@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "engine/cpu/cpu_backend.h"
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "engine/cpu/cpu_winograd.h"
 #include "tests/test_support.h"
 

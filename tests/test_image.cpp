@@ -1,7 +1,7 @@
 // Image I/O and resampling. The files under test are written here with libpng and
 // libjpeg directly (not through save_image), so the decoder is checked against
 // data whose meaning the test fixes itself.
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "engine/image.h"
 #include "tests/test_support.h"
 

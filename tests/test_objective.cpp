@@ -8,7 +8,7 @@
 #include <random>
 
 #include "engine/cpu/cpu_backend.h"
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "engine/objective.h"
 #include "tests/test_support.h"
 

@@ -6,7 +6,7 @@
 #include <atomic>
 #include <cmath>
 
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "engine/transfer.h"
 #include "tests/test_support.h"
 

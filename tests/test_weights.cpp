@@ -16,7 +16,7 @@
 #include <map>
 #include <sstream>
 
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "engine/weights.h"
 #include "tests/test_support.h"
 

@@ -19,7 +19,7 @@
 #include <sstream>
 
 #include "engine/backend.h"
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "engine/image.h"
 #include "engine/vgg19.h"
 #include "engine/weights.h"

@@ -35,7 +35,7 @@
 #include <regex>
 #include <sstream>
 
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "weights_tools/hdf5_handles.h"
 #include "weights_tools/tools.h"
 

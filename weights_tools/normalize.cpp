@@ -22,7 +22,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "engine/vgg19.h"
 #include "weights_tools/tools.h"
 

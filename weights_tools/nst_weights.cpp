@@ -14,8 +14,8 @@
 #include <sstream>
 
 #include "engine/backend.h"
-#include "apps/exit_codes.h"
-#include "engine/error.h"
+#include "engine/base/exit_codes.h"
+#include "engine/base/error.h"
 #include "engine/image.h"
 #include "engine/weights.h"
 #include "weights_tools/tools.h"

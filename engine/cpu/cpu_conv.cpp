@@ -37,7 +37,7 @@
 
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/cpu_winograd.h"
-#include "engine/error.h"
+#include "engine/base/error.h"
 
 namespace nst {
 

@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "engine/cpu/cpu_backend.h"
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "kernels/activation.h"
 #include "kernels/pooling.h"
 #include "kernels/preprocess.h"

@@ -1,7 +1,7 @@
 // CpuBackend: the channel-broadcast mask multiply of spatial control, a loop
 // over the function the CUDA kernel calls (formula: kernels/masks.h).
 #include "engine/cpu/cpu_backend.h"
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "kernels/masks.h"
 
 namespace nst {

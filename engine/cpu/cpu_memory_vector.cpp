@@ -13,7 +13,7 @@
 
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/cpu_reduce.h"
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "kernels/reductions.h"
 #include "kernels/vector_ops.h"
 

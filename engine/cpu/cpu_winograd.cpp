@@ -21,7 +21,7 @@
 #include <atomic>
 #include <cstring>
 
-#include "engine/error.h"
+#include "engine/base/error.h"
 
 namespace nst::cpu {
 

@@ -10,7 +10,7 @@
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/gemm.h"
 #include "engine/cuda_api.h"
-#include "engine/error.h"
+#include "engine/base/error.h"
 #include "tests/cuda/cuda_test_support.h"
 
 using namespace nst;

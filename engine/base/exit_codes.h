@@ -8,7 +8,7 @@
 #include <exception>
 #include <new>
 
-#include "engine/error.h"
+#include "engine/base/error.h"
 
 namespace nst {
 

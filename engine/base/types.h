@@ -1,0 +1,25 @@
+// The plain types that the engine and the kernels share: pooling mode, input
+// preprocessing, convolution shape. No behaviour, no dependencies.
+#pragma once
+
+namespace nst {
+
+enum class PoolMode { average, max };
+
+// Preprocessing of DESIGN.md: p(x)_c = (pixel_scale · x_{perm(c)} − mean_c) / std_c
+// where perm is the identity for RGB and reverses channels for BGR.
+struct Preprocessing {
+    bool bgr = false;
+    float pixel_scale = 1.0f;
+    float mean[3] = {0.0f, 0.0f, 0.0f};
+    float std[3] = {1.0f, 1.0f, 1.0f};
+};
+
+struct ConvShape {
+    int in_channels = 0;   // C_in
+    int out_channels = 0;  // C_out
+    int height = 0;        // H (input and output: padding 1 keeps the size)
+    int width = 0;         // W
+};
+
+}  // namespace nst
