@@ -142,7 +142,8 @@ first_with() {  # first_with FILE DIR... -> the first DIR holding FILE
 }
 where_lib() {  # a library: the first folder of lib_dirs, else the system's loader cache
     first_with "$1" "${lib_dirs[@]}" ||
-        { ldconfig -p 2>/dev/null | awk -v n="$1" '$1 == n {print $NF; exit}' | xargs -r dirname; }
+        { local cached; cached=$(ldconfig -p 2>/dev/null | awk -v n="$1" '$1 == n {print $NF; exit}')
+          [[ -n $cached && -e $cached ]] && dirname "$cached"; }
 }
 cudnn_dir=$(where_lib libcudnn.so.9)
 cublas_dir=$(where_lib libcublas.so.13)
