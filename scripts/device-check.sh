@@ -75,6 +75,7 @@ report() {  # report PHASE RESULT DETAIL [NEXT]
 # Seconds a phase may take: its own limit, cut to what is left of the budget.
 limit() {
     local left=$(( budget - ($(date +%s) - check_start) - 5 ))
+    (( left < 1 )) && left=1
     (( left < $1 )) && echo "$left" || echo "$1"
 }
 enough_time() { (( $(limit 9999) >= $1 )); }
@@ -100,7 +101,7 @@ gpu_name=$(timeout 20 nvidia-smi --query-gpu=name,driver_version,memory.total --
 # of cuDNN, cuBLAS, the CUDA runtime: nvidia/cudnn/lib, nvidia/cu13/lib,
 # nvidia/cublas/lib, ...). nvidia.cudnn is a namespace package: __file__ is
 # None, __path__ is the list to search.
-python=${PYTHON:-}
+python=
 wheel_roots=()
 for candidate in ${PYTHON:-} python3 /opt/torch/.venv/bin/python3; do
     command -v "$candidate" >/dev/null 2>&1 || continue
@@ -111,7 +112,7 @@ for candidate in ${PYTHON:-} python3 /opt/torch/.venv/bin/python3; do
         python=$candidate
     fi
 done
-torch_facts=none
+torch_facts="no Python with torch"
 if [[ -n $python ]]; then
     torch_facts=$(timeout 60 "$python" -c 'import torch; print(f"torch {torch.__version__} CUDA {torch.version.cuda}, cuda.is_available()={torch.cuda.is_available()}")' 2>&1 | tail -1)
 fi
@@ -164,6 +165,7 @@ archive=$root/.device-bundle/nst-deps.tar.gz
 if [[ ! -f $archive ]]; then
     report bundle FAIL "$archive is missing. .device-bundle/ is git-ignored, so it travels only when the transfer names it: carry [\".device-bundle\"]" \
         "on the development machine: scripts/make-device-bundle.sh && scripts/make-device-binaries.sh, then rerun with carry [\".device-bundle\"]"
+    line "device check: FAILED (no bundle)"
     exit 1
 fi
 rm -rf "$deps" && mkdir -p "$(dirname "$deps")"
@@ -324,18 +326,21 @@ run_sanitizer() {  # run_sanitizer PHASE SECONDS TOOL-ARGS... -- EXE FILTER
     if [[ -z $sanitizer ]]; then report "$phase" SKIPPED "compute-sanitizer not found"; return; fi
     if (( gpu_seen == 0 )); then report "$phase" SKIPPED "no GPU"; return; fi
     if ! enough_time 30; then report "$phase" SKIPPED "no time left in CHECK_BUDGET_S=$budget"; return; fi
-    local rc=0 args=() part
+    local rc=0 args=() errors= run_log exe
+    run_log=$(mktemp)
     echo "==== $phase" >>"$out/sanitizer.log"
     while (( $# )); do
         args=()
         while (( $# )) && [[ $1 != ';' ]]; do args+=("$1"); shift; done
         (( $# )) && shift
+        for exe in "${args[@]}"; do [[ $exe == /* ]] && break; done
         echo "---- compute-sanitizer ${args[*]}" >>"$out/sanitizer.log"
-        (cd "$bindir/tests/cuda" && t "$seconds" "$sanitizer" --error-exitcode 90 "${args[@]}") >>"$out/sanitizer.log" 2>&1 || rc=$?
+        (cd "$bindir/tests/cuda" && t "$seconds" "$sanitizer" --error-exitcode 90 "${args[@]}") >"$run_log" 2>&1 || rc=$?
+        cat "$run_log" >>"$out/sanitizer.log"
+        errors="$errors$(basename "$exe"): $(grep -E 'ERROR SUMMARY' "$run_log" | tail -1 | sed 's/.*ERROR SUMMARY: //')$( ((rc != 0)) && echo " (exit $rc)"); "
         (( rc != 0 )) && break
     done
-    local errors
-    errors=$(grep -E 'ERROR SUMMARY' "$out/sanitizer.log" | sed -n '/./p' | tail -2 | tr '\n' ' ')
+    rm -f "$run_log"
     if (( rc == 0 )); then
         report "$phase" ok "$errors"
     else
@@ -354,13 +359,13 @@ run_sanitizer racecheck 120 \
 # images from docs/) must write the same bytes. Without a GPU it runs on the
 # CPU, which checks only that the command works.
 begin
-device=cuda
-(( gpu_seen == 0 )) && device=cpu
+device=(--device cuda)
+(( gpu_seen == 0 )) && device=(--device cpu --threads 1)   # one thread: the machine may be busy
 render_dir=$(mktemp -d)
 : >"$out/render.log"
 render() {
-    echo "==== run $1: --device $device" >>"$out/render.log"
-    t 90 "$bindir/apps/neural-style" --device "$device" --weights "$root/tests/reference/narrow_vgg19.h5" \
+    echo "==== run $1: ${device[*]}" >>"$out/render.log"
+    t 90 "$bindir/apps/neural-style" "${device[@]}" --weights "$root/tests/reference/narrow_vgg19.h5" \
         --content "$root/docs/images/tubingen_starry_night_256.jpg" \
         --style "$root/docs/images/gallery/none.jpg" --size 192 --iterations 20 --seed 7 \
         --output "$render_dir/run$1.png" >>"$out/render.log" 2>&1
@@ -368,11 +373,11 @@ render() {
 if ! enough_time 30; then
     report determinism SKIPPED "no time left in CHECK_BUDGET_S=$budget"
 elif ! render 1 || ! render 2; then
-    report determinism FAIL "neural-style --device $device failed" "render.log"
+    report determinism FAIL "neural-style ${device[*]} failed" "render.log"
 elif cmp "$render_dir/run1.png" "$render_dir/run2.png" >>"$out/render.log" 2>&1; then
-    report determinism ok "--device $device: two runs, same $(stat -c %s "$render_dir/run1.png") bytes$( ((gpu_seen == 0)) && echo ' (no GPU: CPU run, the command only)')"
+    report determinism ok "${device[*]}: two runs, same $(stat -c %s "$render_dir/run1.png") bytes$( ((gpu_seen == 0)) && echo ' (no GPU: CPU run, the command only)')"
 else
-    report determinism FAIL "--device $device: the two PNGs differ ($(tail -1 "$out/render.log"))" \
+    report determinism FAIL "${device[*]}: the two PNGs differ ($(tail -1 "$out/render.log"))" \
         "render.log: the two runs' losses per iteration; where they first part"
 fi
 rm -rf "$render_dir"
