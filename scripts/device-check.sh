@@ -30,7 +30,7 @@
 #   OUT            folder for the results (default: build-device/logs). At most 8
 #                  files: summary.txt machine.log build.log tests.log sanitizer.log
 #                  render.log bench.log bench-reports.txt
-#   CHECK_BUDGET_S seconds for the whole check (default 540); each phase gets
+#   CHECK_BUDGET_S seconds for the whole check (default 330); each phase gets
 #                  its own timeout, cut to what is left
 #   JOBS           parallelism of the fallback build (default: nproc)
 #   CUDA_ARCH      its CMAKE_CUDA_ARCHITECTURES (default: native with a GPU, else 80-real;90)
@@ -50,7 +50,7 @@ out=${OUT:-$root/build-device/logs}
 build=${BUILD_DIR:-$root/build-device}
 deps=${DEPS_DIR:-/tmp/nst-deps}
 jobs=${JOBS:-$(nproc)}
-budget=${CHECK_BUDGET_S:-540}
+budget=${CHECK_BUDGET_S:-330}
 fixed=/tmp/nst-device   # where the prebuilt tests look for tests/reference (make-device-binaries.sh)
 mkdir -p "$out"
 summary=$out/summary.txt
@@ -150,14 +150,18 @@ cudnn_dir=$(where_lib libcudnn.so.9)
 cublas_dir=$(where_lib libcublas.so.13)
 cudnn_inc=$(first_with cudnn.h "${inc_dirs[@]}")
 cublas_inc=$(first_with cublas_v2.h "${inc_dirs[@]}")
+cudnn_version=unknown
+if [[ -f ${cudnn_inc:-/nonexistent}/cudnn_version.h ]]; then
+    cudnn_version=$(awk '$1 == "#define" && $2 ~ /^CUDNN_(MAJOR|MINOR|PATCHLEVEL)$/ {printf "%s%s", sep, $3; sep = "."}' "$cudnn_inc/cudnn_version.h")
+fi
 {
     echo "== CUDA library folders searched: ${lib_dirs[*]:-none}"
     echo "== wheel roots (nvidia.__path__): ${wheel_roots[*]:-none}"
-    echo "== cudnn: lib ${cudnn_dir:-NOT FOUND}, include ${cudnn_inc:-NOT FOUND}"
+    echo "== cudnn: lib ${cudnn_dir:-NOT FOUND}, include ${cudnn_inc:-NOT FOUND}, version $cudnn_version (the prebuilt executables: see .device-bundle/nst-prebuilt.txt)"
     echo "== cublas: lib ${cublas_dir:-NOT FOUND}, include ${cublas_inc:-NOT FOUND}"
     echo "== python with torch: ${python:-none}: $torch_facts"
 } >>"$machine"
-report facts ok "gpu: ${gpu_name:-none} ($gpu_listed listed by nvidia-smi -L); $(nvcc --version 2>/dev/null | tail -1 || echo 'nvcc missing'); cudnn: ${cudnn_dir:-NOT FOUND}; cublas: ${cublas_dir:-NOT FOUND}; $torch_facts"
+report facts ok "gpu: ${gpu_name:-none} ($gpu_listed listed by nvidia-smi -L); $(nvcc --version 2>/dev/null | tail -1 || echo 'nvcc missing'); cudnn $cudnn_version: ${cudnn_dir:-NOT FOUND}; cublas: ${cublas_dir:-NOT FOUND}; $torch_facts"
 
 # ==== the bundle ==============================================================================
 begin
@@ -178,10 +182,12 @@ prebuilt_archive=$root/.device-bundle/nst-prebuilt.tar.gz
 # fixes); the primary libraries and zlib (libz.so is what the fallback build
 # links) always come from the bundle.
 primary='^lib(hdf5|png|jpeg|openblas|gfortran|quadmath|sz|aec|z\.)'
-ldconfig=$(command -v ldconfig || echo /sbin/ldconfig)
+# (The cache is read once: `ldconfig -p | grep -q` under pipefail fails at
+# random, when grep exits before ldconfig has written everything.)
+system_libraries=$("$(command -v ldconfig || echo /sbin/ldconfig)" -p 2>/dev/null | awk '{print $1}')
 for library in "$deps"/lib/*.so.*; do
     name=$(basename "$library")
-    if [[ ! $name =~ $primary ]] && "$ldconfig" -p 2>/dev/null | grep -q "^[[:space:]]*$name "; then
+    if [[ ! $name =~ $primary ]] && grep -qxF "$name" <<<"$system_libraries"; then
         rm -f "$library"
     fi
 done

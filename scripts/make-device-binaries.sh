@@ -81,6 +81,7 @@ tar -C "$stage" -czf "$dest/nst-prebuilt.tar.gz" nst-deps
     echo "commit $commit"
     echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(. /etc/os-release && echo "$PRETTY_NAME"), $(gcc --version | head -1), $(nvcc --version | tail -1)"
     echo "glibc $(ldd --version | head -1 | awk '{print $NF}'), CUDA architectures $archs, static CUDA runtime"
+    echo "compiled against cuDNN $(awk '$1 == "#define" && $2 ~ /^CUDNN_(MAJOR|MINOR|PATCHLEVEL)$/ {printf "%s%s", sep, $3; sep="."}' "$(dirname "$(readlink -f "$(command -v nvcc)")")/../include/cudnn_version.h")"
     echo "needed $needed"
 } >"$dest/nst-prebuilt.txt"
 rm -rf "$fixed"   # the GPU machine gets /tmp/nst-device/src as a link to its checkout

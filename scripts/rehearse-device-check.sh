@@ -26,6 +26,8 @@
 #   fake-gpu    a fake nvidia-smi that lists a GPU: the skipping tests must FAIL the check
 #   no-cudnn    no cuDNN anywhere: start must fail, the fallback build must run and fail
 #   fallback    FORCE_FALLBACK=1: the build from the bundle's dev prefix, then the phases
+#   trixie      with TRIXIE_ROOT=DIR (a Debian 13 root made by debootstrap): the prebuilt
+#               executables under a newer glibc and libstdc++
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -88,7 +90,7 @@ chmod +x "$R/fake-gpu/nvidia-smi"
 # ---- inside the simulation ----------------------------------------------------------------------
 cat >"$R/inside.sh" <<EOF
 set -uo pipefail
-R=$R; cuda=$cuda; log=$log
+R=$R; cuda=$cuda; log=$log; trixie=${TRIXIE_ROOT:-}
 EOF
 cat >>"$R/inside.sh" <<'EOF'
 say() { echo "$*" | tee -a "$log"; }
@@ -149,8 +151,31 @@ run fake-gpu 1 "$R/tree" PATH="$R/fake-gpu:$base_path" SKIP_BENCH=1
 
 run no-cudnn 1 "$R/tree" PATH="$PATH" PYTHON=/nonexistent SKIP_BENCH=1
 
-run fallback 0 "$R/tree" PATH="$base_path" SKIP_BENCH=1 FORCE_FALLBACK=1 JOBS="$(nproc)" BUILD_DIR="$R/tree/build-device"
+run fallback 0 "$R/tree" PATH="$base_path" SKIP_BENCH=1 FORCE_FALLBACK=1 CHECK_BUDGET_S=900 JOBS="$(nproc)" BUILD_DIR="$R/tree/build-device"
 say "    ldd (built test_cuda_ops): $(ldd "$R/tree/build-device/tests/cuda/test_cuda_ops" | grep -E 'libhdf5|libpng|libjpeg|libopenblas|libz\.|libcudnn|libcublas|libcudart' | awk '{print $1 " => " $3}' | sort -u | tr '\n' ';')"
+
+# Optional: the prebuilt executables on a newer distribution (Debian 13: glibc 2.41,
+# GCC 14's libstdc++ and libgomp), without CMake or nvcc, cuDNN/cuBLAS from the
+# wheels through that distribution's own python3 (PYTHONPATH = the venv's
+# site-packages). Make the root once with
+#   debootstrap --variant=minbase --include=libstdc++6,libgomp1,binutils,python3 trixie DIR
+if [[ -n $trixie && -x $trixie/bin/bash ]]; then
+    sp=$("$R/venv/bin/python3" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    mkdir -p "$trixie$R/tree" "$trixie$R/venv" "$trixie/proc" "$trixie/dev"
+    mount --bind "$R/tree" "$trixie$R/tree"
+    mount --bind "$R/venv" "$trixie$R/venv"
+    mount -t proc proc "$trixie/proc"
+    mount --bind /dev "$trixie/dev"
+    rm -rf "$trixie$R/out-trixie" "$trixie/tmp/nst-deps"
+    start=$(date +%s)
+    chroot "$trixie" env -i PATH=/usr/bin:/bin HOME=/root PYTHONPATH="$sp" OUT="$R/out-trixie" SKIP_BENCH=1 \
+        bash -c "cd $R/tree && scripts/device-check.sh" >"$R/stdout-trixie.txt" 2>&1
+    rc=$?
+    say ""
+    say "## trixie: exit $rc (expected 0) in $(( $(date +%s) - start )) s$( ((rc == 0)) && echo ': as expected' || echo ': UNEXPECTED'); $(chroot "$trixie" ldd --version | head -1), $(chroot "$trixie" sh -c 'ls /usr/lib/x86_64-linux-gnu/libstdc++.so.6.*')"
+    sed 's/^/    /' "$trixie$R/out-trixie/summary.txt" | tee -a "$log"
+    (( rc == 0 )) || failures=$((failures + 1))
+fi
 
 say ""
 say "rehearsal: $( ((failures == 0)) && echo 'every run as expected' || echo "$failures run(s) NOT as expected")"
