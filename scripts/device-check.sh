@@ -293,7 +293,7 @@ passed=() skipped=() failed=()
 for exe in "$bindir"/tests/cuda/test_*; do
     name=$(basename "$exe")
     echo "==== $name" >>"$out/tests.log"
-    (cd "$bindir/tests/cuda" && t 180 "$exe" --durations yes) >>"$out/tests.log" 2>&1
+    (cd "$bindir/tests/cuda" && t 120 "$exe" --durations yes) >>"$out/tests.log" 2>&1
     rc=$?
     echo "==== $name: exit $rc" >>"$out/tests.log"
     case $rc in
