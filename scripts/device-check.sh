@@ -59,6 +59,7 @@ machine=$out/machine.log
 : >"$machine"
 status=0
 check_start=$(date +%s)
+original_ld_path=${LD_LIBRARY_PATH:-}
 export PATH=$PATH:/usr/local/cuda/bin
 
 # One line per phase: "phase: RESULT (N s) detail [-> next: what to look at]".
@@ -208,7 +209,7 @@ resolve_missing() {  # resolve_missing FILE...: add folders holding what ldd can
 }
 [[ -n $cudnn_dir ]] && resolve_missing "$cudnn_dir"/libcudnn*.so.9
 [[ -n $cublas_dir ]] && resolve_missing "$cublas_dir"/libcublas*.so.*
-export LD_LIBRARY_PATH=$(IFS=:; echo "${ld_path[*]}")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export LD_LIBRARY_PATH=$(IFS=:; echo "${ld_path[*]}")${original_ld_path:+:$original_ld_path}
 echo "== LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >>"$machine"
 
 # ==== start: the prebuilt executables ============================================================
@@ -221,7 +222,7 @@ elif [[ ! -d $deps/prebuilt ]]; then
     report start SKIPPED "no prebuilt executables in the bundle (scripts/make-device-binaries.sh): building instead"
 else
     resolve_missing $(executables "$deps/prebuilt")
-    export LD_LIBRARY_PATH=$(IFS=:; echo "${ld_path[*]}")
+    export LD_LIBRARY_PATH=$(IFS=:; echo "${ld_path[*]}")${original_ld_path:+:$original_ld_path}
     {
         echo "== ldd of the prebuilt executables"
         for exe in $(executables "$deps/prebuilt"); do echo "-- $exe"; ldd "$exe" 2>&1; done
@@ -402,7 +403,11 @@ elif ! enough_time 60; then
     report bench SKIPPED "no time left in CHECK_BUDGET_S=$budget"
 else
     bench_out=$(mktemp -d)
-    PYTHON=$python t 240 "$root/bench/compare.sh" "$bindir" --device cuda --sizes 256,512 \
+    # PyTorch loads its own CUDA libraries: the baseline runs without our
+    # LD_LIBRARY_PATH, which could put the toolkit's cuBLAS before its wheel's.
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=%q exec %q "$@"\n' "$original_ld_path" "$(command -v "$python")" >"$bench_out/python"
+    chmod +x "$bench_out/python"
+    PYTHON=$bench_out/python t 240 "$root/bench/compare.sh" "$bindir" --device cuda --sizes 256,512 \
         --precision tf32 --repeats 5 --warmup 2 --out "$bench_out" >"$out/bench.log" 2>&1
     rc=$?
     for report_file in "$bench_out"/*.json; do
