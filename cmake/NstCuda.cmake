@@ -1,5 +1,10 @@
 # Decides whether the CUDA backend is built (NST_CUDA=AUTO|ON|OFF) and sets
 # NST_HAVE_CUDA. AUTO builds it when nvcc, cuDNN and cuBLAS are all found.
+# NST_CUDART is the CUDA runtime the targets link: CUDA::cudart (shared, the
+# default) or, with NST_CUDA_STATIC_RUNTIME=ON, CUDA::cudart_static, for
+# executables that must run where only the driver, cuDNN and cuBLAS are found
+# (scripts/make-device-binaries.sh).
+option(NST_CUDA_STATIC_RUNTIME "Link the CUDA runtime statically (CUDA::cudart_static)" OFF)
 set(NST_HAVE_CUDA OFF)
 string(TOUPPER "${NST_CUDA}" _nst_cuda_mode)
 if(NOT _nst_cuda_mode MATCHES "^(AUTO|ON|OFF)$")
@@ -27,6 +32,11 @@ if(NOT _nst_cuda_mode STREQUAL "OFF")
     set(CMAKE_CUDA_STANDARD 17)
     set(CMAKE_CUDA_STANDARD_REQUIRED ON)
     find_package(CUDAToolkit)
+    if(NST_CUDA_STATIC_RUNTIME)
+      set(NST_CUDART CUDA::cudart_static)
+    else()
+      set(NST_CUDART CUDA::cudart)
+    endif()
     find_path(NST_CUDNN_INCLUDE_DIR cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS} ENV CUDNN_PATH PATH_SUFFIXES include)
     # libcudnn.so.9 too: the pip wheels (nvidia-cudnn-cu13) ship no unversioned name.
     find_library(NST_CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 HINTS ${CUDAToolkit_LIBRARY_DIR} ENV CUDNN_PATH PATH_SUFFIXES lib lib64)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Packs what a bare GPU machine lacks to build nst: the headers, CMake package
 # files and shared libraries of the Debian development packages (HDF5, libpng,
-# libjpeg, OpenBLAS, Catch2, CLI11, nlohmann-json), with the libraries those
-# libraries load. Run it on a Debian 12 (x86-64) development machine with the
+# libjpeg, OpenBLAS, zlib, Catch2, CLI11, nlohmann-json), with the libraries
+# those libraries load. zlib is packed whole (headers, libz.so) because CMake's
+# FindPNG requires FindZLIB, and a machine without development packages has no
+# zlib.h. Run it on a Debian 12 (x86-64) development machine with the
 # packages of the README installed; scripts/device-check.sh unpacks the result.
 #
 #   scripts/make-device-bundle.sh [DIR]     (default: .device-bundle in the checkout)
@@ -27,6 +29,7 @@ mkdir -p "$prefix/include" "$prefix/lib/cmake" "$prefix/share/cmake"
 cp -r /usr/include/catch2 /usr/include/CLI /usr/include/nlohmann "$prefix/include/"
 cp /usr/include/hdf5/serial/*.h "$prefix/include/"
 cp /usr/include/png.h /usr/include/pngconf.h /usr/include/pnglibconf.h "$prefix/include/"
+cp /usr/include/zlib.h /usr/include/zconf.h "$prefix/include/"
 cp /usr/include/jpeglib.h /usr/include/jerror.h /usr/include/jmorecfg.h "$arch_inc/jconfig.h" \
    "$prefix/include/"
 cp "$arch_inc/openblas-pthread/cblas.h" "$arch_inc/openblas-pthread/openblas_config.h" \
@@ -45,6 +48,7 @@ declare -A link_names=(
     [libpng16.so]=$arch_lib/libpng16.so
     [libjpeg.so]=$arch_lib/libjpeg.so
     [libopenblas.so]=$arch_lib/openblas-pthread/libopenblas.so
+    [libz.so]=$arch_lib/libz.so
 )
 # Provided by the target's toolchain and C library: never packed.
 system_libs='^(libc|libm|libdl|librt|libpthread|libresolv|libutil|ld-linux-x86-64|libstdc\+\+|libgcc_s|libgomp)\.so'
@@ -74,7 +78,8 @@ tar -C "$stage" -czf "$dest/nst-deps.tar.gz" nst-deps
 unpacked=$(du -sm "$prefix" | cut -f1)
 packed=$(du -sm "$dest/nst-deps.tar.gz" | cut -f1)
 echo "wrote $dest/nst-deps.tar.gz: $packed MiB ($unpacked MiB unpacked, $(ls "$prefix/lib" | wc -l) library files)"
-if (( packed > 40 )); then
-    echo "error: the bundle is over 40 MiB; the working tree sent to a GPU machine may hold 64" >&2
+if (( packed > 30 )); then
+    echo "error: the bundle is over 30 MiB; with the prebuilt executables (make-device-binaries.sh)" \
+         "and the working tree it must stay under the 64 MiB a transfer to a GPU machine may hold" >&2
     exit 1
 fi

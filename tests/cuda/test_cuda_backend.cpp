@@ -23,7 +23,7 @@ TEST_CASE("device discovery and naming", "[cuda][device]") {
     CHECK_THROWS_AS(make_cuda_backend(cuda_device_count(), false), DeviceError);
 }
 
-TEST_CASE("allocation is counted and out-of-memory names the sizes", "[cuda][memory]") {
+TEST_CASE("allocation is counted and out-of-memory names the sizes", "[cuda][memory][oom]") {
     auto backend = make_cuda_backend(0, false);
     const std::size_t base = backend->bytes_in_use();  // the reductions' scratch
     {
