@@ -36,6 +36,7 @@
 #include <new>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "engine/base/exit_codes.h"
@@ -170,118 +171,35 @@ public:
         inner_.queue_scalar_read(src, count, host_dst);
     }
 
-    void conv3x3_forward(const ConvShape& s, const float* x, const float* weight,
-                         float* y) override {
-        timed("conv3x3_forward", Phase::forward,
-              {s.in_channels, s.out_channels, s.height, s.width},
-              [&] { inner_.conv3x3_forward(s, x, weight, y); });
+    // Every compute op of engine/backend_ops.h: forwarded, and timed while enabled
+    // under its name, its phase and the leading sizes of its arguments.
+#define NST_TIMED_OP(phase, name, parameters, arguments) \
+    void name parameters override {                                            \
+        timed(#name, Phase::phase, leading_dims arguments, [&] { inner_.name arguments; }); \
     }
-    void conv3x3_backward_data(const ConvShape& s, const float* dy, const float* weight,
-                               float* dx) override {
-        timed("conv3x3_backward_data", Phase::backward,
-              {s.in_channels, s.out_channels, s.height, s.width},
-              [&] { inner_.conv3x3_backward_data(s, dy, weight, dx); });
-    }
-    void bias_relu_forward(int channels, std::size_t plane, const float* bias,
-                           float* y) override {
-        timed("bias_relu_forward", Phase::forward, {channels, ll(plane)},
-              [&] { inner_.bias_relu_forward(channels, plane, bias, y); });
-    }
-    void relu_backward(std::size_t count, const float* y, float* dy) override {
-        timed("relu_backward", Phase::backward, {ll(count)},
-              [&] { inner_.relu_backward(count, y, dy); });
-    }
-    void pool_forward(PoolMode mode, int channels, int height, int width, const float* x,
-                      float* y) override {
-        timed("pool_forward", Phase::forward, {channels, height, width},
-              [&] { inner_.pool_forward(mode, channels, height, width, x, y); });
-    }
-    void pool_backward(PoolMode mode, int channels, int height, int width, const float* x,
-                       const float* dy, float* dx) override {
-        timed("pool_backward", Phase::backward, {channels, height, width},
-              [&] { inner_.pool_backward(mode, channels, height, width, x, dy, dx); });
-    }
-
-    void preprocess(const Preprocessing& pre, std::size_t plane, const float* x,
-                    float* out) override {
-        timed("preprocess", Phase::forward, {ll(plane)},
-              [&] { inner_.preprocess(pre, plane, x, out); });
-    }
-    void preprocess_backward(const Preprocessing& pre, std::size_t plane, const float* dout,
-                             float* dx) override {
-        timed("preprocess_backward", Phase::backward, {ll(plane)},
-              [&] { inner_.preprocess_backward(pre, plane, dout, dx); });
-    }
-
-    void gram(int n, std::size_t m, const float* features, float* gram_out) override {
-        timed("gram", Phase::loss, {n, ll(m)}, [&] { inner_.gram(n, m, features, gram_out); });
-    }
-    void content_loss_into(std::size_t count, const float* features, const float* target,
-                           float weight, float* grad, double* loss) override {
-        timed("content_loss", Phase::loss, {ll(count)}, [&] {
-            inner_.content_loss_into(count, features, target, weight, grad, loss);
-        });
-    }
-    void style_loss_into(int n, std::size_t m, const float* features, const float* gram_in,
-                         const float* target, float weight, float* grad, double* loss) override {
-        timed("style_loss", Phase::loss, {n, ll(m)}, [&] {
-            inner_.style_loss_into(n, m, features, gram_in, target, weight, grad, loss);
-        });
-    }
-    void tv_loss_into(int channels, int height, int width, const float* x, float weight,
-                      float* grad, double* loss) override {
-        timed("tv_loss", Phase::loss, {channels, height, width},
-              [&] { inner_.tv_loss_into(channels, height, width, x, weight, grad, loss); });
-    }
-
-    void asum_into(std::size_t count, const float* x, double* out) override {
-        timed("asum", Phase::vector, {ll(count)}, [&] { inner_.asum_into(count, x, out); });
-    }
-    void amax_into(std::size_t count, const float* x, double* out) override {
-        timed("amax", Phase::vector, {ll(count)}, [&] { inner_.amax_into(count, x, out); });
-    }
-    void non_finite_into(std::size_t count, const float* x, double* out) override {
-        timed("non_finite", Phase::vector, {ll(count)},
-              [&] { inner_.non_finite_into(count, x, out); });
-    }
-    void dot_into(std::size_t count, const float* x, const float* y, double scale,
-                  double* out) override {
-        timed("dot_into", Phase::vector, {ll(count)}, [&] { inner_.dot_into(count, x, y, scale, out); });
-    }
-    void axpy_from(std::size_t count, const double* alpha, const double* minus, double factor,
-                   const float* x, float* y) override {
-        timed("axpy_from", Phase::vector, {ll(count)},
-              [&] { inner_.axpy_from(count, alpha, minus, factor, x, y); });
-    }
-    void mask_channels(int channels, std::size_t plane, const float* x, const float* mask,
-                       float* y) override {
-        timed("mask_channels", Phase::loss, {channels, ll(plane)},
-              [&] { inner_.mask_channels(channels, plane, x, mask, y); });
-    }
-    void axpy(std::size_t count, float alpha, const float* x, float* y) override {
-        timed("axpy", Phase::vector, {ll(count)}, [&] { inner_.axpy(count, alpha, x, y); });
-    }
-    void scale(std::size_t count, float alpha, float* x) override {
-        timed("scale", Phase::vector, {ll(count)}, [&] { inner_.scale(count, alpha, x); });
-    }
-    void copy(std::size_t count, const float* src, float* dst) override {
-        timed("copy", Phase::vector, {ll(count)}, [&] { inner_.copy(count, src, dst); });
-    }
-    void fill(std::size_t count, float value, float* x) override {
-        timed("fill", Phase::vector, {ll(count)}, [&] { inner_.fill(count, value, x); });
-    }
-    void adam_update(std::size_t count, float lr, float beta1, float beta2, float eps, int step,
-                     const float* grad, float* m, float* v, float* x) override {
-        timed("adam_update", Phase::vector, {ll(count)}, [&] {
-            inner_.adam_update(count, lr, beta1, beta2, eps, step, grad, m, v, x);
-        });
-    }
-    void clamp(std::size_t count, float lo, float hi, float* x) override {
-        timed("clamp", Phase::vector, {ll(count)}, [&] { inner_.clamp(count, lo, hi, x); });
-    }
+    NST_BACKEND_OPS(NST_TIMED_OP)
+#undef NST_TIMED_OP
 
 private:
-    static long long ll(std::size_t value) { return static_cast<long long>(value); }
+    // The sizes an op is keyed by: its leading integer arguments and ConvShape
+    // (the pooling mode and preprocessing skipped), up to the first other one.
+    template <typename... Args>
+    static std::vector<long long> leading_dims(const Args&... args) {
+        std::vector<long long> dims;
+        bool open = true;
+        (add_dim(dims, open, args), ...);
+        return dims;
+    }
+    template <typename T>
+    static void add_dim(std::vector<long long>& dims, bool& open, const T& value) {
+        if constexpr (std::is_same_v<T, ConvShape>) {
+            if (open) dims.insert(dims.end(), {value.in_channels, value.out_channels, value.height, value.width});
+        } else if constexpr (std::is_integral_v<T>) {
+            if (open) dims.push_back(static_cast<long long>(value));
+        } else if constexpr (!std::is_same_v<T, PoolMode> && !std::is_same_v<T, Preprocessing>) {
+            open = false;
+        }
+    }
 
     template <class Call>
     void timed(const char* op, Phase phase, std::vector<long long> dims, Call&& call) {
@@ -390,9 +308,9 @@ std::vector<std::string> matching_layers(const OpKey& key, const std::vector<Lay
             match = d == std::vector<long long>{l.in_channels, l.out_channels, l.height, l.width};
         else if (key.op == "bias_relu_forward")
             match = d == std::vector<long long>{l.out_channels, plane};
-        else if (key.op == "gram" || key.op == "style_loss")
+        else if (key.op == "gram" || key.op == "style_loss_into")
             match = l.style && d == std::vector<long long>{l.out_channels, plane};
-        else if (key.op == "content_loss")
+        else if (key.op == "content_loss_into")
             match = l.content && d[0] == l.out_channels * plane;
         else if (key.op == "relu_backward")
             match = d[0] == l.out_channels * plane;

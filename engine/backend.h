@@ -39,6 +39,7 @@
 
 #include "engine/base/error.h"
 #include "engine/base/types.h"
+#include "engine/backend_ops.h"
 
 namespace nst {
 
@@ -68,82 +69,8 @@ public:
     // Host waits so far: synchronize() and download() calls.
     std::size_t host_waits() const { return host_waits_; }
 
-    // ---- network layers -------------------------------------------------------------
-    // x (C_in, H, W), weight (C_out, C_in, 3, 3) -> y (C_out, H, W). A backend may
-    // keep data derived from a weight buffer (the CPU's Winograd filters): weights
-    // change only through upload, copy or fill, or by releasing the buffer.
-    virtual void conv3x3_forward(const ConvShape& shape, const float* x, const float* weight,
-                                 float* y) = 0;
-    // dy (C_out, H, W), weight (C_out, C_in, 3, 3) -> dx (C_in, H, W), overwritten
-    virtual void conv3x3_backward_data(const ConvShape& shape, const float* dy,
-                                       const float* weight, float* dx) = 0;
-    // y (C, HW) in place: y = max(0, y + bias[c]); bias (C)
-    virtual void bias_relu_forward(int channels, std::size_t plane, const float* bias,
-                                   float* y) = 0;
-    // y, dy (count): dy = 0 where y <= 0 (y is the post-ReLU activation)
-    virtual void relu_backward(std::size_t count, const float* y, float* dy) = 0;
-    // x (C, H, W) -> y (C, H/2, W/2)
-    virtual void pool_forward(PoolMode mode, int channels, int height, int width, const float* x,
-                              float* y) = 0;
-    // x (C, H, W), dy (C, H/2, W/2) -> dx (C, H, W), overwritten
-    virtual void pool_backward(PoolMode mode, int channels, int height, int width,
-                               const float* x, const float* dy, float* dx) = 0;
-
-    // ---- preprocessing ----------------------------------------------------------------
-    // x (3, H, W) in [0,1] -> out (3, H, W) = p(x)
-    virtual void preprocess(const Preprocessing& pre, std::size_t plane, const float* x,
-                            float* out) = 0;
-    // dout (3, H, W) = ∂L/∂p(x) -> dx (3, H, W) += ∂L/∂x
-    virtual void preprocess_backward(const Preprocessing& pre, std::size_t plane,
-                                     const float* dout, float* dx) = 0;
-
-    // ---- Gram matrices and losses ----------------------------------------------------
-    // F (N, M) -> G (N, N) = F Fᵀ
-    virtual void gram(int n, std::size_t m, const float* features, float* gram_out) = 0;
-    // *loss = ½ Σ (F − P)²; dF += weight · (F − P).  F, P, dF (count)
-    virtual void content_loss_into(std::size_t count, const float* features, const float* target,
-                                   float weight, float* grad, double* loss) = 0;
-    // G = F Fᵀ (N, N) already computed, A (N, N) target.
-    // *loss = E = Σ (G − A)² / (4 N² M²); dF += weight · (G − A) F / (N² M²).
-    virtual void style_loss_into(int n, std::size_t m, const float* features,
-                                 const float* gram_in, const float* target, float weight,
-                                 float* grad, double* loss) = 0;
-    // *loss = squared total variation of x (C, H, W) (DESIGN.md); dx += weight · ∂L_tv/∂x.
-    virtual void tv_loss_into(int channels, int height, int width, const float* x, float weight,
-                              float* grad, double* loss) = 0;
-
-    // ---- vector ops for the optimisers ---------------------------------------------
-    // Reductions into backend memory (`out` points into a ScalarBuffer), so that
-    // L-BFGS queues its dot products and updates without waiting for the device.
-    //   dot_into:        *out = scale · Σ x_i y_i
-    //   asum_into:       *out = Σ |x_i|
-    //   amax_into:       *out = max_i |x_i|  (0 when empty)
-    //   non_finite_into: *out = number of elements that are NaN or ±∞
-    //   axpy_from:       y += float(factor · (*alpha − (minus ? *minus : 0))) · x
-    virtual void dot_into(std::size_t count, const float* x, const float* y, double scale,
-                          double* out) = 0;
-    virtual void asum_into(std::size_t count, const float* x, double* out) = 0;
-    virtual void amax_into(std::size_t count, const float* x, double* out) = 0;
-    virtual void non_finite_into(std::size_t count, const float* x, double* out) = 0;
-    virtual void axpy_from(std::size_t count, const double* alpha, const double* minus,
-                           double factor, const float* x, float* y) = 0;
-    virtual void axpy(std::size_t count, float alpha, const float* x, float* y) = 0;  // y += αx
-    virtual void scale(std::size_t count, float alpha, float* x) = 0;                 // x *= α
-    virtual void copy(std::size_t count, const float* src, float* dst) = 0;
-    virtual void fill(std::size_t count, float value, float* x) = 0;
-    // Adam update, elementwise (bias-corrected with step ≥ 1):
-    //   m = β1 m + (1−β1) g;  v = β2 v + (1−β2) g²;
-    //   x −= lr · (m / (1−β1^step)) / (sqrt(v / (1−β2^step)) + ε)
-    virtual void adam_update(std::size_t count, float lr, float beta1, float beta2, float eps,
-                             int step, const float* grad, float* m, float* v, float* x) = 0;
-    // Clamps x into [lo, hi] elementwise.
-    virtual void clamp(std::size_t count, float lo, float hi, float* x) = 0;
-
-    // ---- spatial control (guided Gram matrices, masked content) ----------------------
-    // x, y (C, plane), mask (plane): y[c,p] = x[c,p] · mask[p]. y may be x (in place).
-    // Its own backward: ∂(Σ dy·y)/∂x = dy ⊙ mask, the same op applied to dy.
-    virtual void mask_channels(int channels, std::size_t plane, const float* x,
-                               const float* mask, float* y) = 0;
+    // ---- the compute ops: engine/backend_ops.h lists them with their contracts ---------
+    NST_BACKEND_OPS(NST_BACKEND_PURE_OP)
 
     // ---- host-returning helpers (engine/backend.cpp) ---------------------------------
     // Each runs the op above into a scalar of its own, then waits once (one host

@@ -36,47 +36,8 @@ public:
     void synchronize() override { count_host_wait(); }
     void queue_scalar_read(const double* src, std::size_t count, double* host_dst) override;
 
-    void conv3x3_forward(const ConvShape& shape, const float* x, const float* weight,
-                         float* y) override;
-    void conv3x3_backward_data(const ConvShape& shape, const float* dy, const float* weight,
-                               float* dx) override;
-    void bias_relu_forward(int channels, std::size_t plane, const float* bias, float* y) override;
-    void relu_backward(std::size_t count, const float* y, float* dy) override;
-    void pool_forward(PoolMode mode, int channels, int height, int width, const float* x,
-                      float* y) override;
-    void pool_backward(PoolMode mode, int channels, int height, int width, const float* x,
-                       const float* dy, float* dx) override;
-
-    void preprocess(const Preprocessing& pre, std::size_t plane, const float* x,
-                    float* out) override;
-    void preprocess_backward(const Preprocessing& pre, std::size_t plane, const float* dout,
-                             float* dx) override;
-
-    void gram(int n, std::size_t m, const float* features, float* gram_out) override;
-    void content_loss_into(std::size_t count, const float* features, const float* target,
-                           float weight, float* grad, double* loss) override;
-    void style_loss_into(int n, std::size_t m, const float* features, const float* gram_in,
-                         const float* target, float weight, float* grad, double* loss) override;
-    void tv_loss_into(int channels, int height, int width, const float* x, float weight,
-                      float* grad, double* loss) override;
-
-    void dot_into(std::size_t count, const float* x, const float* y, double scale,
-                  double* out) override;
-    void asum_into(std::size_t count, const float* x, double* out) override;
-    void amax_into(std::size_t count, const float* x, double* out) override;
-    void non_finite_into(std::size_t count, const float* x, double* out) override;
-    void axpy_from(std::size_t count, const double* alpha, const double* minus, double factor,
-                   const float* x, float* y) override;
-    void axpy(std::size_t count, float alpha, const float* x, float* y) override;
-    void scale(std::size_t count, float alpha, float* x) override;
-    void copy(std::size_t count, const float* src, float* dst) override;
-    void fill(std::size_t count, float value, float* x) override;
-    void adam_update(std::size_t count, float lr, float beta1, float beta2, float eps, int step,
-                     const float* grad, float* m, float* v, float* x) override;
-    void clamp(std::size_t count, float lo, float hi, float* x) override;
-
-    void mask_channels(int channels, std::size_t plane, const float* x, const float* mask,
-                       float* y) override;
+    // The compute ops of engine/backend_ops.h, defined in engine/cpu/cpu_*.cpp.
+    NST_BACKEND_OPS(NST_BACKEND_OVERRIDE_OP)
 
 private:
     // im2col scratch for the convolutions, grown on demand and kept.
