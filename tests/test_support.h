@@ -52,10 +52,19 @@ Comparison compare(const std::vector<float>& actual, const std::vector<float>& r
 std::vector<float> random_vector(std::size_t count, unsigned seed, float lo = -1.0f,
                                  float hi = 1.0f);
 
-// A narrow network of VGG-19's topology (widths 3..5), He-scaled random
-// weights and biases of both signs (so ReLU masks are not trivial), BGR Caffe
-// preprocessing with a non-trivial std. Convolutions this narrow (< 16
-// channels) take the CPU backend's direct path, not Winograd.
+// A narrow network of VGG-19's topology, the one test network every test file
+// builds from: He-scaled normal weights, biases uniform in ±bias_range (both
+// signs, so ReLU masks are not trivial), BGR Caffe preprocessing. Convolutions
+// this narrow (< 16 channels) take the CPU backend's direct path, not Winograd.
+struct NarrowVgg {
+    unsigned seed = 1;
+    // C_out of each layer from conv1_1 on; the file stops after the last.
+    std::vector<int> widths{3, 4, 4, 5, 5, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3, 3};
+    float bias_range = 0.1f;
+    float std[3] = {57.0f, 58.0f, 59.0f};  // preprocessing std (Caffe's is 1, 1, 1)
+};
+VggWeights narrow_vgg19(const NarrowVgg& spec);
+// The default widths (3..5) with this seed.
 VggWeights narrow_vgg19(unsigned seed);
 
 // A (C, H, W) tensor in double precision, for the reference implementations.

@@ -59,32 +59,15 @@ void require_success(const test::CommandResult& r) {
 }
 
 // A narrow network with VGG-19's topology (widths 4..8), He-initialised so that
-// activations stay of one order of magnitude through 16 layers.
+// activations stay of one order of magnitude through 16 layers; biases of both
+// signs up to ±0.5 so that normalisation meets negative pre-activations.
 VggWeights narrow_network(unsigned seed) {
-    VggWeights w;
-    w.preprocessing.bgr = true;
-    w.preprocessing.pixel_scale = 255.0f;
-    w.preprocessing.mean[0] = 103.939f;
-    w.preprocessing.mean[1] = 116.779f;
-    w.preprocessing.mean[2] = 123.68f;
-    w.source = "narrow test network";
-    std::mt19937 rng(seed);
-    int in = 3;
-    for (int l = 0; l < 16; ++l) {
-        ConvWeights c;
-        c.name = vgg19_layer_names()[l];
-        c.in_channels = in;
-        c.out_channels = 4 + (l * 3 + int(seed)) % 5;
-        std::normal_distribution<float> normal(0.0f, std::sqrt(2.0f / (9.0f * float(in))));
-        c.weight.resize(std::size_t(c.out_channels) * in * 9);
-        for (auto& v : c.weight) v = normal(rng);
-        std::normal_distribution<float> bias(0.0f, 0.5f);
-        c.bias.resize(c.out_channels);
-        for (auto& v : c.bias) v = bias(rng);
-        w.layers.push_back(c);
-        in = c.out_channels;
-    }
-    return w;
+    test::NarrowVgg spec;
+    spec.seed = seed;
+    spec.widths.clear();
+    for (int l = 0; l < 16; ++l) spec.widths.push_back(4 + (l * 3 + int(seed)) % 5);
+    spec.bias_range = 0.5f;
+    return test::narrow_vgg19(spec);
 }
 
 // The narrow network in every source layout, plus references and broken files.

@@ -356,25 +356,10 @@ TEST_CASE("guided Gram matrices and a masked content loss match the CPU backend"
     // The whole spatial-control path of the objective (mask_channels, Gram of the
     // masked features, the rescaled style_loss, the masked gradient) on a narrow
     // network up to conv3_1, soft masks and one style-image mask.
-    const int widths[] = {4, 4, 6, 6, 8};
-    VggWeights weights;
-    weights.preprocessing.bgr = true;
-    weights.preprocessing.pixel_scale = 255.0f;
-    weights.preprocessing.mean[0] = 103.939f;
-    weights.preprocessing.mean[1] = 116.779f;
-    weights.preprocessing.mean[2] = 123.68f;
-    int in = 3;
-    for (int l = 0; l < 5; ++l) {
-        ConvWeights layer;
-        layer.name = vgg19_layer_names()[l];
-        layer.in_channels = in;
-        layer.out_channels = widths[l];
-        const float bound = std::sqrt(6.0f / (9.0f * static_cast<float>(in)));
-        layer.weight = random_vector(std::size_t(widths[l]) * in * 9, 400 + l, -bound, bound);
-        layer.bias = random_vector(widths[l], 410 + l, 0.0f, 0.1f);
-        weights.layers.push_back(std::move(layer));
-        in = widths[l];
-    }
+    test::NarrowVgg spec;
+    spec.seed = 400;
+    spec.widths = {4, 4, 6, 6, 8};
+    const VggWeights weights = test::narrow_vgg19(spec);
     ObjectiveConfig config;
     config.content_layers = {{"conv2_2", 1.0}};
     config.style_layers = {{"conv1_1", 1.0 / 3}, {"conv2_1", 1.0 / 3}, {"conv3_1", 1.0 / 3}};
