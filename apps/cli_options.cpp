@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "engine/base/error.h"
-#include "engine/objective.h"
+#include "engine/transfer.h"
 #include "nst_version.h"
 
 namespace nst::cli {

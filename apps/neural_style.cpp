@@ -20,8 +20,6 @@
 
 #include "apps/cli_options.h"
 #include "engine/base/exit_codes.h"
-#include "engine/backend.h"
-#include "engine/cuda_api.h"
 #include "engine/base/error.h"
 #include "engine/image.h"
 #include "engine/transfer.h"
