@@ -19,12 +19,7 @@ namespace nst::cli {
 namespace {
 
 std::vector<std::string> split_commas(const std::string& text) {
-    std::vector<std::string> parts;
-    std::stringstream stream(text);
-    std::string part;
-    while (std::getline(stream, part, ','))
-        if (!part.empty()) parts.push_back(part);
-    return parts;
+    return TransferRequest::split_layer_list(text);
 }
 
 std::vector<int> parse_int_list(const std::string& text, const char* option, int lo, int hi) {

@@ -82,7 +82,7 @@ struct TransferRequest {
     std::string preserve_colors = "none";     // none | luminance | histogram | post
     std::string color_transfer = "symmetric";  // cholesky | pca | symmetric (histogram only)
 
-    // "a,b,c" -> {"a", "b", "c"} (empty entries dropped).
+    // "a,b,c" -> {"a", "b", "c"} (empty entries dropped); any comma-separated list.
     static std::vector<std::string> split_layer_list(const std::string& text);
 
     // Throws UsageError (the CLI's one-line messages) for any invalid option.
