@@ -22,6 +22,24 @@ std::vector<std::string> split_commas(const std::string& text) {
     return TransferRequest::split_layer_list(text);
 }
 
+// "2G", "512M", "64k" or plain bytes (powers of 1024).
+std::size_t parse_byte_size(const std::string& text, const char* option) {
+    char* end = nullptr;
+    const double value = std::strtod(text.c_str(), &end);
+    double unit = 1;
+    const std::string suffix = end ? std::string(end) : std::string();
+    if (suffix == "k" || suffix == "K") unit = 1024.0;
+    else if (suffix == "m" || suffix == "M") unit = 1024.0 * 1024;
+    else if (suffix == "g" || suffix == "G") unit = 1024.0 * 1024 * 1024;
+    else if (suffix == "t" || suffix == "T") unit = 1024.0 * 1024 * 1024 * 1024;
+    else if (!suffix.empty()) end = nullptr;
+    const double bytes = value * unit;
+    if (end == nullptr || end == text.c_str() || !std::isfinite(bytes) || bytes < 1 || bytes > 1e18)
+        throw UsageError(std::string(option) + ": '" + text +
+                         "' is not a size (a number of bytes, or with K, M, G or T)");
+    return static_cast<std::size_t>(bytes);
+}
+
 std::vector<int> parse_int_list(const std::string& text, const char* option, int lo, int hi) {
     std::vector<int> values;
     for (const auto& part : split_commas(text)) {
@@ -124,6 +142,11 @@ ParseOutcome parse(int argc, const char* const* argv, Options& o) {
         ->capture_default_str()->check(CLI::Range(0, 1000000));
     app.add_option("--log-json", o.log_json, "Write one JSON object per iteration to this file");
     app.add_flag("--quiet", o.quiet, "No progress on stderr");
+    app.add_flag("--plan", o.plan,
+                 "Print the memory this run will hold, per scale, and exit without running");
+    std::string max_memory;
+    app.add_option("--max-memory", max_memory,
+                   "Refuse to start a run that would hold more, e.g. 2G or 512M (default: the free memory)");
 
     int scales = 1;
     std::string scale_sizes, scale_iterations, style_masks, style_image_masks;
@@ -166,6 +189,7 @@ ParseOutcome parse(int argc, const char* const* argv, Options& o) {
     }
 
     if (app.count("--learning-rate")) o.learning_rate = learning_rate;
+    if (!max_memory.empty()) o.max_memory = parse_byte_size(max_memory, "--max-memory");
     o.style_weight_given = app.count("--style-weight") > 0;
     o.content_layers = split_commas(content_layers);
     o.style_layers = split_commas(style_layers);
@@ -222,6 +246,7 @@ TransferRequest request_without_images(const Options& o) {
     r.precision = o.precision;
     r.preserve_colors = o.preserve_colors;
     r.color_transfer = o.color_transfer;
+    r.max_memory = o.max_memory;
     return r;
 }
 

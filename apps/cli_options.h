@@ -37,6 +37,8 @@ struct Options {
     int save_every = 0;
     std::string log_json;
     bool quiet = false;
+    bool plan = false;             // --plan: print the memory plan and exit
+    std::size_t max_memory = 0;    // --max-memory, bytes (0: what the device has)
     bool style_weight_given = false;  // --style-weight on the command line
 
     // Perceptual controls (Gatys et al. 2017; README, "Controls").

@@ -22,6 +22,7 @@
 #include "engine/base/exit_codes.h"
 #include "engine/base/error.h"
 #include "engine/image.h"
+#include "engine/memory_plan.h"
 #include "engine/transfer.h"
 #include "engine/weights.h"
 
@@ -76,12 +77,23 @@ TransferRequest load_request(const cli::Options& o) {
     return r;
 }
 
+// --plan: the memory table of the run on the backend it would use; nothing runs or is written.
+int print_plan(const VggWeights& weights, const TransferRequest& request) {
+    const std::unique_ptr<Backend> backend = make_backend(
+        parse_device(request.device), request.threads, request.precision != "fp32");
+    const MemoryPlan plan = plan_memory(*backend, weights, request);
+    std::printf("memory plan on %s (%.0f MiB free):\n%s", backend->name().c_str(),
+                double(backend->available_bytes()) / (1 << 20), format_memory_plan(plan).c_str());
+    return 0;
+}
+
 int run(const cli::Options& o) {
-    check_output_writable(o.output);
+    if (!o.plan) check_output_writable(o.output);
 
     const std::string weights_path = resolve_weights_path(o.weights);
     const VggWeights weights = read_weights(weights_path);
     const TransferRequest request = load_request(o);
+    if (o.plan) return print_plan(weights, request);
 
     std::ofstream log;
     if (!o.log_json.empty()) {

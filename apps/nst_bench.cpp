@@ -171,6 +171,14 @@ public:
     void queue_scalar_read(const double* src, std::size_t count, double* host_dst) override {
         inner_.queue_scalar_read(src, count, host_dst);
     }
+    std::size_t available_bytes() const override { return inner_.available_bytes(); }
+    std::size_t planned_scratch_bytes(const std::vector<ConvShape>& convolutions,
+                                      const std::vector<int>& style_channels) const override {
+        return inner_.planned_scratch_bytes(convolutions, style_channels);
+    }
+    std::size_t planned_weight_cache_bytes(const std::vector<ConvShape>& convolutions) const override {
+        return inner_.planned_weight_cache_bytes(convolutions);
+    }
 
     // Every compute op of engine/backend_ops.h: forwarded, and timed while enabled
     // under its name, its phase and the leading sizes of its arguments.

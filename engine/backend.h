@@ -69,6 +69,24 @@ public:
     // Host waits so far: synchronize() and download() calls.
     std::size_t host_waits() const { return host_waits_; }
 
+    // ---- planning (engine/memory_plan.h) ----------------------------------------------
+    // Bytes this backend can still allocate: host memory available at set-up
+    // less what it holds (CPU), the device's free memory (CUDA).
+    virtual std::size_t available_bytes() const = 0;
+    // Bytes the backend holds of its own for a network of these convolutions
+    // (height and width set) and style layers of these channel counts: scratch
+    // grown to the largest need, and data kept per weight buffer. 0 where a
+    // backend cannot know before running (cuDNN's workspace).
+    virtual std::size_t planned_scratch_bytes(const std::vector<ConvShape>& convolutions,
+                                              const std::vector<int>& style_channels) const {
+        (void)convolutions, (void)style_channels;
+        return 0;
+    }
+    virtual std::size_t planned_weight_cache_bytes(const std::vector<ConvShape>& convolutions) const {
+        (void)convolutions;
+        return 0;
+    }
+
     // ---- the compute ops: engine/backend_ops.h lists them with their contracts ---------
     NST_BACKEND_OPS(NST_BACKEND_PURE_OP)
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <deque>
 #include <memory>
 #include <random>
@@ -13,6 +14,7 @@
 #include "engine/backend.h"
 #include "engine/color.h"
 #include "engine/base/error.h"
+#include "engine/memory_plan.h"
 
 namespace nst {
 
@@ -251,6 +253,66 @@ void TransferRequest::validate() const {
     }
 }
 
+void check_memory_budget(const Backend& backend, const VggWeights& weights,
+                         const TransferRequest& request) {
+    const std::size_t available = backend.available_bytes();
+    const bool capped = request.max_memory > 0 && request.max_memory < available;
+    const std::size_t budget = capped ? request.max_memory : available;
+    const std::size_t needed = plan_memory(backend, weights, request).peak_bytes;
+    if (needed <= budget) return;
+
+    const auto mib = [](std::size_t bytes) {
+        char text[32];
+        std::snprintf(text, sizeof text, "%.1f MiB", double(bytes) / (1 << 20));
+        return std::string(text);
+    };
+    const auto fits = [&](const TransferRequest& candidate) {
+        return plan_memory(backend, weights, candidate).peak_bytes <= budget;
+    };
+    std::string fix;
+    TransferRequest smaller = request;
+    if (request.optimizer == "lbfgs") {
+        // The history is 2m image-sized vectors: the largest m that fits, if any.
+        for (int m = request.lbfgs_history - 1; m >= 1 && fix.empty(); m = m * 9 / 10) {
+            smaller.lbfgs_history = m;
+            if (fits(smaller)) fix = "--lbfgs-history " + std::to_string(m);
+        }
+    }
+    // Memory grows with the pixel count: shrink the output (and every scale) in
+    // 5 % steps of the side until it fits, or the network no longer admits it.
+    std::size_t smallest_bytes = 0;
+    int smallest_size = 0;
+    for (double f = 0.95; f > 0.0 && fix.empty(); f -= 0.05) {
+        smaller = request;
+        smaller.size = std::max(16, int(request.size * f));
+        smaller.scale_sizes.clear();
+        if (request.sizes().size() > 1)
+            for (int side : request.sizes()) smaller.scale_sizes.push_back(std::max(16, int(side * f)));
+        try {
+            const std::size_t bytes = plan_memory(backend, weights, smaller).peak_bytes;
+            if (bytes <= budget) fix = "--size " + std::to_string(smaller.size);
+            smaller.lbfgs_history = 1;
+            smallest_bytes = plan_memory(backend, weights, smaller).peak_bytes;
+            smallest_size = smaller.size;
+        } catch (const Error&) {
+            break;  // too small for the deepest layer, or scales that collapsed onto each other
+        }
+        if (smaller.size == 16) break;
+    }
+    if (fix.empty() && smallest_size == 0) {
+        fix = "more memory (the output cannot be smaller for these layers)";
+    } else if (fix.empty()) {
+        fix = "more memory: even --size " + std::to_string(smallest_size) +
+              " with --lbfgs-history 1 needs " + mib(smallest_bytes) + " (the weights and their cache)";
+    } else {
+        fix = "try " + fix;
+    }
+    throw OutOfMemory("out of memory before starting: this run needs " + mib(needed) + " of " +
+                      backend.name() + " memory but " + mib(budget) +
+                      (capped ? " are allowed (--max-memory)" : " are free") + "; " + fix +
+                      " (the table: neural-style --plan)");
+}
+
 double default_style_weight(const TransferRequest& request, const VggWeights& weights) {
     if (request.style_weight) return *request.style_weight;
     if (!weights.extra_attributes.count("normalized")) return TransferDefaults::style_weight;
@@ -272,6 +334,8 @@ TransferResult run_transfer(const VggWeights& weights, const TransferRequest& r,
     std::unique_ptr<Backend> backend = make_backend(parse_device(r.device), r.threads, tf32);
     if (r.precision == "tf32" && backend->name() == "cpu")
         throw UsageError("--precision tf32 needs the CUDA backend (the CPU computes in fp32)");
+
+    check_memory_budget(*backend, weights, r);
 
     TransferResult result;
     result.backend = backend->name();

@@ -81,6 +81,7 @@ struct TransferRequest {
     std::string precision;                    // empty: tf32 on CUDA, fp32 on the CPU; fp32 | tf32
     std::string preserve_colors = "none";     // none | luminance | histogram | post
     std::string color_transfer = "symmetric";  // cholesky | pca | symmetric (histogram only)
+    std::size_t max_memory = 0;               // bytes the run may hold; 0: what the device has
 
     // "a,b,c" -> {"a", "b", "c"} (empty entries dropped); any comma-separated list.
     static std::vector<std::string> split_layer_list(const std::string& text);
@@ -149,6 +150,13 @@ struct TransferResult {
 // found, with optimization.reason saying so.
 TransferResult run_transfer(const VggWeights& weights, const TransferRequest& request,
                             const TransferCallbacks& callbacks = {});
+
+// Throws RuntimeFailure, before any work, when the memory plan of `request`
+// (engine/memory_plan.h) exceeds what `backend` has free or request.max_memory:
+// the message gives both numbers and the cheapest fix (a smaller L-BFGS history
+// when that suffices, else the largest --size that fits). run_transfer calls it.
+void check_memory_budget(const Backend& backend, const VggWeights& weights,
+                         const TransferRequest& request);
 
 // β for a request: as given, else the default for the kind of weights
 // (docs/DEFAULTS.md): normalised weights need a far larger style weight.

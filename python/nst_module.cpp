@@ -144,10 +144,10 @@ PYBIND11_MODULE(nst, m) {
             PyErr_SetString(PyExc_ValueError, e.what());
         } catch (const InputError& e) {
             input_error(e.what());
+        } catch (const OutOfMemory& e) {
+            PyErr_SetString(PyExc_MemoryError, e.what());
         } catch (const RuntimeFailure& e) {
-            const bool memory = std::string(e.what()).find("out of") != std::string::npos &&
-                                std::string(e.what()).find("memory") != std::string::npos;
-            PyErr_SetString(memory ? PyExc_MemoryError : PyExc_RuntimeError, e.what());
+            PyErr_SetString(PyExc_RuntimeError, e.what());
         } catch (const Error& e) {
             PyErr_SetString(PyExc_RuntimeError, e.what());
         }
@@ -213,7 +213,7 @@ PYBIND11_MODULE(nst, m) {
            std::optional<std::vector<int>> scale_sizes,
            std::optional<std::vector<int>> scale_iterations, py::object style_masks,
            py::object style_image_masks, py::object content_mask, bool mask_erosion,
-           py::object callback) {
+           std::size_t max_memory, py::object callback) {
             TransferRequest r;
             r.content = to_image(content, "content");
             r.styles = to_images(style, "style");
@@ -259,6 +259,7 @@ PYBIND11_MODULE(nst, m) {
                     r.style_image_masks.push_back(item.is_none() ? Image{} : to_image(item, "style image mask"));
             if (!content_mask.is_none()) r.content_mask = to_image(content_mask, "content mask");
             r.mask_erosion = mask_erosion;
+            r.max_memory = max_memory;
             r.validate();
 
             Weights loaded = weights.is_none() || is_path(weights)
@@ -315,7 +316,7 @@ PYBIND11_MODULE(nst, m) {
         py::arg("scale_sizes") = py::none(), py::arg("scale_iterations") = py::none(),
         py::arg("style_masks") = py::none(), py::arg("style_image_masks") = py::none(),
         py::arg("content_mask") = py::none(), py::arg("mask_erosion") = false,
-        py::arg("callback") = py::none(),
+        py::arg("max_memory") = d.max_memory, py::arg("callback") = py::none(),
         R"(Stylises `content` with `style` and returns the image, float32 (H, W, 3) in [0, 1].
 
 content, style: a path or an array (H, W, 3) uint8 or float in [0, 1]; style may be a list
@@ -336,6 +337,8 @@ scales: coarse-to-fine sizes halving down to size; or scale_sizes (coarsest firs
     scale_iterations (per scale).
 style_masks: one output region per style; style_image_masks: each style image's own region
     (None entries: the whole image); content_mask; mask_erosion: "inside" guidance.
+max_memory: bytes the run may hold (0: what the device has free); a run whose memory plan
+    exceeds it is refused before any work (MemoryError naming the cheapest fix).
 callback: called after each iteration with an nst.Report; return False to stop early.
 
 The run releases the GIL; Ctrl-C stops it after the current iteration (KeyboardInterrupt).

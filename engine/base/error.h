@@ -39,6 +39,13 @@ public:
     using RuntimeFailure::RuntimeFailure;
 };
 
+// Not enough host or device memory for a run, found at an allocation or up
+// front by the memory plan (exit code 4; MemoryError in Python).
+class OutOfMemory : public RuntimeFailure {
+public:
+    using RuntimeFailure::RuntimeFailure;
+};
+
 // "file.cpp:123" for error messages that point at the failing call.
 inline std::string source_location(const char* file, int line) {
     const char* base = std::strrchr(file, '/');

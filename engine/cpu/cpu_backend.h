@@ -36,12 +36,21 @@ public:
     void synchronize() override { count_host_wait(); }
     void queue_scalar_read(const double* src, std::size_t count, double* host_dst) override;
 
+    std::size_t available_bytes() const override {
+        return memory_limit_ > bytes_in_use_ ? memory_limit_ - bytes_in_use_ : 0;
+    }
+    std::size_t planned_scratch_bytes(const std::vector<ConvShape>& convolutions,
+                                      const std::vector<int>& style_channels) const override;
+    std::size_t planned_weight_cache_bytes(const std::vector<ConvShape>& convolutions) const override;
+
     // The compute ops of engine/backend_ops.h, defined in engine/cpu/cpu_*.cpp.
     NST_BACKEND_OPS(NST_BACKEND_OVERRIDE_OP)
 
 private:
     // im2col scratch for the convolutions, grown on demand and kept.
     float* column_scratch(std::size_t count);
+    // Floats of that scratch one convolution needs (cpu_conv.cpp).
+    std::size_t conv_scratch_floats(const ConvShape& shape, bool backward) const;
     // Winograd-transformed filters of a weight buffer, cached (cpu_conv.cpp).
     const float* winograd_filters(const ConvShape& shape, const float* weight);
     // Drops cached filters of weight buffers overlapping [begin, begin + count).

@@ -32,6 +32,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <vector>
 #include <cstdint>
 #include <cstring>
 
@@ -172,6 +173,46 @@ void CpuBackend::forget_filters(const float* begin, std::size_t count) {
     }
 }
 
+namespace {
+
+// The backward pass's flipped filters, padded to 64 bytes.
+std::size_t flipped_filter_floats(const ConvShape& shape) {
+    return ((std::size_t(shape.in_channels) * shape.out_channels * 9 + 15) / 16) * 16;
+}
+
+}  // namespace
+
+std::size_t CpuBackend::conv_scratch_floats(const ConvShape& shape, bool backward) const {
+    const int reduced = backward ? shape.out_channels : shape.in_channels;
+    const int produced = backward ? shape.in_channels : shape.out_channels;
+    if (cpu::use_winograd(reduced, shape.height, shape.width)) {
+        const cpu::WinogradPlan plan = cpu::plan_winograd(reduced, produced, shape.height, shape.width);
+        return plan.thread_floats * plan.threads;
+    }
+    const Tiling plan = plan_tiles(reduced, shape.height, shape.width);
+    return (backward ? flipped_filter_floats(shape) : 0) + plan.tile_floats * plan.threads;
+}
+
+std::size_t CpuBackend::planned_scratch_bytes(const std::vector<ConvShape>& convolutions,
+                                              const std::vector<int>& style_channels) const {
+    // One scratch buffer, grown to the largest use: the convolutions' columns
+    // or Winograd tiles, and the style loss's G − A (cpu_losses.cpp).
+    std::size_t floats = 0;
+    for (const ConvShape& shape : convolutions)
+        floats = std::max({floats, conv_scratch_floats(shape, false), conv_scratch_floats(shape, true)});
+    for (int n : style_channels) floats = std::max(floats, std::size_t(n) * n);
+    return floats * sizeof(float);
+}
+
+std::size_t CpuBackend::planned_weight_cache_bytes(const std::vector<ConvShape>& convolutions) const {
+    std::size_t floats = 0;  // the Winograd filters of each layer that takes Winograd either way
+    for (const ConvShape& shape : convolutions)
+        if (cpu::use_winograd(shape.in_channels, shape.height, shape.width) ||
+            cpu::use_winograd(shape.out_channels, shape.height, shape.width))
+            floats += filter_floats(shape);
+    return floats * sizeof(float);
+}
+
 void CpuBackend::conv3x3_forward(const ConvShape& shape, const float* x, const float* weight,
                                  float* y) {
     check_shape(shape);
@@ -179,12 +220,12 @@ void CpuBackend::conv3x3_forward(const ConvShape& shape, const float* x, const f
         const cpu::WinogradPlan plan = cpu::plan_winograd(shape.in_channels, shape.out_channels,
                                                           shape.height, shape.width);
         const float* filters = winograd_filters(shape, weight);
-        float* scratch = column_scratch(plan.thread_floats * plan.threads);
+        float* scratch = column_scratch(conv_scratch_floats(shape, false));
         cpu::winograd_conv3x3(plan, x, filters, false, y, scratch);
         return;
     }
     const Tiling plan = plan_tiles(shape.in_channels, shape.height, shape.width);
-    float* scratch = column_scratch(plan.tile_floats * plan.threads);
+    float* scratch = column_scratch(conv_scratch_floats(shape, false));
     conv3x3_im2col(plan, shape.in_channels, shape.out_channels, shape.height, shape.width, x,
                    weight, y, scratch);
 }
@@ -197,14 +238,14 @@ void CpuBackend::conv3x3_backward_data(const ConvShape& shape, const float* dy,
         // The forward's transformed filters, read mirrored and transposed.
         const cpu::WinogradPlan plan = cpu::plan_winograd(c_out, c_in, shape.height, shape.width);
         const float* filters = winograd_filters(shape, weight);
-        float* scratch = column_scratch(plan.thread_floats * plan.threads);
+        float* scratch = column_scratch(conv_scratch_floats(shape, true));
         cpu::winograd_conv3x3(plan, dy, filters, true, dx, scratch);
         return;
     }
     const Tiling plan = plan_tiles(c_out, shape.height, shape.width);
     // Scratch: the flipped filters w' (C_in, C_out·9), padded to 64 bytes, then the columns.
-    const std::size_t filter_count = ((std::size_t(c_in) * c_out * 9 + 15) / 16) * 16;
-    float* scratch = column_scratch(filter_count + plan.tile_floats * plan.threads);
+    const std::size_t filter_count = flipped_filter_floats(shape);
+    float* scratch = column_scratch(conv_scratch_floats(shape, true));
     float* flipped = scratch;  // (C_in, C_out, 3, 3)
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < c_in; ++c)

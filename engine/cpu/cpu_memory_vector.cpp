@@ -66,13 +66,13 @@ CpuBackend::~CpuBackend() {
 float* CpuBackend::allocate(std::size_t count) {
     const std::size_t bytes = count * sizeof(float);
     if (count > memory_limit_ / sizeof(float) || bytes > memory_limit_ - std::min(memory_limit_, bytes_in_use_))
-        throw RuntimeFailure("out of host memory: this run needs more than the " +
+        throw OutOfMemory("out of host memory: this run needs more than the " +
                              std::to_string(memory_limit_ >> 20) + " MiB available (" +
                              std::to_string(bytes_in_use_ >> 20) + " MiB held, " +
                              std::to_string(bytes >> 20) + " MiB more asked); try a smaller --size");
     void* block = std::aligned_alloc(64, kHeader + ((bytes + 63) / 64) * 64);
     if (!block)
-        throw RuntimeFailure("out of host memory: could not allocate " +
+        throw OutOfMemory("out of host memory: could not allocate " +
                              std::to_string(bytes >> 20) + " MiB");
     std::memcpy(block, &bytes, sizeof bytes);
     bytes_in_use_ += bytes;

@@ -51,6 +51,12 @@ void CudaBackend::synchronize() {
     context_.wait();
 }
 
+std::size_t CudaBackend::available_bytes() const {
+    std::size_t free_bytes = 0, total_bytes = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    return free_bytes;
+}
+
 void CudaBackend::queue_scalar_read(const double* src, std::size_t count, double* host_dst) {
     if (context_.staging_full(count)) synchronize();
     context_.queue_scalar_read(src, count, host_dst);

@@ -30,6 +30,7 @@ public:
     std::size_t peak_bytes() const override { return context_.peak_bytes(); }
     void synchronize() override;
     void queue_scalar_read(const double* src, std::size_t count, double* host_dst) override;
+    std::size_t available_bytes() const override;  // cudaMemGetInfo's free bytes
 
     // The compute ops of engine/backend_ops.h, defined in engine/cuda/cuda_backend.cpp.
     NST_BACKEND_OPS(NST_BACKEND_OVERRIDE_OP)

@@ -24,7 +24,7 @@ void* device_malloc(std::size_t bytes) {
         (void)cudaGetLastError();  // clear it: an allocation failure is not sticky
         std::size_t free_bytes = 0, total_bytes = 0;
         if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) (void)cudaGetLastError();
-        throw DeviceError("out of device memory: needed " + mebibytes(bytes) + " MiB, " +
+        throw OutOfMemory("out of device memory: needed " + mebibytes(bytes) + " MiB, " +
                           mebibytes(free_bytes) + " MiB free");
     }
     NST_DEVICE_CHECK(status, cudaSuccess, cudaGetErrorString);

@@ -17,7 +17,7 @@
 namespace nst::cuda {
 
 // cudaMalloc that turns out-of-memory into
-// DeviceError("out of device memory: needed X MiB, Y MiB free").
+// OutOfMemory("out of device memory: needed X MiB, Y MiB free").
 void* device_malloc(std::size_t bytes);
 
 class CudaContext {

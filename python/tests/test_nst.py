@@ -107,10 +107,17 @@ def test_bad_images_and_weights_are_input_errors(tmp_path, images, weights):
 
 def test_out_of_memory_is_a_memory_error(images, weights):
     content, style = images
-    # 2 x 10000 history vectors of 3 x 1024 x 820 floats: about 200 GB, refused up front.
-    with pytest.raises(MemoryError, match="out of host memory"):
+    # 2 x 10000 history vectors of 3 x 1024 x 820 floats: about 200 GB, refused up front
+    # by the memory plan, with the fix.
+    with pytest.raises(MemoryError, match="out of memory before starting: .* try --lbfgs-history"):
         nst.stylize(content, style, weights=weights, device="cpu", size=1024, iterations=2,
                     lbfgs_history=10000)
+
+
+def test_max_memory_refuses_up_front(images, weights):
+    content, style = images
+    with pytest.raises(MemoryError, match=r"out of memory before starting: .* are allowed \(--max-memory\)"):
+        nst.stylize(content, style, weights=weights, **KWARGS, max_memory=64 * 1024)
 
 
 def test_callback_reports_and_early_stop(images, weights):

@@ -1,0 +1,48 @@
+// What a transfer will hold in backend memory, known before any work: per scale,
+// the weights, the backend's own caches and scratch, the activations and their
+// gradients, the loss targets, and the image-sized vectors of the optimiser
+// (L-BFGS: 2m + 8 vectors of 3·H·W floats). The figures follow the engine's
+// allocations one for one (engine/vgg19.cpp, engine/objective.cpp,
+// engine/lbfgs.cpp, engine/adam.cpp, engine/transfer.cpp); a test holds the plan
+// within 10 % of the CPU backend's measured peak.
+//
+// The CUDA backend's cuDNN workspace is chosen at the first evaluation and is
+// not in the plan (Backend::planned_scratch_bytes says 0 for it).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/transfer.h"
+#include "engine/weights.h"
+
+namespace nst {
+
+struct MemoryPlanItem {
+    std::string what;   // "activations and their gradients"
+    std::size_t bytes = 0;
+};
+
+struct ScalePlan {
+    int width = 0, height = 0;
+    std::vector<MemoryPlanItem> items;  // held while the scale's optimiser runs
+    std::size_t setup_bytes = 0;        // peak while the targets are computed
+    std::size_t peak_bytes = 0;         // max(setup, the items' sum)
+};
+
+struct MemoryPlan {
+    std::vector<ScalePlan> scales;
+    std::size_t peak_bytes = 0;  // the largest scale's
+};
+
+// The plan of `request` on `backend` (its caches and scratch depend on it).
+// Validates the request like run_transfer (UsageError).
+MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
+                       const TransferRequest& request);
+
+// The plan as a table, one line per item, for --plan.
+std::string format_memory_plan(const MemoryPlan& plan);
+
+}  // namespace nst

@@ -1,0 +1,155 @@
+// The memory plan (engine/memory_plan.h) against the CPU backend's measured peak,
+// with the shared VGG-19 weights (real channel widths, so the Winograd cache and
+// scratch are those of a real run).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+
+#include "engine/cpu/cpu_backend.h"
+#include "engine/memory_plan.h"
+#include "engine/transfer.h"
+#include "tests/test_support.h"
+
+using namespace nst;
+
+namespace {
+
+const VggWeights& shared_weights() {
+    static const VggWeights weights = read_weights(test::shared_weights_path());
+    return weights;
+}
+
+}  // namespace
+
+TEST_CASE("memory plan: within 10% of the measured peak", "[plan]") {
+    struct Case {
+        const char* name;
+        int size;
+        int history;
+        const char* optimizer;
+        const char* line_search;
+        std::vector<int> scale_sizes;
+        double style_scale;
+    };
+    const Case cases[] = {
+        {"64 px, L-BFGS m = 100", 64, 100, "lbfgs", "fixed", {}, 1.0},
+        {"128 px, L-BFGS m = 5", 128, 5, "lbfgs", "fixed", {}, 1.0},
+        {"96 px, Adam, style at 1.5x", 96, 100, "adam", "fixed", {}, 1.5},
+        {"two scales 48 -> 96, Wolfe, m = 20", 96, 20, "lbfgs", "wolfe", {48, 96}, 1.0},
+    };
+    for (const Case& c : cases) {
+        TransferRequest request;
+        request.content = test::random_image(c.size, c.size * 3 / 4, 31);
+        request.styles = {test::random_image(c.size * 2 / 3, c.size, 32)};
+        request.size = c.size;
+        request.scale_sizes = c.scale_sizes;
+        request.style_scale = c.style_scale;
+        request.iterations = 2;
+        request.lbfgs_history = c.history;
+        request.optimizer = c.optimizer;
+        request.line_search = c.line_search;
+        request.device = "cpu";
+
+        CpuBackend backend;  // the thread count run_transfer's backend gets too
+        const MemoryPlan plan = plan_memory(backend, shared_weights(), request);
+        const TransferResult result = run_transfer(shared_weights(), request);
+        const double ratio = double(plan.peak_bytes) / double(result.peak_bytes);
+        INFO(c.name << ": planned " << plan.peak_bytes << " B, measured " << result.peak_bytes
+                    << " B (ratio " << ratio << ")\n" << format_memory_plan(plan));
+        // The bound; the plan follows the allocations one for one, so
+        // what remains is what a run allocates that no table lists.
+        CHECK(std::fabs(ratio - 1.0) <= 0.10);
+        std::printf("memory plan: %s: planned %.2f MiB, measured %.2f MiB (%+.2f%%)\n", c.name,
+                    double(plan.peak_bytes) / 1048576.0, double(result.peak_bytes) / 1048576.0,
+                    100 * (ratio - 1));
+    }
+}
+
+TEST_CASE("memory plan: a run over budget is refused up front with the cheapest fix", "[plan]") {
+    // The narrow network: its weights are tiny, so the image-sized vectors
+    // (L-BFGS's 2m history above all) make up the plan, as at large sizes.
+    const VggWeights narrow = test::narrow_vgg19(37);
+    TransferRequest request;
+    request.content = test::random_image(96, 72, 33);
+    request.styles = {test::random_image(72, 96, 34)};
+    request.size = 96;
+    request.device = "cpu";
+    CpuBackend backend;
+    const std::size_t needed = plan_memory(backend, narrow, request).peak_bytes;
+    const auto refusal = [&](const VggWeights& weights, const TransferRequest& r) {
+        try {
+            check_memory_budget(backend, weights, r);
+        } catch (const OutOfMemory& e) {
+            return std::string(e.what());
+        }
+        return std::string();
+    };
+
+    SECTION("a smaller L-BFGS history fits: it is named, and it does fit") {
+        request.max_memory = needed / 2;
+        const std::string message = refusal(narrow, request);
+        INFO(message);
+        const auto at = message.find("try --lbfgs-history ");
+        REQUIRE(at != std::string::npos);
+        TransferRequest fixed = request;
+        fixed.lbfgs_history = std::stoi(message.substr(at + 20));
+        CHECK(fixed.lbfgs_history < request.lbfgs_history);
+        CHECK(refusal(narrow, fixed).empty());
+    }
+    SECTION("with Adam only a smaller output fits: the size is named, and it does fit") {
+        request.optimizer = "adam";
+        request.max_memory = plan_memory(backend, narrow, request).peak_bytes / 2;
+        const std::string message = refusal(narrow, request);
+        INFO(message);
+        const auto at = message.find("try --size ");
+        REQUIRE(at != std::string::npos);
+        TransferRequest fixed = request;
+        fixed.size = std::stoi(message.substr(at + 11));
+        CHECK(fixed.size < request.size);
+        CHECK(refusal(narrow, fixed).empty());
+    }
+    SECTION("when nothing fits, the message says what the weights alone need") {
+        request.max_memory = 16 << 20;  // the shared weights alone are 49 MiB
+        const std::string message = refusal(shared_weights(), request);
+        INFO(message);
+        CHECK(message.find("more memory: even --size ") != std::string::npos);
+        CHECK(message.find(" with --lbfgs-history 1 needs ") != std::string::npos);
+    }
+    SECTION("run_transfer refuses before any work") {
+        request.max_memory = needed / 2;
+        int reports = 0;
+        TransferCallbacks callbacks;
+        callbacks.on_iteration = [&](const TransferProgress&) { return ++reports > 0; };
+        CHECK_THROWS_AS(run_transfer(narrow, request, callbacks), OutOfMemory);
+        CHECK(reports == 0);
+    }
+}
+
+TEST_CASE("memory plan: neural-style --plan prints it and runs nothing; --max-memory refuses", "[plan][cli]") {
+    test::TempDir dir("plan-cli");
+    save_image(dir.file("content.png"), test::random_image(80, 60, 35));
+    save_image(dir.file("style.png"), test::random_image(60, 80, 36));
+    const std::string base = "'" + test::cli_path() + "' --content '" + dir.file("content.png") +
+                             "' --style '" + dir.file("style.png") + "' --weights '" +
+                             test::shared_weights_path() + "' --output '" + dir.file("out.png") +
+                             "' --device cpu --size 80 --quiet";
+    const auto plan = test::run_command(base + " --plan");
+    INFO(plan.err);
+    CHECK(plan.exit_code == 0);
+    CHECK(plan.out.find("memory plan on cpu") != std::string::npos);
+    CHECK(plan.out.find("L-BFGS: x, 200 history") != std::string::npos);
+    CHECK(plan.out.find("peak of the run") != std::string::npos);
+    CHECK_FALSE(test::file_exists(dir.file("out.png")));
+
+    const auto refused = test::run_command(base + " --max-memory 20M");
+    INFO(refused.err);
+    CHECK(refused.exit_code == 4);
+    CHECK(refused.err.find("out of memory before starting") != std::string::npos);
+    CHECK(refused.err.find("20.0 MiB are allowed (--max-memory)") != std::string::npos);
+    CHECK_FALSE(test::file_exists(dir.file("out.png")));
+
+    const auto bad = test::run_command(base + " --max-memory lots");
+    CHECK(bad.exit_code == 2);
+    CHECK(bad.err.find("--max-memory: 'lots' is not a size") != std::string::npos);
+}
