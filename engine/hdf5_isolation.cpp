@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
 
 #include "engine/base/error.h"
@@ -90,8 +91,9 @@ void run_test_hook() {
         for (volatile unsigned long i = 0;; i = i + 1) {
         }
     if (what == "alloc") {
-        std::vector<std::vector<char>> hog;
-        for (;;) hog.emplace_back(std::size_t{64} << 20, 'x');
+        // Untouched blocks: the address-space limit stops this, not the machine's RAM.
+        std::vector<std::unique_ptr<char[]>> hog;
+        for (;;) hog.emplace_back(new char[std::size_t{64} << 20]);
     }
 }
 
@@ -122,7 +124,12 @@ void send_status(const Writer& out, Status status, const char* message = nullptr
                              const std::function<void(Writer&)>& child) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     // Ctrl-C reaches the whole process group: the child stops at once, the parent decides.
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) signal(sig, SIG_DFL);
+    // A crash must end the child with its signal, whatever handler the host program
+    // installed (a test framework's, a crash reporter's, a sanitizer's): the parent
+    // reads the signal from the exit status.
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT,
+                    SIGTRAP, SIGSYS, SIGXCPU})
+        signal(sig, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -135,10 +142,12 @@ void send_status(const Writer& out, Status status, const char* message = nullptr
     if (close_range(kChildPipe + 1, ~0U, 0) != 0)
         for (int fd = kChildPipe + 1; fd < 4096; ++fd) close(fd);
     apply_limits(limits);
-    run_test_hook();
 
+    // Nothing may leave this function but _exit: an exception escaping into the copy of
+    // the caller's stack would run the parent's code a second time.
     Writer out(kChildPipe);
     try {
+        run_test_hook();
         child(out);
         out.bytes(nullptr, 0);  // an empty answer still starts with its status byte
     } catch (const std::bad_alloc&) {
