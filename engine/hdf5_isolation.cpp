@@ -2,6 +2,8 @@
 // (engine/hdf5_isolation.h).
 #include "engine/hdf5_isolation.h"
 
+#include <hdf5.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -66,7 +68,7 @@ void limit(int resource, rlim_t soft, rlim_t hard) {
 // Limits relative to what the process already maps: the child starts as a copy of the
 // parent (its buffers, thread stacks and, under ASan, terabytes of reserved shadow), and
 // only what it adds while parsing should count.
-void apply_limits(const Limits& limits) {
+void apply_limits(const Limits& limits, bool limit_files) {
     const std::size_t address_space = mapped_bytes("VmSize");
     const std::size_t data = mapped_bytes("VmData");
     if (address_space) limit(RLIMIT_AS, address_space + limits.memory_bytes,
@@ -76,7 +78,7 @@ void apply_limits(const Limits& limits) {
     // limit; this one still holds if the parent is stopped.
     const rlim_t cpu = static_cast<rlim_t>(std::ceil(limits.wall_seconds)) + 1;
     limit(RLIMIT_CPU, cpu, cpu + 1);
-    limit(RLIMIT_NOFILE, rlim_t(limits.open_files), rlim_t(limits.open_files));
+    if (limit_files) limit(RLIMIT_NOFILE, rlim_t(limits.open_files), rlim_t(limits.open_files));
     limit(RLIMIT_CORE, 0, 0);  // a crash on a hostile file leaves no core file behind
 }
 
@@ -112,15 +114,17 @@ void write_all(int fd, const void* data, std::size_t size) {
 void send_status(const Writer& out, Status status, const char* message = nullptr) {
     if (out.started()) _exit(kExitWriteFailed);  // half an answer: the parent sees a short pipe
     const std::uint8_t byte = status;
-    write_all(kChildPipe, &byte, 1);
+    write_all(out.fd(), &byte, 1);
     if (!message) return;
     const std::uint32_t length =
         static_cast<std::uint32_t>(std::min(std::strlen(message), kMaxMessage));
-    write_all(kChildPipe, &length, 4);
-    write_all(kChildPipe, message, length);
+    write_all(out.fd(), &length, 4);
+    write_all(out.fd(), message, length);
 }
 
-[[noreturn]] void child_main(int write_end, const Limits& limits,
+// keep_descriptors: the parent has HDF5 files open, and the child's copy of HDF5's state
+// refers to their descriptors (opening one of those files again reuses them).
+[[noreturn]] void child_main(int write_end, const Limits& limits, bool keep_descriptors,
                              const std::function<void(Writer&)>& child) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     // Ctrl-C reaches the whole process group: the child stops at once, the parent decides.
@@ -133,19 +137,21 @@ void send_status(const Writer& out, Status status, const char* message = nullptr
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (write_end != kChildPipe) {
+    int pipe_end = write_end;
+    if (!keep_descriptors && write_end != kChildPipe) {
         if (dup2(write_end, kChildPipe) < 0) _exit(kExitWriteFailed);
         close(write_end);
+        pipe_end = kChildPipe;
     }
     // Only stdin/stdout/stderr and the pipe stay open: the parent's files, sockets and
     // devices are out of reach, and RLIMIT_NOFILE then bounds what the parser opens.
-    if (close_range(kChildPipe + 1, ~0U, 0) != 0)
+    if (!keep_descriptors && close_range(kChildPipe + 1, ~0U, 0) != 0)
         for (int fd = kChildPipe + 1; fd < 4096; ++fd) close(fd);
-    apply_limits(limits);
+    apply_limits(limits, /*limit_files=*/!keep_descriptors);
 
     // Nothing may leave this function but _exit: an exception escaping into the copy of
     // the caller's stack would run the parent's code a second time.
-    Writer out(kChildPipe);
+    Writer out(pipe_end);
     try {
         run_test_hook();
         child(out);
@@ -341,6 +347,9 @@ void run_isolated(const std::string& subject, const std::function<void(Writer&)>
     if (pipe2(ends, O_CLOEXEC) != 0)
         throw RuntimeFailure(subject + ": cannot make a pipe for the HDF5 reader (" +
                              std::strerror(errno) + ")");
+    // In nst's programs HDF5 has no file open here; a host program (a test, a tool)
+    // may have, and then the child keeps the inherited descriptors HDF5 refers to.
+    const bool hdf5_files_open = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE) > 0;
     const pid_t pid = fork();
     if (pid < 0) {
         const int error = errno;
@@ -351,7 +360,7 @@ void run_isolated(const std::string& subject, const std::function<void(Writer&)>
     }
     if (pid == 0) {
         close(ends[0]);
-        child_main(ends[1], limits, child);
+        child_main(ends[1], limits, hdf5_files_open, child);
     }
     close(ends[1]);
     // A larger pipe (1 MiB, Linux's default ceiling for unprivileged users) means fewer

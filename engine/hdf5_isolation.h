@@ -7,7 +7,8 @@
 //   parent                                      child (fork, no exec)
 //   pipe(), fork() ───────────────────────────▶ limits: RLIMIT_AS/DATA (what the process
 //   read the pipe, at most `wall` seconds         already maps + memory_bytes), RLIMIT_CPU,
-//   (poll); validate every length and count       RLIMIT_NOFILE; every other descriptor closed;
+//   (poll); validate every length and count       RLIMIT_NOFILE; every other descriptor closed
+//                                                 (unless the host has HDF5 files open);
 //   before allocating for it                      dies with the parent (PR_SET_PDEATHSIG)
 //                                 ◀─────────────  status byte, then the answer or a message
 //   waitpid: a signal, a limit, a time-out        _exit (no atexit handlers, no stdio flush)
@@ -52,6 +53,7 @@ class Writer {
 public:
     explicit Writer(int fd) : fd_(fd) {}
     bool started() const { return started_; }
+    int fd() const { return fd_; }
     void bytes(const void* data, std::size_t size);
     void u8(std::uint8_t value) { bytes(&value, 1); }
     void u32(std::uint32_t value) { bytes(&value, 4); }
