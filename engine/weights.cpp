@@ -3,6 +3,16 @@
 // closes what was opened; HDF5's automatic error printing is switched off while
 // we work, so a bad file yields only our one-line message.
 //
+// Reading happens in a child process (engine/hdf5_isolation.h): libhdf5 1.10 crashes,
+// hangs or allocates gigabytes on hostile files, so the parse below runs under limits
+// and hands the weights back over a pipe; the parent checks them again with the
+// writer's rules. Inside the child the reader still trusts nothing: links must be hard
+// links (an external link would open another file, a FIFO hangs), data must be stored
+// inside the file (no external raw storage, no virtual datasets), every shape is
+// bounded by what VGG-19 can be and compared with the bytes the file really stores
+// before anything is allocated, and every attribute's type class, size and count are
+// checked before it is read.
+//
 // Reading: root attributes first (format, then version, then preprocessing), then
 // the groups conv1_1 ... in order until the first missing one. Shapes are checked
 // before any data is read, so a file claiming a huge tensor is refused before we
@@ -36,6 +46,8 @@
 
 #include "engine/base/error.h"
 #include "engine/hdf5_handles.h"
+#include "engine/hdf5_isolation.h"
+#include "engine/weights_isolated.h"
 
 namespace nst {
 
@@ -62,15 +74,14 @@ PropertyList file_access_list() {
 
 // ---- messages -------------------------------------------------------------------------
 
-// The file a message is about: every message starts with "weights '<path>': ".
+// The file a message is about: every message starts with "weights '<path>': " (or
+// `subject` and ": " when set, e.g. "Keras weights '<path>'").
 struct Where {
     std::string path;
-    InputError input_error(const std::string& what) const {
-        return InputError("weights '" + path + "': " + what);
-    }
-    RuntimeFailure failure(const std::string& what) const {
-        return RuntimeFailure("weights '" + path + "': " + what);
-    }
+    std::string subject;
+    std::string prefix() const { return (subject.empty() ? "weights '" + path + "'" : subject) + ": "; }
+    InputError input_error(const std::string& what) const { return InputError(prefix() + what); }
+    RuntimeFailure failure(const std::string& what) const { return RuntimeFailure(prefix() + what); }
 };
 
 std::string format_number(double value) {
@@ -93,8 +104,19 @@ std::string layer_path(int index) { return "/" + vgg19_layer_names()[index]; }
 // ---- rules shared by reading and writing -----------------------------------------------
 
 constexpr int kLayerCount = 16;
-// Far above VGG-19's 512; keeps a damaged shape from asking for terabytes.
-constexpr hsize_t kMaxChannels = 65536;
+// VGG-19's widest layer has 512 channels; 4096 (8x) admits widened variants while one
+// weight tensor stays below 4096 * 4096 * 9 * 4 B = 604 MB.
+constexpr hsize_t kMaxChannels = 4096;
+// All layers together: 2^28 floats (1 GiB), 13x VGG-19's 20.0 M parameters. The child's
+// memory limit (isolation::Limits) leaves room for this much.
+constexpr std::size_t kMaxParameters = std::size_t{1} << 28;
+// Strings (source, extra attributes) and how many extra attributes a file may carry.
+constexpr std::size_t kMaxStringBytes = 65536;
+constexpr std::size_t kMaxExtraAttributes = 256;
+// gzip cannot expand data more than 1032:1 (RFC 1951: at most 258 bytes per 2-bit
+// code); a dataset claiming more values than that from its stored bytes is a lie that
+// would make us allocate for nothing.
+constexpr double kMaxExpansion = 1100.0;
 
 // dims is the shape of /<layer>/weight; previous_out is the C_out of the layer
 // before (0 for conv1_1).
@@ -180,6 +202,21 @@ std::string type_class_name(H5T_class_t type_class) {
     }
 }
 
+// Refuses anything but a hard link, before the object is opened (opening follows the
+// link): an external link opens another file (a FIFO there hangs HDF5, a regular file
+// is read silently) and a soft link may point anywhere in this one.
+void require_hard_link(const Where& where, hid_t location, const std::string& name,
+                       const std::string& path) {
+    H5L_info_t info{};
+    if (H5Lget_info(location, name.c_str(), &info, H5P_DEFAULT) < 0)
+        throw where.input_error("cannot read the link " + path);
+    if (info.type == H5L_TYPE_HARD) return;
+    throw where.input_error(path + " is " +
+                            (info.type == H5L_TYPE_EXTERNAL ? "an external link (to another file)"
+                                                            : "a soft or user-defined link") +
+                            "; only objects stored in this file are read");
+}
+
 Attribute open_attribute(const Where& where, hid_t object, const std::string& name,
                          bool required) {
     const htri_t exists = H5Aexists(object, name.c_str());
@@ -214,6 +251,9 @@ std::string read_string_attribute(const Where& where, const Attribute& attribute
         throw where.input_error("attribute '" + name + "' must hold exactly one string");
 
     if (H5Tis_variable_str(file_type.get()) > 0) {
+        // Variable-length strings (h5py's default, and nst before fixed-length ones) are
+        // read from HDF5's global heap, the code where hostile files crashed libhdf5 1.10
+        // most often: read here only because this runs in the isolated child.
         Datatype memory_type(H5Tcopy(H5T_C_S1));
         if (!memory_type.valid() || H5Tset_size(memory_type.get(), H5T_VARIABLE) < 0 ||
             H5Tset_cset(memory_type.get(), H5Tget_cset(file_type.get())) < 0)
@@ -227,6 +267,9 @@ std::string read_string_attribute(const Where& where, const Attribute& attribute
     }
     const std::size_t size = H5Tget_size(file_type.get());
     if (size == 0) throw where.input_error("cannot read attribute '" + name + "'");
+    if (size > kMaxStringBytes)
+        throw where.input_error("attribute '" + name + "' is a string of " + std::to_string(size) +
+                                " bytes, at most " + std::to_string(kMaxStringBytes) + " allowed");
     std::string value(size, '\0');
     Datatype memory_type(H5Tcopy(file_type.get()));
     if (!memory_type.valid() || H5Aread(attribute.get(), memory_type.get(), value.data()) < 0)
@@ -253,6 +296,8 @@ long long read_integer_attribute(const Where& where, hid_t object, const std::st
                                 " type, expected an integer");
     if (attribute_size(where, attribute, name) != 1)
         throw where.input_error("attribute '" + name + "' must hold exactly one integer");
+    if (H5Tget_size(file_type.get()) > 16)
+        throw where.input_error("attribute '" + name + "' has an integer type wider than 128 bits");
     long long value = 0;
     if (H5Aread(attribute.get(), H5T_NATIVE_LLONG, &value) < 0)
         throw where.input_error("cannot read attribute '" + name + "'");
@@ -269,6 +314,8 @@ void read_float_attribute(const Where& where, hid_t object, const std::string& n
     if (type_class != H5T_FLOAT)
         throw where.input_error("attribute '" + name + "' has " + type_class_name(type_class) +
                                 " type, expected floating point");
+    if (H5Tget_size(file_type.get()) > 16)
+        throw where.input_error("attribute '" + name + "' has a floating-point type wider than 128 bits");
     const hssize_t size = attribute_size(where, attribute, name);
     if (size != count)
         throw where.input_error("attribute '" + name + "' has " + std::to_string(size) +
@@ -336,11 +383,28 @@ void check_filters(const Where& where, const Dataset& dataset, const std::string
     }
 }
 
+// Refuses data kept outside the file: external raw storage (H5Pset_external: any file
+// or FIFO named in the dataset's header) and virtual datasets (mapped from other files).
+void check_storage_is_inside(const Where& where, const Dataset& dataset, const std::string& name) {
+    PropertyList create_list(H5Dget_create_plist(dataset.get()));
+    if (!create_list.valid()) throw where.input_error("cannot read how " + name + " is stored");
+    const int external = H5Pget_external_count(create_list.get());
+    if (external != 0)
+        throw where.input_error(name + " keeps its data in " +
+                                (external > 0 ? std::to_string(external) : std::string("some")) +
+                                " external file(s); only data stored in this file is read");
+    const H5D_layout_t layout = H5Pget_layout(create_list.get());
+    if (layout != H5D_COMPACT && layout != H5D_CONTIGUOUS && layout != H5D_CHUNKED)
+        throw where.input_error(name + " is a virtual dataset or has an unknown layout; only "
+                                "data stored in this file is read");
+}
+
 FloatDataset open_float_dataset(const Where& where, const Group& group,
                                 const std::string& group_path, const char* dataset_name) {
     const std::string name = group_path + "/" + dataset_name;
     const htri_t exists = H5Lexists(group.get(), dataset_name, H5P_DEFAULT);
     if (exists <= 0) throw where.input_error(name + " is missing");
+    require_hard_link(where, group.get(), dataset_name, name);
     FloatDataset result{Dataset(H5Dopen2(group.get(), dataset_name, H5P_DEFAULT)), {}};
     if (!result.dataset.valid()) throw where.input_error(name + " is not a dataset");
 
@@ -358,6 +422,7 @@ FloatDataset open_float_dataset(const Where& where, const Group& group,
     result.dims.resize(static_cast<std::size_t>(rank));
     H5Sget_simple_extent_dims(space.get(), result.dims.data(), nullptr);
     check_filters(where, result.dataset, name);
+    check_storage_is_inside(where, result.dataset, name);
     return result;
 }
 
@@ -367,8 +432,26 @@ std::size_t element_count(const std::vector<hsize_t>& dims) {
     return count;
 }
 
+// Compares the bytes the shape claims with the bytes the file stores for the dataset,
+// before allocating for it: a 9 KB file must not make us allocate gigabytes.
+void check_stored_size(const Where& where, const FloatDataset& source, const std::string& name) {
+    Datatype type(H5Dget_type(source.dataset.get()));
+    const std::size_t value_bytes = type.valid() ? H5Tget_size(type.get()) : 0;
+    if (value_bytes == 0 || value_bytes > 16)
+        throw where.input_error(name + " has a floating-point type of " +
+                                std::to_string(value_bytes) + " bytes");
+    const double claimed = double(element_count(source.dims)) * double(value_bytes);
+    const hsize_t stored = H5Dget_storage_size(source.dataset.get());
+    if (stored == 0) throw where.input_error(name + " has no data stored (never written)");
+    if (claimed > double(stored) * kMaxExpansion)
+        throw where.input_error(name + " claims " + format_number(claimed) + " bytes of values " +
+                                "but the file stores only " + std::to_string(stored) +
+                                " bytes for it (more than gzip can expand)");
+}
+
 std::vector<float> read_floats(const Where& where, const FloatDataset& source,
                                const std::string& name) {
+    check_stored_size(where, source, name);
     std::vector<float> values(element_count(source.dims));
     if (H5Dread(source.dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                 values.data()) < 0)
@@ -377,8 +460,10 @@ std::vector<float> read_floats(const Where& where, const FloatDataset& source,
     return values;
 }
 
-ConvWeights read_layer(const Where& where, hid_t root, int index, hsize_t previous_out) {
+ConvWeights read_layer(const Where& where, hid_t root, int index, hsize_t previous_out,
+                       std::size_t& parameters) {
     const std::string group_path = layer_path(index);
+    require_hard_link(where, root, vgg19_layer_names()[index], group_path);
     Group group(H5Gopen2(root, vgg19_layer_names()[index].c_str(), H5P_DEFAULT));
     if (!group.valid()) throw where.input_error(group_path + " is not a group");
 
@@ -386,6 +471,11 @@ ConvWeights read_layer(const Where& where, hid_t root, int index, hsize_t previo
     check_weight_shape(where, index, weight.dims, previous_out);
     const FloatDataset bias = open_float_dataset(where, group, group_path, "bias");
     check_bias_shape(where, index, bias.dims, weight.dims[0]);
+    parameters += element_count(weight.dims) + element_count(bias.dims);
+    if (parameters > kMaxParameters)
+        throw where.input_error("the layers up to " + group_path + " hold " +
+                                std::to_string(parameters) + " parameters, more than the " +
+                                std::to_string(kMaxParameters) + " a weights file may hold");
 
     ConvWeights layer;
     layer.name = vgg19_layer_names()[index];
@@ -428,6 +518,7 @@ void check_for_writing(const Where& where, const VggWeights& weights) {
         throw where.input_error(std::to_string(weights.layers.size()) +
                                 " layers, VGG-19 has 16");
     hsize_t previous_out = 0;
+    std::size_t parameters = 0;
     for (std::size_t i = 0; i < weights.layers.size(); ++i) {
         const ConvWeights& layer = weights.layers[i];
         const int index = static_cast<int>(i);
@@ -449,26 +540,43 @@ void check_for_writing(const Where& where, const VggWeights& weights) {
         check_finite(where, layer_path(index) + "/weight", layer.weight, dims);
         check_finite(where, layer_path(index) + "/bias", layer.bias, {dims[0]});
         previous_out = dims[0];
+        parameters += layer.weight.size() + layer.bias.size();
+        if (parameters > kMaxParameters)
+            throw where.input_error("more than " + std::to_string(kMaxParameters) +
+                                    " parameters (VGG-19 has 20.0 M)");
     }
+    if (weights.source.size() >= kMaxStringBytes)
+        throw where.input_error("the source text is longer than " +
+                                std::to_string(kMaxStringBytes - 1) + " bytes");
+    if (weights.extra_attributes.size() > kMaxExtraAttributes)
+        throw where.input_error("more than " + std::to_string(kMaxExtraAttributes) +
+                                " extra attributes");
     for (const auto& [name, value] : weights.extra_attributes) {
         if (name.empty() || format_attribute_names().count(name))
             throw where.input_error("extra attribute '" + name +
                                     "' clashes with the format's own attributes");
+        if (name.size() >= kMaxStringBytes || value.size() >= kMaxStringBytes ||
+            name.find('\0') != std::string::npos || value.find('\0') != std::string::npos)
+            throw where.input_error("extra attribute '" + name.substr(0, 64) +
+                                    "' is longer than " + std::to_string(kMaxStringBytes - 1) +
+                                    " bytes or holds a NUL byte");
     }
 }
 
 void write_string_attribute(const Where& where, hid_t object, const std::string& name,
                             const std::string& value) {
-    // Variable-length UTF-8, as h5py writes Python strings.
+    // Fixed-length, NUL-terminated UTF-8: read without HDF5's global heap, whose
+    // variable-length string code is where libhdf5 1.10 crashed most on hostile files.
+    // (h5py reads it as bytes; nst before this wrote variable-length strings.)
     Datatype type(H5Tcopy(H5T_C_S1));
     Dataspace space(H5Screate(H5S_SCALAR));
-    if (!type.valid() || !space.valid() || H5Tset_size(type.get(), H5T_VARIABLE) < 0 ||
+    if (!type.valid() || !space.valid() || H5Tset_size(type.get(), value.size() + 1) < 0 ||
+        H5Tset_strpad(type.get(), H5T_STR_NULLTERM) < 0 ||
         H5Tset_cset(type.get(), H5T_CSET_UTF8) < 0)
         throw where.failure("cannot make a string type for attribute '" + name + "'");
     Attribute attribute(
         H5Acreate2(object, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT));
-    const char* text = value.c_str();
-    if (!attribute.valid() || H5Awrite(attribute.get(), type.get(), &text) < 0)
+    if (!attribute.valid() || H5Awrite(attribute.get(), type.get(), value.c_str()) < 0)
         throw where.failure("cannot write attribute '" + name + "'");
 }
 
@@ -564,10 +672,8 @@ private:
     std::string path_;
 };
 
-}  // namespace
-
-VggWeights read_weights(const std::string& path) {
-    const Where where{path};
+// The parse itself; runs in the isolated child (read_weights).
+VggWeights parse_weights(const Where& where) {
     const QuietHdf5Errors quiet;
     const File file = open_for_reading(where);
     const hid_t root = file.get();
@@ -587,8 +693,12 @@ VggWeights read_weights(const std::string& path) {
         if (format_attribute_names().count(name)) continue;
         const Attribute attribute = open_attribute(where, root, name, true);
         Datatype type(H5Aget_type(attribute.get()));
-        if (type.valid() && H5Tget_class(type.get()) == H5T_STRING)
-            weights.extra_attributes[name] = read_string_attribute(where, attribute, name);
+        if (!type.valid() || H5Tget_class(type.get()) != H5T_STRING) continue;
+        if (weights.extra_attributes.size() == kMaxExtraAttributes || name.size() > kMaxStringBytes)
+            throw where.input_error("more than " + std::to_string(kMaxExtraAttributes) +
+                                    " string attributes, or one with a name of more than " +
+                                    std::to_string(kMaxStringBytes) + " bytes");
+        weights.extra_attributes[name] = read_string_attribute(where, attribute, name);
     }
 
     const auto& names = vgg19_layer_names();
@@ -596,8 +706,9 @@ VggWeights read_weights(const std::string& path) {
         throw where.input_error("missing layer /conv1_1 (a weights file holds at least conv1_1)");
     int index = 0;
     hsize_t previous_out = 0;
+    std::size_t parameters = 0;
     for (; index < kLayerCount && link_exists(root, names[index]); ++index) {
-        weights.layers.push_back(read_layer(where, root, index, previous_out));
+        weights.layers.push_back(read_layer(where, root, index, previous_out, parameters));
         previous_out = static_cast<hsize_t>(weights.layers.back().out_channels);
     }
     for (int later = index + 1; later < kLayerCount; ++later) {
@@ -608,8 +719,105 @@ VggWeights read_weights(const std::string& path) {
     return weights;
 }
 
+// ---- the answer of the isolated child: length-prefixed, checked again by the parent ----
+
+constexpr std::uint32_t kAnswerMagic = 0x3157534e;  // "NSW1"
+
+void send_weights(isolation::Writer& out, const VggWeights& weights) {
+    out.u32(kAnswerMagic);
+    const Preprocessing& pre = weights.preprocessing;
+    out.u8(pre.bgr ? 1 : 0);
+    out.f32(pre.pixel_scale);
+    for (int c = 0; c < 3; ++c) out.f32(pre.mean[c]);
+    for (int c = 0; c < 3; ++c) out.f32(pre.std[c]);
+    out.text(weights.source);
+    out.u32(static_cast<std::uint32_t>(weights.extra_attributes.size()));
+    for (const auto& [name, value] : weights.extra_attributes) {
+        out.text(name);
+        out.text(value);
+    }
+    out.u32(static_cast<std::uint32_t>(weights.layers.size()));
+    for (const ConvWeights& layer : weights.layers) {
+        out.u32(static_cast<std::uint32_t>(layer.out_channels));
+        out.u32(static_cast<std::uint32_t>(layer.in_channels));
+        out.floats(layer.weight);
+        out.floats(layer.bias);
+    }
+}
+
+// Every count is bounded before anything is allocated for it; then the whole result
+// must pass the writer's rules (names, chained shapes, finite values, preprocessing).
+VggWeights receive_weights(const Where& where, isolation::Reader& in) {
+    using Broken = isolation::Reader::Broken;
+    if (in.u32() != kAnswerMagic) throw Broken{"the answer does not start with its magic number"};
+    VggWeights weights;
+    Preprocessing& pre = weights.preprocessing;
+    const std::uint8_t bgr = in.u8();
+    if (bgr > 1) throw Broken{"color order " + std::to_string(bgr)};
+    pre.bgr = bgr == 1;
+    pre.pixel_scale = in.f32();
+    for (int c = 0; c < 3; ++c) pre.mean[c] = in.f32();
+    for (int c = 0; c < 3; ++c) pre.std[c] = in.f32();
+    weights.source = in.text(kMaxStringBytes);
+    const std::uint32_t extra_count = in.u32();
+    if (extra_count > kMaxExtraAttributes)
+        throw Broken{std::to_string(extra_count) + " extra attributes"};
+    for (std::uint32_t i = 0; i < extra_count; ++i) {
+        std::string name = in.text(kMaxStringBytes);
+        weights.extra_attributes[std::move(name)] = in.text(kMaxStringBytes);
+    }
+    if (weights.extra_attributes.size() != extra_count) throw Broken{"repeated attribute names"};
+    const std::uint32_t layer_count = in.u32();
+    if (layer_count < 1 || layer_count > std::uint32_t(kLayerCount))
+        throw Broken{std::to_string(layer_count) + " layers"};
+    std::size_t parameters = 0;
+    for (std::uint32_t l = 0; l < layer_count; ++l) {
+        ConvWeights layer;
+        layer.name = vgg19_layer_names()[l];
+        const std::uint32_t out = in.u32(), in_channels = in.u32();
+        if (out < 1 || out > kMaxChannels || in_channels < 1 || in_channels > kMaxChannels)
+            throw Broken{layer.name + " has " + std::to_string(out) + " x " +
+                         std::to_string(in_channels) + " channels"};
+        layer.out_channels = static_cast<int>(out);
+        layer.in_channels = static_cast<int>(in_channels);
+        const std::size_t weight_count = std::size_t(out) * in_channels * 9;
+        parameters += weight_count + out;
+        if (parameters > kMaxParameters) throw Broken{"more than the parameters allowed"};
+        layer.weight = in.floats(weight_count);
+        layer.bias = in.floats(out);
+        if (layer.weight.size() != weight_count || layer.bias.size() != out)
+            throw Broken{layer.name + " has arrays of the wrong length"};
+        weights.layers.push_back(std::move(layer));
+    }
+    try {
+        check_for_writing(where, weights);
+    } catch (const InputError& e) {
+        const std::string message = e.what();
+        throw Broken{message.substr(std::min(message.size(), where.prefix().size()))};
+    }
+    return weights;
+}
+
+}  // namespace
+
+VggWeights parse_weights_isolated(const std::string& subject,
+                                  const std::function<VggWeights()>& parse) {
+    const Where where{"", subject};
+    VggWeights weights;
+    isolation::run_isolated(
+        subject, [&](isolation::Writer& out) { send_weights(out, parse()); },
+        [&](isolation::Reader& in) { weights = receive_weights(where, in); });
+    return weights;
+}
+
+VggWeights read_weights(const std::string& path) {
+    const Where where{path, ""};
+    return parse_weights_isolated(where.prefix().substr(0, where.prefix().size() - 2),
+                                  [&] { return parse_weights(where); });
+}
+
 void write_weights(const std::string& path, const VggWeights& weights) {
-    const Where where{path};
+    const Where where{path, ""};
     check_for_writing(where, weights);
     const QuietHdf5Errors quiet;
     TemporaryFile temporary(path);

@@ -4,6 +4,7 @@
 
 #include <hdf5.h>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -97,6 +98,7 @@ public:
     RawFile(const RawFile&) = delete;
     RawFile& operator=(const RawFile&) = delete;
 
+    hid_t id() const { return file_; }
     void remove(const std::string& link) {
         REQUIRE(H5Ldelete(file_, link.c_str(), H5P_DEFAULT) >= 0);
     }
@@ -455,4 +457,199 @@ TEST_CASE("shared VGG-19 weights match the published network and h5py", "[weight
             CHECK(checksum(*values) == expected[key].second);
         }
     }
+}
+
+namespace {
+
+// Sets an environment variable for one scope (the isolated reader's test hooks).
+class ScopedEnv {
+public:
+    ScopedEnv(const char* name, const char* value) : name_(name) {
+        ::setenv(name, value, 1);
+    }
+    ~ScopedEnv() { ::unsetenv(name_); }
+    ScopedEnv(const ScopedEnv&) = delete;
+    ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+private:
+    const char* name_;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Replaces /conv1_1/weight by a chunked float32 dataset of shape `dims` ([C_out, 3, 3, 3],
+// chunks of one filter) in which only the first `written_filters` chunks are stored.
+void claim_weight_shape(const std::string& path, hsize_t out_channels, hsize_t written_filters) {
+    RawFile raw(path);
+    raw.remove("/conv1_1/weight");
+    const hsize_t dims[4] = {out_channels, 3, 3, 3};
+    const hsize_t chunk[4] = {1, 3, 3, 3};
+    const hid_t space = H5Screate_simple(4, dims, nullptr);
+    const hid_t create = H5Pcreate(H5P_DATASET_CREATE);
+    REQUIRE(H5Pset_chunk(create, 4, chunk) >= 0);
+    const hid_t dataset = H5Dcreate2(raw.id(), "/conv1_1/weight", H5T_IEEE_F32LE, space,
+                                     H5P_DEFAULT, create, H5P_DEFAULT);
+    REQUIRE(dataset >= 0);
+    if (written_filters > 0) {
+        const hsize_t start[4] = {0, 0, 0, 0}, count[4] = {written_filters, 3, 3, 3};
+        const hid_t file_part = H5Scopy(space);
+        H5Sselect_hyperslab(file_part, H5S_SELECT_SET, start, nullptr, count, nullptr);
+        const hid_t memory = H5Screate_simple(4, count, nullptr);
+        const std::vector<float> values(written_filters * 27, 0.5f);
+        REQUIRE(H5Dwrite(dataset, H5T_NATIVE_FLOAT, memory, file_part, H5P_DEFAULT,
+                         values.data()) >= 0);
+        H5Sclose(memory);
+        H5Sclose(file_part);
+    }
+    H5Dclose(dataset);
+    H5Pclose(create);
+    H5Sclose(space);
+}
+
+}  // namespace
+
+TEST_CASE("weights are parsed in an isolated child: crash, hang and memory become errors",
+          "[weights][isolation]") {
+    nst::test::TempDir dir("weights-isolation");
+    const std::string path = dir.file("w.h5");
+    const VggWeights w = narrow_network(3, 13);
+    nst::write_weights(path, w);
+
+    SECTION("a crash in the parser") {
+        const ScopedEnv hook("NST_TEST_HDF5_CHILD", "segv");
+        require_refused(path, {"the HDF5 parser crashed (SIGSEGV)", "damaged or hostile"});
+    }
+    SECTION("a parser that never returns is stopped at the wall-clock limit") {
+        const ScopedEnv hook("NST_TEST_HDF5_CHILD", "hang");
+        const ScopedEnv timeout("NST_HDF5_TIMEOUT_S", "0.5");
+        const auto start = std::chrono::steady_clock::now();
+        require_refused(path, {"the HDF5 parser took longer than 0.5 s", "damaged or hostile"});
+        // 0.5 s limit plus fork, kill and reap; 5 s leaves room for a loaded machine.
+        CHECK(seconds_since(start) < 5.0);
+    }
+    SECTION("a parser that spins is stopped too") {
+        const ScopedEnv hook("NST_TEST_HDF5_CHILD", "spin");
+        const ScopedEnv timeout("NST_HDF5_TIMEOUT_S", "0.5");
+        // Whichever comes first: the parent's 0.5 s wall clock or the child's 2 s CPU limit.
+        const std::string message = message_of(path);
+        INFO("message: " << message);
+        CHECK((message.find("took longer than 0.5 s") != std::string::npos ||
+               message.find("CPU time limit") != std::string::npos));
+    }
+    SECTION("a parser that allocates without bound hits its memory limit") {
+        const ScopedEnv hook("NST_TEST_HDF5_CHILD", "alloc");
+        require_refused(path, {"the HDF5 parser ran out of memory", "MiB", "damaged or hostile"});
+    }
+    SECTION("after a failed child the next read works, nothing printed, no child left") {
+        {
+            const ScopedEnv hook("NST_TEST_HDF5_CHILD", "segv");
+            const std::string printed = captured_stderr(
+                dir.file("stderr.txt"), [&] { require_refused(path, {"crashed"}); });
+            CHECK(printed.empty());
+        }
+        require_same(nst::read_weights(path), w);
+        CHECK(::waitpid(-1, nullptr, WNOHANG) == -1);  // every child reaped (ECHILD)
+    }
+}
+
+TEST_CASE("weights reader refuses hostile structure before allocating", "[weights][isolation]") {
+    nst::test::TempDir dir("weights-hostile");
+    const std::string path = dir.file("w.h5");
+    nst::write_weights(path, narrow_network(2, 17));  // conv1_1 (4 filters), conv1_2
+
+    SECTION("a channel count beyond what VGG-19 can be") {
+        claim_weight_shape(path, 8192, 1);
+        require_refused(path, {"/conv1_1/weight has shape [8192, 3, 3, 3]", "at most 4096"});
+    }
+    SECTION("a shape that the stored bytes cannot hold") {
+        // 4096 filters claimed (442 KB), one filter (108 bytes) stored: refused from
+        // the sizes alone, before the 442 KB are allocated.
+        claim_weight_shape(path, 4096, 1);
+        RawFile(path).put_dataset("/conv1_1/bias", {4096}, std::vector<double>(4096, 0.0));
+        require_refused(path, {"/conv1_1/weight claims", "stores only 108 bytes"});
+    }
+    SECTION("a dataset with nothing stored") {
+        claim_weight_shape(path, 4, 0);
+        require_refused(path, {"/conv1_1/weight has no data stored"});
+    }
+    SECTION("an external link to another file") {
+        const std::string other = dir.file("other.h5");
+        nst::write_weights(other, narrow_network(2, 18));
+        {
+            RawFile raw(path);
+            raw.remove("/conv1_2");
+            REQUIRE(H5Lcreate_external(other.c_str(), "/conv1_2", raw.id(), "/conv1_2",
+                                       H5P_DEFAULT, H5P_DEFAULT) >= 0);
+        }
+        require_refused(path, {"/conv1_2 is an external link", "only objects stored in this file"});
+    }
+    SECTION("a soft link") {
+        {
+            RawFile raw(path);
+            raw.remove("/conv1_1/bias");
+            REQUIRE(H5Lcreate_soft("/conv1_2/bias", raw.id(), "/conv1_1/bias", H5P_DEFAULT,
+                                   H5P_DEFAULT) >= 0);
+        }
+        require_refused(path, {"/conv1_1/bias is a soft or user-defined link"});
+    }
+    SECTION("external raw storage (a FIFO or another file named in the dataset)") {
+        const std::string raw_data = dir.file("bias.raw");
+        const std::vector<float> bias(4, 0.25f);
+        std::ofstream(raw_data, std::ios::binary)
+            .write(reinterpret_cast<const char*>(bias.data()), 16);
+        {
+            RawFile raw(path);
+            raw.remove("/conv1_1/bias");
+            const hsize_t count = 4;
+            const hid_t space = H5Screate_simple(1, &count, nullptr);
+            const hid_t create = H5Pcreate(H5P_DATASET_CREATE);
+            REQUIRE(H5Pset_external(create, raw_data.c_str(), 0, 16) >= 0);
+            const hid_t dataset = H5Dcreate2(raw.id(), "/conv1_1/bias", H5T_IEEE_F32LE, space,
+                                             H5P_DEFAULT, create, H5P_DEFAULT);
+            REQUIRE(dataset >= 0);
+            H5Dclose(dataset);
+            H5Pclose(create);
+            H5Sclose(space);
+        }
+        require_refused(path, {"/conv1_1/bias keeps its data in 1 external file(s)"});
+    }
+}
+
+TEST_CASE("weights strings: the writer uses fixed-length, the reader still takes "
+          "variable-length ones",
+          "[weights]") {
+    nst::test::TempDir dir("weights-strings");
+    const std::string path = dir.file("w.h5");
+    VggWeights w = narrow_network(2, 19);
+    w.extra_attributes["note"] = "UTF-8 \xE2\x86\x92 kept";
+    nst::write_weights(path, w);
+    {
+        RawFile raw(path);
+        for (const char* name : {"format", "color_order", "source", "note"}) {
+            const hid_t attribute = H5Aopen(raw.id(), name, H5P_DEFAULT);
+            const hid_t type = H5Aget_type(attribute);
+            INFO("attribute " << name);
+            CHECK(H5Tget_class(type) == H5T_STRING);
+            CHECK(H5Tis_variable_str(type) == 0);
+            H5Tclose(type);
+            H5Aclose(attribute);
+        }
+        // As nst wrote them before, and h5py writes Python strings: variable-length.
+        H5Adelete(raw.id(), "source");
+        const hid_t type = H5Tcopy(H5T_C_S1);
+        H5Tset_size(type, H5T_VARIABLE);
+        H5Tset_cset(type, H5T_CSET_UTF8);
+        const hid_t space = H5Screate(H5S_SCALAR);
+        const hid_t attribute =
+            H5Acreate2(raw.id(), "source", type, space, H5P_DEFAULT, H5P_DEFAULT);
+        const char* text = "written as a variable-length string";
+        REQUIRE(H5Awrite(attribute, type, &text) >= 0);
+        H5Aclose(attribute);
+        H5Sclose(space);
+        H5Tclose(type);
+    }
+    w.source = "written as a variable-length string";
+    require_same(nst::read_weights(path), w);
 }

@@ -584,3 +584,32 @@ TEST_CASE("fetch-vgg19.sh verifies the checksum and imports (local mirror)", "[w
     for ([[maybe_unused]] const auto& entry : fs::directory_iterator(sources.file("out"))) ++entries;
     CHECK(entries == 1);
 }
+
+TEST_CASE("a crash or hang in the HDF5 parser is one line and exit 3 in every program",
+          "[weights_tools][isolation]") {
+    const Sources sources;
+    const test::TempDir dir("weights-isolated-cli");
+    write_weights(dir.file("w.h5"), narrow_network(3));
+    const std::string weights = quote(dir.file("w.h5"));
+    const std::string crash = "NST_TEST_HDF5_CHILD=segv ";
+    const std::string hang = "NST_TEST_HDF5_CHILD=hang NST_HDF5_TIMEOUT_S=0.5 ";
+
+    require_clean_failure(test::run_command(crash + tool() + " info " + weights), 3,
+                          "nst-weights", "the HDF5 parser crashed (SIGSEGV)");
+    require_clean_failure(test::run_command(hang + tool() + " info " + weights), 3, "nst-weights",
+                          "the HDF5 parser took longer than 0.5 s");
+    require_clean_failure(test::run_command(crash + tool() + " import-keras " +
+                                            quote(sources.file("keras2.h5")) + " " +
+                                            quote(dir.file("out.h5"))),
+                          3, "nst-weights", "Keras weights '");
+    CHECK_FALSE(test::file_exists(dir.file("out.h5")));
+    // neural-style reads the weights before the images: the content need not exist.
+    const auto r = test::run_command(crash + quote(test::cli_path()) + " --weights " + weights +
+                                     " --content none.png --style none.png --output " +
+                                     quote(dir.file("out.png")));
+    INFO("exit " << r.exit_code << "\nstderr: " << r.err);
+    CHECK(r.exit_code == 3);
+    CHECK(count_lines(r.err) == 1);
+    CHECK(r.err.find("the HDF5 parser crashed (SIGSEGV)") != std::string::npos);
+    CHECK(r.err.find(dir.file("w.h5")) != std::string::npos);
+}

