@@ -6,8 +6,14 @@
 //   (at most 1 GiB), so both decoders read from a buffer and a short file is seen
 //   as "truncated" rather than as a stdio error.
 // - Size limits: at least 2x2 pixels (a 1x1 image is refused as too small), at most
-//   32768 pixels per side and 2^28 pixels in all, checked from the header before any
-//   pixel buffer is allocated.
+//   32768 pixels per side and kMaxImagePixels (2^27) in all. They are checked from
+//   the header before either library allocates anything that grows with the image:
+//   for PNG from the IHDR bytes before libpng is called (libpng's own user limits are
+//   set to the same values as a second guard), for JPEG after jpeg_read_header and
+//   before jpeg_start_decompress (whose buffers are also capped by max_memory_to_use).
+// - Only regular files are read: a FIFO, device or directory is refused from stat()
+//   before it is opened, and the file is opened O_NONBLOCK and checked again with
+//   fstat(), so a FIFO swapped in between cannot block the reader.
 // - Both libraries report errors by longjmp. Each setjmp lives in a small function
 //   whose own locals are trivially destructible; everything that owns memory (the
 //   library structs, the pixel buffers) is held by RAII guards in the caller, so a
@@ -65,9 +71,11 @@ namespace {
 
 constexpr int kMinSide = 2;
 constexpr long long kMaxSide = 32768;
-constexpr long long kMaxPixels = 1LL << 28;
+constexpr long long kMaxPixels = kMaxImagePixels;
 constexpr std::size_t kMaxFileBytes = std::size_t(1) << 30;
 constexpr int kMaxJpegScans = 1000;
+constexpr long kMaxJpegWorkBytes = 1L << 30;
+constexpr const char* kTruncatedPngHeader = "truncated PNG data";
 
 [[noreturn]] void refuse(const std::string& path, const std::string& reason) {
     throw InputError("cannot read image '" + path + "': " + reason);
@@ -82,14 +90,52 @@ void check_dimensions(const std::string& path, long long width, long long height
                          std::to_string(kMaxPixels) + " in all)");
 }
 
+// The PNG's size from its IHDR, which the format requires to be the first chunk:
+// signature (8), length (4), "IHDR" (4), width (4, big-endian), height (4). Checked
+// here, before libpng sees the file, so that no header can make it allocate.
+void check_png_header_dimensions(const std::string& path, const std::vector<unsigned char>& bytes) {
+    if (bytes.size() < 8 + 8 + 8) refuse(path, kTruncatedPngHeader);
+    if (std::memcmp(bytes.data() + 12, "IHDR", 4) != 0)
+        refuse(path, "corrupt PNG (IHDR is not the first chunk)");
+    const auto be32 = [&](std::size_t at) {
+        return (std::uint32_t(bytes[at]) << 24) | (std::uint32_t(bytes[at + 1]) << 16) |
+               (std::uint32_t(bytes[at + 2]) << 8) | std::uint32_t(bytes[at + 3]);
+    };
+    check_dimensions(path, be32(16), be32(20));
+}
+
 struct FileCloser {
     void operator()(std::FILE* file) const { std::fclose(file); }
 };
 using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 
+const char* file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+    if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a regular file";
+}
+
 std::vector<unsigned char> read_whole_file(const std::string& path) {
-    FilePtr file(std::fopen(path.c_str(), "rb"));
-    if (!file) refuse(path, std::strerror(errno));
+    struct stat status {};
+    if (::stat(path.c_str(), &status) != 0) refuse(path, std::strerror(errno));
+    if (!S_ISREG(status.st_mode)) refuse(path, std::string(file_kind(status.st_mode)) + ", not a regular file");
+    if (std::uint64_t(status.st_size) > kMaxFileBytes) refuse(path, "file larger than 1 GiB");
+    // O_NONBLOCK: should a FIFO replace the file after stat(), open() does not wait
+    // for a writer and fstat() refuses it.
+    const int descriptor = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (descriptor < 0) refuse(path, std::strerror(errno));
+    if (::fstat(descriptor, &status) != 0 || !S_ISREG(status.st_mode)) {
+        ::close(descriptor);
+        refuse(path, std::string(file_kind(status.st_mode)) + ", not a regular file");
+    }
+    FilePtr file(::fdopen(descriptor, "rb"));
+    if (!file) {
+        const int saved = errno;
+        ::close(descriptor);
+        refuse(path, std::strerror(saved));
+    }
     std::vector<unsigned char> bytes;
     constexpr std::size_t chunk = std::size_t(1) << 20;
     for (;;) {
@@ -145,8 +191,9 @@ void png_read_from_memory(png_structp png, png_bytep out, png_size_t length) {
 // Returns false after a libpng error (the reason is in context.message).
 bool png_read_header(PngReadContext& context) {
     if (setjmp(png_jmpbuf(context.png))) return false;
-    // The limits are checked by the caller with a clearer message.
-    png_set_user_limits(context.png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
+    // The caller checked the IHDR's size with a clearer message; libpng's limits
+    // are the same, as a second guard.
+    png_set_user_limits(context.png, kMaxSide, kMaxSide);
     png_set_crc_action(context.png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
     png_set_read_fn(context.png, &context.source, png_read_from_memory);
     png_read_info(context.png, context.info);
@@ -174,6 +221,7 @@ bool png_read_pixels(PngReadContext& context, png_bytepp rows) {
 }
 
 Image decode_png(const std::string& path, const std::vector<unsigned char>& bytes) {
+    check_png_header_dimensions(path, bytes);
     PngReadContext context;
     context.source = PngSource{bytes.data(), bytes.size(), 0};
     context.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &context, png_error_to_longjmp,
@@ -303,6 +351,12 @@ bool jpeg_read_header_into(JpegDecoder& decoder, const unsigned char* data, std:
     jpeg_read_header(&decoder.cinfo, TRUE);
     const J_COLOR_SPACE space = decoder.cinfo.jpeg_color_space;
     decoder.cinfo.out_color_space = space == JCS_CMYK || space == JCS_YCCK ? JCS_CMYK : JCS_RGB;
+    // libjpeg's own working memory (not the output rows, which the caller owns):
+    // a progressive file keeps every coefficient, 64 16-bit coefficients per 8x8
+    // block = 2 bytes per pixel per component, so the largest accepted image
+    // (2^27 pixels, 3 components without subsampling) needs 768 MiB; the cap of
+    // 1 GiB leaves room for the rest and refuses anything a header could add.
+    decoder.cinfo.mem->max_memory_to_use = kMaxJpegWorkBytes;
     return true;
 }
 

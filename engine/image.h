@@ -9,6 +9,18 @@
 
 namespace nst {
 
+// The most pixels load_image() accepts: 2^27 ≈ 134 M (e.g. 16384 × 8192, a
+// 134-megapixel photo; the largest camera sensors sold today have about 100 M).
+// Decoding one costs at most 28 bytes per pixel at the peak (a rotated JPEG:
+// 4 for the decoded rows, 12 for the float planes, 12 for the rotated copy;
+// a 16-bit RGBA PNG needs 8 + 12), 3.5 GiB, plus the file itself (≤ 1 GiB) and
+// libjpeg's coefficients (≤ 1 GiB): below what an 8 GiB machine holds. It refuses
+// a square image above 11585², which --size (≤ 16384) alone would allow, but a
+// run at that size could not proceed anyway: VGG-19's conv1_1 output alone is
+// 64 channels · 2^27 pixels · 4 bytes = 32 GiB. A header claiming more is
+// refused before anything of its size is allocated.
+constexpr long long kMaxImagePixels = 1LL << 27;
+
 struct Image {
     int width = 0;
     int height = 0;
@@ -22,7 +34,9 @@ struct Image {
 // Loads a PNG or JPEG (detected from the file's signature, not its name).
 // Grayscale becomes RGB; alpha is composited over white; 16-bit PNGs keep their
 // precision; JPEG EXIF orientation (tags 1-8) is applied. Images smaller than
-// 2×2 or larger than 32768 on a side are refused.
+// 2×2, larger than 32768 on a side or than kMaxImagePixels in all are refused
+// (InputError, from the header, before decoding), and so is a path that is not
+// a regular file (a FIFO, a device, a directory), without opening it.
 Image load_image(const std::string& path);
 
 // Writes 8-bit RGB, format chosen by the extension (.png, .jpg, .jpeg; case
