@@ -46,7 +46,9 @@
 #include "engine/base/error.h"
 #include "kernels/preprocess.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -672,7 +674,48 @@ mode_t default_file_mode() {
     return static_cast<mode_t>(0666 & ~mask);
 }
 
+// Whether `entry` is a temporary of save_image() for `name` or one of its numbered
+// snapshots: "." + stem + ("" or "_<label>") + extension + ".tmp-" + 6 characters.
+bool is_temporary_name(const std::string& entry, const std::string& name) {
+    const std::string suffix = ".tmp-";
+    constexpr std::size_t kRandom = 6;  // mkstemp's XXXXXX
+    if (entry.size() < 1 + name.size() + suffix.size() + kRandom || entry[0] != '.') return false;
+    const std::string target = entry.substr(1, entry.size() - 1 - suffix.size() - kRandom);
+    if (entry.compare(entry.size() - kRandom - suffix.size(), suffix.size(), suffix) != 0) return false;
+    if (target == name) return true;
+    const std::size_t dot = name.find_last_of('.');
+    const std::string stem = dot == std::string::npos ? name : name.substr(0, dot);
+    const std::string extension = dot == std::string::npos ? "" : name.substr(dot);
+    return target.size() > stem.size() + 1 + extension.size() && target.compare(0, stem.size() + 1, stem + "_") == 0 &&
+           target.compare(target.size() - extension.size(), extension.size(), extension) == 0;
+}
+
 }  // namespace
+
+int remove_stale_temporaries(const std::string& path) {
+    const std::size_t slash = path.find_last_of('/');
+    const std::string directory = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+    const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+    DIR* folder = ::opendir(directory.c_str());
+    if (!folder) return 0;
+    int removed = 0;
+    while (const dirent* entry = ::readdir(folder)) {
+        const std::string entry_name = entry->d_name;
+        if (!is_temporary_name(entry_name, name)) continue;
+        const std::string entry_path = (slash == std::string::npos ? std::string() : directory) + entry_name;
+        const int descriptor = ::open(entry_path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+        if (descriptor < 0) continue;
+        struct stat status {};
+        // Not locked: its writer is gone. Unlinked while we hold the lock, so a
+        // writer that locks it after us sees a link count of 0 and makes another.
+        if (::fstat(descriptor, &status) == 0 && S_ISREG(status.st_mode) &&
+            ::flock(descriptor, LOCK_EX | LOCK_NB) == 0 && ::unlink(entry_path.c_str()) == 0)
+            ++removed;
+        ::close(descriptor);
+    }
+    ::closedir(folder);
+    return removed;
+}
 
 // The formula is shared with the CUDA backend's to_8bit (kernels/preprocess.h).
 std::uint8_t to_8bit(float value) { return kernels::to_8bit_value(value); }
@@ -707,8 +750,21 @@ void save_image(const std::string& path, const Image& image) {
     const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
     std::string temporary_path = (slash == std::string::npos ? std::string() : directory) + "." +
                                  name + ".tmp-XXXXXX";
-    const int descriptor = ::mkstemp(temporary_path.data());
-    if (descriptor < 0) fail(std::strerror(errno));
+    const std::string temporary_template = temporary_path;
+    int descriptor = -1;
+    // The temporary is locked while it exists (remove_stale_temporaries() leaves
+    // locked ones alone). Should a cleaner have removed it between mkstemp() and
+    // flock(), its link count is 0: make another.
+    for (int attempt = 0;; ++attempt) {
+        temporary_path = temporary_template;
+        descriptor = ::mkstemp(temporary_path.data());
+        if (descriptor < 0) fail(std::strerror(errno));
+        struct stat status {};
+        if (::flock(descriptor, LOCK_EX) != 0 || ::fstat(descriptor, &status) != 0 ||
+            status.st_nlink > 0 || attempt == 10)
+            break;  // locked (or locks unsupported: then nothing cleans up either)
+        ::close(descriptor);
+    }
     std::FILE* stream = ::fdopen(descriptor, "wb");
     if (!stream) {
         const int saved = errno;

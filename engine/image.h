@@ -47,6 +47,16 @@ Image load_image(const std::string& path);
 // RuntimeFailure when the file cannot be written.
 void save_image(const std::string& path, const Image& image);
 
+// Removes the temporaries that save_image() calls for `path` and for its numbered
+// snapshots ("out.png": ".out.png.tmp-XXXXXX" and ".out_*.png.tmp-XXXXXX" in the
+// same directory) left behind by a process that was killed while saving. A
+// temporary is removed only when no process holds it: save_image() keeps an
+// exclusive flock() on its temporary until the rename, so one being written by a
+// live process is never touched. Returns how many were removed; errors (an
+// unreadable directory) are ignored, since a stale temporary does no harm beyond
+// its space: every save makes a fresh name with mkstemp().
+int remove_stale_temporaries(const std::string& path);
+
 // True when save_image() accepts the path's extension.
 bool is_supported_output_path(const std::string& path);
 

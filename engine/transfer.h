@@ -81,16 +81,27 @@ struct TransferRequest {
     std::string precision;                    // empty: tf32 on CUDA, fp32 on the CPU; fp32 | tf32
     std::string preserve_colors = "none";     // none | luminance | histogram | post
     std::string color_transfer = "symmetric";  // cholesky | pca | symmetric (histogram only)
+    // Optional names of the images (file names, in the CLI), only for messages:
+    // empty names read "the content image" and "style image K".
+    std::string content_name;
+    std::vector<std::string> style_names;
 
     // "a,b,c" -> {"a", "b", "c"} (empty entries dropped); any comma-separated list.
     static std::vector<std::string> split_layer_list(const std::string& text);
+
+    // The largest content, style, TV or blend weight accepted, and the largest
+    // learning rate (docs/RELIABILITY.md): values above them cannot give a finite
+    // optimisation, so they are usage errors rather than a failed run.
+    static constexpr double max_weight = 1e30;
+    static constexpr double max_learning_rate = 1e6;
 
     // Throws UsageError (the CLI's one-line messages) for any invalid option.
     // Looks at the number of images, not at their pixels, so a front end can
     // validate before decoding anything (one placeholder Image per file).
     void validate() const;
-    // Throws UsageError when an image is missing or inconsistent (run_transfer
-    // calls both).
+    // Throws UsageError when an image is missing or inconsistent, and InputError
+    // naming the image when one is too small, at some scale, for the deepest layer
+    // in use (run_transfer calls both).
     void validate_images() const;
     // The sizes and iterations of each scale, coarsest first (validated).
     std::vector<int> sizes() const;
