@@ -104,9 +104,10 @@ void install_signal_handlers() {
     struct sigaction action {};
     action.sa_handler = on_signal;
     sigemptyset(&action.sa_mask);
-    // No SA_RESTART: a blocking call in set-up is interrupted (the handler exits
-    // the process then anyway).
-    action.sa_flags = 0;
+    // In set-up the handler never returns, so a blocking call there ends with the
+    // process. In the loop it returns, and SA_RESTART lets a write to a pipe or a
+    // terminal that it interrupted carry on instead of failing with EINTR.
+    action.sa_flags = SA_RESTART;
     for (int signal : {SIGINT, SIGTERM, SIGHUP}) sigaction(signal, &action, nullptr);
 }
 
@@ -133,13 +134,15 @@ bool same_file(const std::string& a, const std::string& b) {
     return std::filesystem::equivalent(a, b, error) && !error;
 }
 
-// Refuses an output path that names an input, a directory or a special file.
-void check_not_an_input(const cli::Options& o, const char* option, const std::string& path) {
+// Refuses an output path that names an input or a directory, or (unless
+// `special_ok`, for the log, which may be /dev/stdout or a pipe) a special file.
+void check_not_an_input(const cli::Options& o, const char* option, const std::string& path,
+                        bool special_ok = false) {
     namespace fs = std::filesystem;
     std::error_code error;
     const fs::file_status status = fs::status(path, error);
     if (fs::is_directory(status)) throw UsageError(std::string(option) + " '" + path + "' is a directory");
-    if (fs::exists(status) && !fs::is_regular_file(status))
+    if (!special_ok && fs::exists(status) && !fs::is_regular_file(status))
         throw UsageError(std::string(option) + " '" + path + "' exists and is not a regular file");
     for (const auto& [input_option, input] : input_files(o))
         if (same_file(path, input))
@@ -154,7 +157,7 @@ void check_output(const cli::Options& o) {
         throw UsageError("--output '" + path + "': the extension must be .png, .jpg or .jpeg");
     check_not_an_input(o, "--output", path);
     if (!o.log_json.empty()) {
-        check_not_an_input(o, "--log-json", o.log_json);
+        check_not_an_input(o, "--log-json", o.log_json, true);
         if (same_file(o.log_json, o.output) || o.log_json == o.output)
             throw UsageError("--log-json '" + o.log_json + "' is the --output file");
     }
@@ -293,7 +296,7 @@ int run(const cli::Options& o) {
                          opt.reason == StopReason::converged ? "converged" : "stopped",
                          opt.iterations, opt.evaluations, opt.loss, format_duration(result.seconds).c_str(),
                          result.backend.c_str(), double(result.peak_bytes) / (1 << 20), o.output.c_str());
-            if (opt.reason != StopReason::iterations && !opt.message.empty())
+            if (opt.reason != StopReason::iterations && !opt.message.empty() && g_signal.load() == 0)
                 std::fprintf(stderr, "neural-style: %s\n", opt.message.c_str());
         }
     }

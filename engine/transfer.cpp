@@ -30,7 +30,7 @@ void require_finite_nonnegative(double value, const char* option) {
 void require_weight(double value, const char* option) {
     require_finite_nonnegative(value, option);
     if (value > TransferRequest::max_weight)
-        throw UsageError(std::string(option) + " must be at most 1e30 (larger weights overflow the objective)");
+        throw UsageError(std::string(option) + " must be at most 1e24 (larger weights overflow the objective's fp32 gradient)");
 }
 
 // The size resize_longest_side(image, longest) gives, without resampling.
@@ -258,7 +258,7 @@ void TransferRequest::validate() const {
     double blend_total = 0;
     for (double b : style_blend_weights) {
         require_weight(b, "--style-blend-weights");
-        blend_total += b;  // at most 1e30 per style: finite
+        blend_total += b;  // at most 1e24 per style: finite
     }
     if (!style_blend_weights.empty() && !(blend_total > 0))
         throw UsageError("--style-blend-weights must not all be zero");
