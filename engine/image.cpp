@@ -40,7 +40,9 @@
 //   way viewers show a transparent image on a white page; the result has no alpha.
 // - Saving writes 8-bit RGB (PNG, or JPEG at quality 95 with 4:4:4 chroma, since
 //   stylised images have fine colour detail that 4:2:0 would smear), to a temporary
-//   file in the target's directory that is fsync'ed and renamed over the target.
+//   file in the target's directory that is fsync'ed and renamed over the target. The
+//   temporary is flock()ed while it exists, so remove_stale_temporaries() can tell
+//   one a killed process left (unlocked) from one being written.
 #include "engine/image.h"
 
 #include "engine/base/error.h"
