@@ -160,6 +160,12 @@ void check_output(const cli::Options& o) {
         check_not_an_input(o, "--log-json", o.log_json, true);
         if (same_file(o.log_json, o.output) || o.log_json == o.output)
             throw UsageError("--log-json '" + o.log_json + "' is the --output file");
+        // The log is opened only at iteration 0; say now if that would fail.
+        std::filesystem::path log_dir = std::filesystem::path(o.log_json).parent_path();
+        if (log_dir.empty()) log_dir = ".";
+        const bool log_exists = std::filesystem::exists(o.log_json);
+        if (::access(log_exists ? o.log_json.c_str() : log_dir.c_str(), log_exists ? W_OK : W_OK | X_OK) != 0)
+            throw RuntimeFailure("cannot write --log-json '" + o.log_json + "': " + std::strerror(errno));
     }
     std::filesystem::path dir = std::filesystem::path(path).parent_path();
     if (dir.empty()) dir = ".";

@@ -720,6 +720,9 @@ TEST_CASE("cli: the output is checked before any work and kept from failed runs"
     SECTION("--log-json naming an input is refused") {
         require_clean_failure(run(out, "--log-json " + quote(content)), 2, "is the same file as --content");
         CHECK(test::read_file(content) == content_bytes);
+        // Opened at iteration 0, but checked before any work.
+        require_clean_failure(run(out, "--log-json " + quote(dir.file("no-such-dir/log.jsonl"))), 4, "--log-json");
+        output_untouched();
     }
     SECTION("overflowing weights are usage errors and the output is kept") {
         const std::vector<std::string> bad = {"--style-weight 1e308", "--content-weight 1.1e24", "--tv-weight 1e300",
