@@ -1,6 +1,17 @@
 // neural-style: the command-line front end. Parses options, loads the weights
 // and images, runs the optimiser, writes the image atomically. Exit codes as in
-// engine/base/exit_codes.h, and 130 when interrupted (the image so far is written).
+// engine/base/exit_codes.h, and 128 + the signal when interrupted.
+//
+// Signals (SIGINT, SIGTERM, SIGHUP):
+// - during set-up (before iteration 0 has been reported), the process exits at
+//   once with 128 + signal: there is no image yet, nothing is written;
+// - in the iteration loop, the first one stops the run after the current
+//   iteration; the image so far is written and the exit code is 128 + signal;
+// - a second one exits at once.
+// "At once" waits only for a critical section in progress (the output probe, a
+// save): its temporary file is removed or renamed before the process exits, so
+// no exit that we control leaves one behind. Those left by a process killed
+// with SIGKILL are removed at the next start (remove_stale_temporaries).
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -30,8 +41,76 @@ namespace {
 
 using namespace nst;
 
-std::atomic<bool> g_interrupted{false};
-extern "C" void on_signal(int) { g_interrupted = true; }
+std::atomic<bool> g_cancel{false};      // the transfer's cancel flag
+std::atomic<int> g_signal{0};           // the first signal of the iteration loop
+std::atomic<bool> g_running{false};     // iteration 0 has been reported
+std::atomic<bool> g_critical{false};    // a save or the output probe is in progress
+std::atomic<int> g_exit_after{0};       // a signal that must end the process after it
+
+void write_stderr(const char* text) {
+    ssize_t ignored = ::write(STDERR_FILENO, text, std::strlen(text));
+    (void)ignored;
+}
+
+const char* signal_name(int signal) {
+    switch (signal) {
+        case SIGINT: return "SIGINT";
+        case SIGTERM: return "SIGTERM";
+        case SIGHUP: return "SIGHUP";
+        default: return "a signal";
+    }
+}
+
+// Async-signal-safe: write(2) and _exit(2) only.
+[[noreturn]] void exit_on_signal(int signal) {
+    write_stderr("neural-style: interrupted by ");
+    write_stderr(signal_name(signal));
+    write_stderr(g_running.load() ? " again; stopped at once without writing the image of this iteration\n"
+                                  : " during set-up; nothing was written\n");
+    ::_exit(128 + signal);
+}
+
+extern "C" void on_signal(int signal) {
+    if (g_running.load() && g_signal.load() == 0) {
+        g_signal = signal;  // stop after this iteration, then write the image
+        g_cancel = true;
+        return;
+    }
+    // Set-up, or a second signal. g_exit_after is set before g_critical is read,
+    // and CriticalSection clears g_critical before it reads g_exit_after, so one
+    // of the two always sees the other.
+    g_exit_after = signal;
+    if (!g_critical.load()) exit_on_signal(signal);
+}
+
+// A stretch during which a signal that ends the process waits for its end: it
+// creates and removes (or renames) a temporary file.
+class CriticalSection {
+public:
+    CriticalSection() { g_critical = true; }
+    ~CriticalSection() {
+        g_critical = false;
+        if (const int signal = g_exit_after.load()) exit_on_signal(signal);
+    }
+    CriticalSection(const CriticalSection&) = delete;
+    CriticalSection& operator=(const CriticalSection&) = delete;
+};
+
+void save_image_critical(const std::string& path, const Image& image) {
+    CriticalSection section;
+    save_image(path, image);
+}
+
+void install_signal_handlers() {
+    struct sigaction action {};
+    action.sa_handler = on_signal;
+    sigemptyset(&action.sa_mask);
+    // In set-up the handler never returns, so a blocking call there ends with the
+    // process. In the loop it returns, and SA_RESTART lets a write to a pipe or a
+    // terminal that it interrupted carry on instead of failing with EINTR.
+    action.sa_flags = SA_RESTART;
+    for (int signal : {SIGINT, SIGTERM, SIGHUP}) sigaction(signal, &action, nullptr);
+}
 
 // "out.png", "100" -> "out_100.png"
 std::string numbered_path(const std::string& path, const std::string& label) {
@@ -39,12 +118,59 @@ std::string numbered_path(const std::string& path, const std::string& label) {
     return (p.parent_path() / (p.stem().string() + "_" + label + p.extension().string())).string();
 }
 
+// The files the run reads; the output (and the log) must be none of them.
+std::vector<std::pair<std::string, std::string>> input_files(const cli::Options& o) {
+    std::vector<std::pair<std::string, std::string>> files = {{"--content", o.content}};
+    for (const auto& s : o.styles) files.push_back({"--style", s});
+    for (const auto& m : o.style_masks) files.push_back({"--style-masks", m});
+    for (const auto& m : o.style_image_masks)
+        if (!m.empty()) files.push_back({"--style-image-masks", m});
+    if (!o.content_mask.empty()) files.push_back({"--content-mask", o.content_mask});
+    if (o.init != "noise" && o.init != "content" && o.init != "style") files.push_back({"--init", o.init});
+    return files;
+}
+
+bool same_file(const std::string& a, const std::string& b) {
+    std::error_code error;
+    return std::filesystem::equivalent(a, b, error) && !error;
+}
+
+// Refuses an output path that names an input or a directory, or (unless
+// `special_ok`, for the log, which may be /dev/stdout or a pipe) a special file.
+void check_not_an_input(const cli::Options& o, const char* option, const std::string& path,
+                        bool special_ok = false) {
+    namespace fs = std::filesystem;
+    std::error_code error;
+    const fs::file_status status = fs::status(path, error);
+    if (fs::is_directory(status)) throw UsageError(std::string(option) + " '" + path + "' is a directory");
+    if (!special_ok && fs::exists(status) && !fs::is_regular_file(status))
+        throw UsageError(std::string(option) + " '" + path + "' exists and is not a regular file");
+    for (const auto& [input_option, input] : input_files(o))
+        if (same_file(path, input))
+            throw UsageError(std::string(option) + " '" + path + "' is the same file as " + input_option + " '" +
+                             input + "'; it would be overwritten");
+}
+
 // Fails early (before minutes of work) when the output cannot be written.
-void check_output_writable(const std::string& path) {
+void check_output(const cli::Options& o) {
+    const std::string& path = o.output;
     if (!is_supported_output_path(path))
         throw UsageError("--output '" + path + "': the extension must be .png, .jpg or .jpeg");
+    check_not_an_input(o, "--output", path);
+    if (!o.log_json.empty()) {
+        check_not_an_input(o, "--log-json", o.log_json, true);
+        if (same_file(o.log_json, o.output) || o.log_json == o.output)
+            throw UsageError("--log-json '" + o.log_json + "' is the --output file");
+        // The log is opened only at iteration 0; say now if that would fail.
+        std::filesystem::path log_dir = std::filesystem::path(o.log_json).parent_path();
+        if (log_dir.empty()) log_dir = ".";
+        const bool log_exists = std::filesystem::exists(o.log_json);
+        if (::access(log_exists ? o.log_json.c_str() : log_dir.c_str(), log_exists ? W_OK : W_OK | X_OK) != 0)
+            throw RuntimeFailure("cannot write --log-json '" + o.log_json + "': " + std::strerror(errno));
+    }
     std::filesystem::path dir = std::filesystem::path(path).parent_path();
     if (dir.empty()) dir = ".";
+    CriticalSection section;
     std::string probe = (dir / ".neural-style-probe-XXXXXX").string();
     const int fd = mkstemp(probe.data());
     if (fd < 0)
@@ -68,6 +194,8 @@ std::string format_duration(double seconds) {
 TransferRequest load_request(const cli::Options& o) {
     TransferRequest r = cli::request_without_images(o);
     r.content = load_image(o.content);
+    r.content_name = o.content;
+    r.style_names = o.styles;
     for (std::size_t k = 0; k < o.styles.size(); ++k) r.styles[k] = load_image(o.styles[k]);
     for (std::size_t k = 0; k < o.style_masks.size(); ++k) r.style_masks[k] = load_image(o.style_masks[k]);
     for (std::size_t k = 0; k < o.style_image_masks.size(); ++k)
@@ -88,25 +216,33 @@ int print_plan(const VggWeights& weights, const TransferRequest& request) {
 }
 
 int run(const cli::Options& o) {
-    if (!o.plan) check_output_writable(o.output);
+    if (!o.plan) {  // --plan writes nothing
+        check_output(o);
+        if (const int stale = remove_stale_temporaries(o.output); stale > 0 && !o.quiet)
+            std::fprintf(stderr, "neural-style: removed %d temporary file(s) left by a killed run next to %s\n",
+                         stale, o.output.c_str());
+    }
 
     const std::string weights_path = resolve_weights_path(o.weights);
     const VggWeights weights = read_weights(weights_path);
     const TransferRequest request = load_request(o);
     if (o.plan) return print_plan(weights, request);
 
+    // Opened (and truncated) at iteration 0, so that a run stopped during set-up
+    // leaves an existing log as it was.
     std::ofstream log;
-    if (!o.log_json.empty()) {
+    const auto open_log = [&] {
+        if (o.log_json.empty() || log.is_open()) return;
         log.open(o.log_json, std::ios::trunc);
         if (!log) throw RuntimeFailure("cannot write --log-json '" + o.log_json + "': " + std::strerror(errno));
-    }
+    };
 
     using Clock = std::chrono::steady_clock;
     const bool multiscale = request.sizes().size() > 1;
     auto last_print = Clock::now();
     auto scale_start = last_print;
     TransferCallbacks callbacks;
-    callbacks.cancel = &g_interrupted;
+    callbacks.cancel = &g_cancel;
     callbacks.on_scale = [&](const ScaleStart& scale) {
         scale_start = last_print = Clock::now();
         if (!o.quiet)
@@ -116,6 +252,8 @@ int run(const cli::Options& o) {
                          o.optimizer.c_str(), scale.style_weight, weights_path.c_str());
     };
     callbacks.on_iteration = [&](const TransferProgress& p) {
+        open_log();
+        g_running = true;  // from now on an image exists: a first signal stops after the iteration
         const LossTerms& terms = p.terms;
         if (log.is_open()) {
             nlohmann::json line = {{"iteration", p.iteration},
@@ -148,41 +286,58 @@ int run(const cli::Options& o) {
                          format_duration(rate > 0 ? (p.iterations - p.iteration) / rate : NAN).c_str());
         }
         if (o.save_every > 0 && p.iteration > 0 && p.iteration % o.save_every == 0 &&
-            !(last && p.scale + 1 == p.scales))
-            save_image(multiscale ? numbered_path(o.output, "s" + std::to_string(p.scale + 1) + "_" +
-                                                                std::to_string(p.iteration))
-                                  : numbered_path(o.output, std::to_string(p.iteration)),
-                       p.current_image());
+            !(last && p.scale + 1 == p.scales)) {
+            const std::string snapshot =
+                multiscale ? numbered_path(o.output, "s" + std::to_string(p.scale + 1) + "_" + std::to_string(p.iteration))
+                           : numbered_path(o.output, std::to_string(p.iteration));
+            // A snapshot that cannot be written (full disk, a name taken by an
+            // input) is reported; the run goes on towards the final image.
+            try {
+                check_not_an_input(o, "--save-every snapshot", snapshot);
+                save_image_critical(snapshot, p.current_image());
+            } catch (const Error& e) {
+                std::fprintf(stderr, "neural-style: warning: snapshot of iteration %d not written: %s\n", p.iteration,
+                             e.what());
+            }
+        }
         return true;
     };
 
     const TransferResult result = run_transfer(weights, request, callbacks);
     const OptimizationResult& opt = result.optimization;
-    if (result.image.width > 0) {
-        save_image(o.output, result.image);
+    // An optimisation that failed before its first iteration has nothing but the
+    // starting image: the output is not replaced by it.
+    const bool failed_at_start = opt.reason == StopReason::failed && opt.iterations == 0 && request.sizes().size() == 1;
+    const bool written = result.image.width > 0 && !failed_at_start;
+    if (written) {
+        save_image_critical(o.output, result.image);
         if (!o.quiet) {
             std::fprintf(stderr, "neural-style: %s after %d iterations (%d evaluations), loss %.5e, %s, peak %s memory %.0f MiB: wrote %s\n",
                          opt.reason == StopReason::converged ? "converged" : "stopped",
                          opt.iterations, opt.evaluations, opt.loss, format_duration(result.seconds).c_str(),
                          result.backend.c_str(), double(result.peak_bytes) / (1 << 20), o.output.c_str());
-            if (opt.reason != StopReason::iterations && !opt.message.empty())
+            if (opt.reason != StopReason::iterations && !opt.message.empty() && g_signal.load() == 0)
                 std::fprintf(stderr, "neural-style: %s\n", opt.message.c_str());
         }
     }
-    if (g_interrupted) {
-        std::fprintf(stderr, "neural-style: interrupted; wrote the image of iteration %d\n", opt.iterations);
-        return 130;
+    if (const int signal = g_signal.load()) {
+        if (written)
+            std::fprintf(stderr, "neural-style: interrupted by %s; wrote the image of iteration %d to %s\n",
+                         signal_name(signal), opt.iterations, o.output.c_str());
+        else
+            std::fprintf(stderr, "neural-style: interrupted by %s; nothing was written\n", signal_name(signal));
+        return 128 + signal;
     }
     if (opt.reason == StopReason::failed)
-        throw RuntimeFailure("the optimisation failed: " + opt.message + " (the last good image was written)");
+        throw RuntimeFailure("the optimisation failed: " + opt.message +
+                             (written ? " (the last good image was written)" : " (nothing was written)"));
     return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
+    install_signal_handlers();
     return nst::run_reporting_errors("neural-style", [&] {
         nst::cli::Options options;
         if (nst::cli::parse(argc, argv, options) == nst::cli::ParseOutcome::exit_success) return 0;

@@ -6,8 +6,14 @@
 //   (at most 1 GiB), so both decoders read from a buffer and a short file is seen
 //   as "truncated" rather than as a stdio error.
 // - Size limits: at least 2x2 pixels (a 1x1 image is refused as too small), at most
-//   32768 pixels per side and 2^28 pixels in all, checked from the header before any
-//   pixel buffer is allocated.
+//   32768 pixels per side and kMaxImagePixels (2^27) in all. They are checked from
+//   the header before either library allocates anything that grows with the image:
+//   for PNG from the IHDR bytes before libpng is called (libpng's own user limits are
+//   set to the same values as a second guard), for JPEG after jpeg_read_header and
+//   before jpeg_start_decompress (whose buffers are also capped by max_memory_to_use).
+// - Only regular files are read: a FIFO, device or directory is refused from stat()
+//   before it is opened, and the file is opened O_NONBLOCK and checked again with
+//   fstat(), so a FIFO swapped in between cannot block the reader.
 // - Both libraries report errors by longjmp. Each setjmp lives in a small function
 //   whose own locals are trivially destructible; everything that owns memory (the
 //   library structs, the pixel buffers) is held by RAII guards in the caller, so a
@@ -34,13 +40,17 @@
 //   way viewers show a transparent image on a white page; the result has no alpha.
 // - Saving writes 8-bit RGB (PNG, or JPEG at quality 95 with 4:4:4 chroma, since
 //   stylised images have fine colour detail that 4:2:0 would smear), to a temporary
-//   file in the target's directory that is fsync'ed and renamed over the target.
+//   file in the target's directory that is fsync'ed and renamed over the target. The
+//   temporary is flock()ed while it exists, so remove_stale_temporaries() can tell
+//   one a killed process left (unlocked) from one being written.
 #include "engine/image.h"
 
 #include "engine/base/error.h"
 #include "kernels/preprocess.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,9 +75,11 @@ namespace {
 
 constexpr int kMinSide = 2;
 constexpr long long kMaxSide = 32768;
-constexpr long long kMaxPixels = 1LL << 28;
+constexpr long long kMaxPixels = kMaxImagePixels;
 constexpr std::size_t kMaxFileBytes = std::size_t(1) << 30;
 constexpr int kMaxJpegScans = 1000;
+constexpr long kMaxJpegWorkBytes = 1L << 30;
+constexpr const char* kTruncatedPngHeader = "truncated PNG data";
 
 [[noreturn]] void refuse(const std::string& path, const std::string& reason) {
     throw InputError("cannot read image '" + path + "': " + reason);
@@ -82,14 +94,52 @@ void check_dimensions(const std::string& path, long long width, long long height
                          std::to_string(kMaxPixels) + " in all)");
 }
 
+// The PNG's size from its IHDR, which the format requires to be the first chunk:
+// signature (8), length (4), "IHDR" (4), width (4, big-endian), height (4). Checked
+// here, before libpng sees the file, so that no header can make it allocate.
+void check_png_header_dimensions(const std::string& path, const std::vector<unsigned char>& bytes) {
+    if (bytes.size() < 8 + 8 + 8) refuse(path, kTruncatedPngHeader);
+    if (std::memcmp(bytes.data() + 12, "IHDR", 4) != 0)
+        refuse(path, "corrupt PNG (IHDR is not the first chunk)");
+    const auto be32 = [&](std::size_t at) {
+        return (std::uint32_t(bytes[at]) << 24) | (std::uint32_t(bytes[at + 1]) << 16) |
+               (std::uint32_t(bytes[at + 2]) << 8) | std::uint32_t(bytes[at + 3]);
+    };
+    check_dimensions(path, be32(16), be32(20));
+}
+
 struct FileCloser {
     void operator()(std::FILE* file) const { std::fclose(file); }
 };
 using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 
+const char* file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+    if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a regular file";
+}
+
 std::vector<unsigned char> read_whole_file(const std::string& path) {
-    FilePtr file(std::fopen(path.c_str(), "rb"));
-    if (!file) refuse(path, std::strerror(errno));
+    struct stat status {};
+    if (::stat(path.c_str(), &status) != 0) refuse(path, std::strerror(errno));
+    if (!S_ISREG(status.st_mode)) refuse(path, std::string(file_kind(status.st_mode)) + ", not a regular file");
+    if (std::uint64_t(status.st_size) > kMaxFileBytes) refuse(path, "file larger than 1 GiB");
+    // O_NONBLOCK: should a FIFO replace the file after stat(), open() does not wait
+    // for a writer and fstat() refuses it.
+    const int descriptor = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (descriptor < 0) refuse(path, std::strerror(errno));
+    if (::fstat(descriptor, &status) != 0 || !S_ISREG(status.st_mode)) {
+        ::close(descriptor);
+        refuse(path, std::string(file_kind(status.st_mode)) + ", not a regular file");
+    }
+    FilePtr file(::fdopen(descriptor, "rb"));
+    if (!file) {
+        const int saved = errno;
+        ::close(descriptor);
+        refuse(path, std::strerror(saved));
+    }
     std::vector<unsigned char> bytes;
     constexpr std::size_t chunk = std::size_t(1) << 20;
     for (;;) {
@@ -145,8 +195,9 @@ void png_read_from_memory(png_structp png, png_bytep out, png_size_t length) {
 // Returns false after a libpng error (the reason is in context.message).
 bool png_read_header(PngReadContext& context) {
     if (setjmp(png_jmpbuf(context.png))) return false;
-    // The limits are checked by the caller with a clearer message.
-    png_set_user_limits(context.png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
+    // The caller checked the IHDR's size with a clearer message; libpng's limits
+    // are the same, as a second guard.
+    png_set_user_limits(context.png, kMaxSide, kMaxSide);
     png_set_crc_action(context.png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
     png_set_read_fn(context.png, &context.source, png_read_from_memory);
     png_read_info(context.png, context.info);
@@ -174,6 +225,7 @@ bool png_read_pixels(PngReadContext& context, png_bytepp rows) {
 }
 
 Image decode_png(const std::string& path, const std::vector<unsigned char>& bytes) {
+    check_png_header_dimensions(path, bytes);
     PngReadContext context;
     context.source = PngSource{bytes.data(), bytes.size(), 0};
     context.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &context, png_error_to_longjmp,
@@ -303,6 +355,12 @@ bool jpeg_read_header_into(JpegDecoder& decoder, const unsigned char* data, std:
     jpeg_read_header(&decoder.cinfo, TRUE);
     const J_COLOR_SPACE space = decoder.cinfo.jpeg_color_space;
     decoder.cinfo.out_color_space = space == JCS_CMYK || space == JCS_YCCK ? JCS_CMYK : JCS_RGB;
+    // libjpeg's own working memory (not the output rows, which the caller owns):
+    // a progressive file keeps every coefficient, 64 16-bit coefficients per 8x8
+    // block = 2 bytes per pixel per component, so the largest accepted image
+    // (2^27 pixels, 3 components without subsampling) needs 768 MiB; the cap of
+    // 1 GiB leaves room for the rest and refuses anything a header could add.
+    decoder.cinfo.mem->max_memory_to_use = kMaxJpegWorkBytes;
     return true;
 }
 
@@ -618,7 +676,48 @@ mode_t default_file_mode() {
     return static_cast<mode_t>(0666 & ~mask);
 }
 
+// Whether `entry` is a temporary of save_image() for `name` or one of its numbered
+// snapshots: "." + stem + ("" or "_<label>") + extension + ".tmp-" + 6 characters.
+bool is_temporary_name(const std::string& entry, const std::string& name) {
+    const std::string suffix = ".tmp-";
+    constexpr std::size_t kRandom = 6;  // mkstemp's XXXXXX
+    if (entry.size() < 1 + name.size() + suffix.size() + kRandom || entry[0] != '.') return false;
+    const std::string target = entry.substr(1, entry.size() - 1 - suffix.size() - kRandom);
+    if (entry.compare(entry.size() - kRandom - suffix.size(), suffix.size(), suffix) != 0) return false;
+    if (target == name) return true;
+    const std::size_t dot = name.find_last_of('.');
+    const std::string stem = dot == std::string::npos ? name : name.substr(0, dot);
+    const std::string extension = dot == std::string::npos ? "" : name.substr(dot);
+    return target.size() > stem.size() + 1 + extension.size() && target.compare(0, stem.size() + 1, stem + "_") == 0 &&
+           target.compare(target.size() - extension.size(), extension.size(), extension) == 0;
+}
+
 }  // namespace
+
+int remove_stale_temporaries(const std::string& path) {
+    const std::size_t slash = path.find_last_of('/');
+    const std::string directory = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+    const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+    DIR* folder = ::opendir(directory.c_str());
+    if (!folder) return 0;
+    int removed = 0;
+    while (const dirent* entry = ::readdir(folder)) {
+        const std::string entry_name = entry->d_name;
+        if (!is_temporary_name(entry_name, name)) continue;
+        const std::string entry_path = (slash == std::string::npos ? std::string() : directory) + entry_name;
+        const int descriptor = ::open(entry_path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+        if (descriptor < 0) continue;
+        struct stat status {};
+        // Not locked: its writer is gone. Unlinked while we hold the lock, so a
+        // writer that locks it after us sees a link count of 0 and makes another.
+        if (::fstat(descriptor, &status) == 0 && S_ISREG(status.st_mode) &&
+            ::flock(descriptor, LOCK_EX | LOCK_NB) == 0 && ::unlink(entry_path.c_str()) == 0)
+            ++removed;
+        ::close(descriptor);
+    }
+    ::closedir(folder);
+    return removed;
+}
 
 // The formula is shared with the CUDA backend's to_8bit (kernels/preprocess.h).
 std::uint8_t to_8bit(float value) { return kernels::to_8bit_value(value); }
@@ -653,8 +752,21 @@ void save_image(const std::string& path, const Image& image) {
     const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
     std::string temporary_path = (slash == std::string::npos ? std::string() : directory) + "." +
                                  name + ".tmp-XXXXXX";
-    const int descriptor = ::mkstemp(temporary_path.data());
-    if (descriptor < 0) fail(std::strerror(errno));
+    const std::string temporary_template = temporary_path;
+    int descriptor = -1;
+    // The temporary is locked while it exists (remove_stale_temporaries() leaves
+    // locked ones alone). Should a cleaner have removed it between mkstemp() and
+    // flock(), its link count is 0: make another.
+    for (int attempt = 0;; ++attempt) {
+        temporary_path = temporary_template;
+        descriptor = ::mkstemp(temporary_path.data());
+        if (descriptor < 0) fail(std::strerror(errno));
+        struct stat status {};
+        if (::flock(descriptor, LOCK_EX) != 0 || ::fstat(descriptor, &status) != 0 ||
+            status.st_nlink > 0 || attempt == 10)
+            break;  // locked (or locks unsupported: then nothing cleans up either)
+        ::close(descriptor);
+    }
     std::FILE* stream = ::fdopen(descriptor, "wb");
     if (!stream) {
         const int saved = errno;

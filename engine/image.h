@@ -9,6 +9,18 @@
 
 namespace nst {
 
+// The most pixels load_image() accepts: 2^27 ≈ 134 M (e.g. 16384 × 8192, a
+// 134-megapixel photo; the largest camera sensors sold today have about 100 M).
+// Decoding one costs at most 28 bytes per pixel at the peak (a rotated JPEG:
+// 4 for the decoded rows, 12 for the float planes, 12 for the rotated copy;
+// a 16-bit RGBA PNG needs 8 + 12), 3.5 GiB, plus the file itself (≤ 1 GiB) and
+// libjpeg's coefficients (≤ 1 GiB): below what an 8 GiB machine holds. It refuses
+// a square image above 11585², which --size (≤ 16384) alone would allow, but a
+// run at that size could not proceed anyway: VGG-19's conv1_1 output alone is
+// 64 channels · 2^27 pixels · 4 bytes = 32 GiB. A header claiming more is
+// refused before anything of its size is allocated.
+constexpr long long kMaxImagePixels = 1LL << 27;
+
 struct Image {
     int width = 0;
     int height = 0;
@@ -22,7 +34,9 @@ struct Image {
 // Loads a PNG or JPEG (detected from the file's signature, not its name).
 // Grayscale becomes RGB; alpha is composited over white; 16-bit PNGs keep their
 // precision; JPEG EXIF orientation (tags 1-8) is applied. Images smaller than
-// 2×2 or larger than 32768 on a side are refused.
+// 2×2, larger than 32768 on a side or than kMaxImagePixels in all are refused
+// (InputError, from the header, before decoding), and so is a path that is not
+// a regular file (a FIFO, a device, a directory), without opening it.
 Image load_image(const std::string& path);
 
 // Writes 8-bit RGB, format chosen by the extension (.png, .jpg, .jpeg; case
@@ -32,6 +46,16 @@ Image load_image(const std::string& path);
 // an existing good one. Throws UsageError for an unknown extension and
 // RuntimeFailure when the file cannot be written.
 void save_image(const std::string& path, const Image& image);
+
+// Removes the temporaries that save_image() calls for `path` and for its numbered
+// snapshots ("out.png": ".out.png.tmp-XXXXXX" and ".out_*.png.tmp-XXXXXX" in the
+// same directory) left behind by a process that was killed while saving. A
+// temporary is removed only when no process holds it: save_image() keeps an
+// exclusive flock() on its temporary until the rename, so one being written by a
+// live process is never touched. Returns how many were removed; errors (an
+// unreadable directory) are ignored, since a stale temporary does no harm beyond
+// its space: every save makes a fresh name with mkstemp().
+int remove_stale_temporaries(const std::string& path);
 
 // True when save_image() accepts the path's extension.
 bool is_supported_output_path(const std::string& path);

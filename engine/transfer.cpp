@@ -15,6 +15,7 @@
 #include "engine/color.h"
 #include "engine/base/error.h"
 #include "engine/memory_plan.h"
+#include "engine/vgg19_layers.h"
 
 namespace nst {
 
@@ -25,6 +26,23 @@ using Clock = std::chrono::steady_clock;
 void require_finite_nonnegative(double value, const char* option) {
     if (!std::isfinite(value) || value < 0)
         throw UsageError(std::string(option) + " must be a finite number >= 0");
+}
+
+// A loss or blend weight: finite, ≥ 0 and at most max_weight.
+void require_weight(double value, const char* option) {
+    require_finite_nonnegative(value, option);
+    if (value > TransferRequest::max_weight)
+        throw UsageError(std::string(option) + " must be at most 1e24 (larger weights overflow the objective's fp32 gradient)");
+}
+
+// The size resize_longest_side(image, longest) gives, without resampling.
+std::pair<int, int> longest_side_size(const Image& image, int longest) {
+    const int current = std::max(image.width, image.height);
+    const auto side = [&](int length) {
+        if (length == current) return longest;
+        return std::max(1, static_cast<int>(std::lround(length * (static_cast<double>(longest) / current))));
+    };
+    return {side(image.width), side(image.height)};
 }
 
 void require_member(const std::string& value, std::initializer_list<const char*> allowed,
@@ -181,17 +199,47 @@ void TransferRequest::validate_images() const {
         if (mask.width <= 0 || mask.height <= 0) throw UsageError("a style mask is empty");
     if (init == "image" && init_image.width <= 0)
         throw UsageError("--init image needs an initial image");
+
+    // Each pool halves a side (rounding down) and a layer needs one pixel, so the
+    // deepest layer in use, after p pools, needs sides of at least 2^p at every
+    // scale: checked here, where the image can be named, rather than in the network.
+    int deepest = -1;
+    for (const auto* layers : {&content_layers, &style_layers})
+        for (const std::string& layer : *layers) deepest = std::max(deepest, vgg19_layer_index(layer));
+    int pools = 0;
+    for (int l = 0; l < deepest; ++l) pools += vgg19_pool_after(l) ? 1 : 0;
+    const int needed = 1 << pools;
+    const auto check = [&](const Image& image, const std::string& what, int longest, const std::string& how) {
+        const auto [w, h] = longest_side_size(image, longest);
+        if (w >= needed && h >= needed) return;
+        throw InputError(what + " (" + std::to_string(image.width) + "x" + std::to_string(image.height) +
+                         ") becomes " + std::to_string(w) + "x" + std::to_string(h) + " at " + how +
+                         ", too small for layer " + vgg19_layer_names()[std::size_t(deepest)] +
+                         ", which needs at least " + std::to_string(needed) + " pixels on each side");
+    };
+    for (const int side : sizes()) {
+        check(content, content_name.empty() ? "the content image" : "content image '" + content_name + "'", side,
+              "size " + std::to_string(side));
+        const int style_side = std::max(16, int(std::lround(style_scale * side)));
+        for (std::size_t k = 0; k < styles.size(); ++k)
+            check(styles[k],
+                  k < style_names.size() && !style_names[k].empty() ? "style image '" + style_names[k] + "'"
+                                                                    : "style image " + std::to_string(k + 1),
+                  style_side, "a longest side of " + std::to_string(style_side));
+    }
 }
 
 void TransferRequest::validate() const {
     if (size < 16 || size > 16384) throw UsageError("--size must be in [16, 16384]");
-    require_finite_nonnegative(content_weight, "--content-weight");
-    if (style_weight) require_finite_nonnegative(*style_weight, "--style-weight");
-    require_finite_nonnegative(tv_weight, "--tv-weight");
+    require_weight(content_weight, "--content-weight");
+    if (style_weight) require_weight(*style_weight, "--style-weight");
+    require_weight(tv_weight, "--tv-weight");
     if (!std::isfinite(style_scale) || style_scale <= 0 || style_scale > 8)
         throw UsageError("--style-scale must be in (0, 8]");
     if (learning_rate && (!std::isfinite(*learning_rate) || *learning_rate <= 0))
         throw UsageError("--learning-rate must be a finite number > 0");
+    if (learning_rate && *learning_rate > max_learning_rate)
+        throw UsageError("--learning-rate must be at most 1e6 (a step moves pixels whose whole range is 1)");
     if (iterations < 0 || iterations > 1000000)
         throw UsageError("--iterations must be in [0, 1000000]");
     if (lbfgs_history < 1 || lbfgs_history > 10000)
@@ -211,8 +259,8 @@ void TransferRequest::validate() const {
                          " values for " + std::to_string(styles.size()) + " --style images");
     double blend_total = 0;
     for (double b : style_blend_weights) {
-        require_finite_nonnegative(b, "--style-blend-weights");
-        blend_total += b;
+        require_weight(b, "--style-blend-weights");
+        blend_total += b;  // at most 1e24 per style: finite
     }
     if (!style_blend_weights.empty() && !(blend_total > 0))
         throw UsageError("--style-blend-weights must not all be zero");

@@ -82,16 +82,33 @@ struct TransferRequest {
     std::string preserve_colors = "none";     // none | luminance | histogram | post
     std::string color_transfer = "symmetric";  // cholesky | pca | symmetric (histogram only)
     std::size_t max_memory = 0;               // bytes the run may hold; 0: what the device has
+    // Optional names of the images (file names, in the CLI), only for messages:
+    // empty names read "the content image" and "style image K".
+    std::string content_name;
+    std::vector<std::string> style_names;
 
     // "a,b,c" -> {"a", "b", "c"} (empty entries dropped); any comma-separated list.
     static std::vector<std::string> split_layer_list(const std::string& text);
+
+    // The largest content, style, TV or blend weight accepted, and the largest
+    // learning rate (docs/RELIABILITY.md). Weights: the gradient is fp32 (at most
+    // 3.4e38) and the largest unweighted term measured with the shipped weights is
+    // the content loss of a noise start, 5.7e10 at --size 512, so about 6e13 at
+    // --size 16384 (it sums over positions); 1e24 · 6e13 = 6e37 stays finite,
+    // and 1e24 is 2e13 times the largest default (β = 4.1e10 for normalised
+    // weights at 16384). Learning rate: a step moves pixels whose whole range is 1
+    // (an Adam step moves each by about lr), so 1e6 is already meaningless; above
+    // it lr · g overflows fp32 for gradients as small as 3.4e32.
+    static constexpr double max_weight = 1e24;
+    static constexpr double max_learning_rate = 1e6;
 
     // Throws UsageError (the CLI's one-line messages) for any invalid option.
     // Looks at the number of images, not at their pixels, so a front end can
     // validate before decoding anything (one placeholder Image per file).
     void validate() const;
-    // Throws UsageError when an image is missing or inconsistent (run_transfer
-    // calls both).
+    // Throws UsageError when an image is missing or inconsistent, and InputError
+    // naming the image when one is too small, at some scale, for the deepest layer
+    // in use (run_transfer calls both).
     void validate_images() const;
     // The sizes and iterations of each scale, coarsest first (validated).
     std::vector<int> sizes() const;

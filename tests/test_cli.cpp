@@ -5,8 +5,12 @@
 #include <hdf5.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -581,5 +585,214 @@ TEST_CASE("cli: nonsense values of the control options are usage errors", "[cli]
                                            test::shared_image_path("starry_night.jpg"), weights, dir.file("out.png")) +
                               " " + extra),
             2, "");
+    }
+}
+
+// ---- signals, the output, hostile paths ---------------------------------------------------
+
+namespace {
+
+// Runs `script` with sh; the script's stdout comes back (it prints what the test checks).
+test::CommandResult run_script(const test::TempDir& dir, const std::string& name, const std::string& script) {
+    const std::string path = dir.file(name);
+    std::ofstream(path) << script;
+    return test::run_command("sh " + quote(path));
+}
+
+// The value of "key=N" on a line of the script's output, or -1.
+int script_value(const std::string& out, const std::string& key) {
+    const auto at = out.find(key + "=");
+    return at == std::string::npos ? -1 : std::atoi(out.c_str() + at + key.size() + 1);
+}
+
+bool has_temporary(const std::string& dir) {
+    for (const auto& entry : fs::directory_iterator(dir))
+        if (entry.path().filename().string().find(".tmp-") != std::string::npos) return true;
+    return false;
+}
+
+}  // namespace
+
+TEST_CASE("cli: signals stop set-up at once and the loop after its iteration", "[cli][signals]") {
+    test::TempDir dir("cli-signals");
+    const std::string weights = dir.file("weights.h5");
+    write_weights(weights, narrow_network());
+    const std::string out = dir.file("out.png");
+    const std::string log = dir.file("log.fifo");
+    REQUIRE(::mkfifo(log.c_str(), 0600) == 0);
+    // --log-json naming a FIFO: the run blocks opening it (set-up, before iteration
+    // 0 is reported) until the script opens it for reading, and later blocks
+    // writing to it once the script stops reading and the pipe (64 KiB) is full.
+    // So each signal below reaches the phase it is meant for, whatever the timing.
+    const std::string command = base_command(test::shared_image_path("tubingen.jpg"),
+                                             test::shared_image_path("starry_night.jpg"), weights, out) +
+                                " --size 32 --iterations 1000000 --log-json " + quote(log) + " 2>" +
+                                quote(dir.file("err.txt"));
+    const auto err = [&] { return test::read_file(dir.file("err.txt")); };
+
+    SECTION("during set-up: 128 + signal at once, nothing written") {
+        for (const auto& [name, number] : std::vector<std::pair<std::string, int>>{{"INT", 2}, {"TERM", 15}, {"HUP", 1}}) {
+            INFO("SIG" << name);
+            const auto r = run_script(dir, "setup.sh",
+                                      command + " &\npid=$!\nsleep 1\nkill -" + name + " $pid\nwait $pid\necho rc=$?\n");
+            INFO("script: " << r.out << r.err << "\nstderr: " << err());
+            CHECK(script_value(r.out, "rc") == 128 + number);
+            CHECK(err().find("interrupted by SIG" + name + " during set-up; nothing was written") != std::string::npos);
+            CHECK(err().find("wrote") == std::string::npos);
+            CHECK_FALSE(test::file_exists(out));
+            CHECK_FALSE(has_temporary(dir.path()));
+        }
+    }
+    SECTION("in the loop: the image of the iteration is written, 128 + signal") {
+        for (const auto& [name, number] : std::vector<std::pair<std::string, int>>{{"INT", 2}, {"TERM", 15}, {"HUP", 1}}) {
+            INFO("SIG" << name);
+            fs::remove(out);
+            // Reads iterations 0 and 1 from the log, signals, then drains the log.
+            const auto r = run_script(dir, "loop.sh",
+                                      command + " &\npid=$!\nexec 3<" + quote(log) +
+                                          "\nread -r line <&3\nread -r line <&3\nkill -" + name +
+                                          " $pid\ncat <&3 >/dev/null\nwait $pid\necho rc=$?\n");
+            INFO("script: " << r.out << r.err << "\nstderr: " << err());
+            CHECK(script_value(r.out, "rc") == 128 + number);
+            const std::string said = "interrupted by SIG" + name + "; wrote the image of iteration ";
+            REQUIRE(err().find(said) != std::string::npos);
+            const int iteration = std::atoi(err().c_str() + err().find(said) + said.size());
+            CHECK(iteration >= 1);
+            CHECK(iteration < 1000000);
+            REQUIRE(test::file_exists(out));
+            CHECK(load_image(out).width == 32);
+            CHECK_FALSE(has_temporary(dir.path()));
+        }
+    }
+    SECTION("a second signal exits at once") {
+        // Reads iteration 0, then waits (up to 120 s) until the run blocks writing
+        // to the full pipe: a first SIGTERM sets the flag there, a second SIGINT
+        // must end the process without waiting for the iteration to finish.
+        const auto r = run_script(dir, "twice.sh",
+                                  command + " &\npid=$!\nexec 3<" + quote(log) +
+                                      "\nread -r line <&3\nfor i in $(seq 1200); do grep -q pipe_write /proc/$pid/wchan && break; "
+                                      "sleep 0.1; done\nkill -TERM $pid\nsleep 0.5\nkill -INT $pid\nwait $pid\necho rc=$?\n");
+        INFO("script: " << r.out << r.err << "\nstderr: " << err());
+        CHECK(script_value(r.out, "rc") == 130);
+        CHECK(err().find("interrupted by SIGINT again; stopped at once") != std::string::npos);
+        CHECK_FALSE(test::file_exists(out));
+        CHECK_FALSE(has_temporary(dir.path()));
+    }
+}
+
+TEST_CASE("cli: the output is checked before any work and kept from failed runs", "[cli][errors]") {
+    test::TempDir dir("cli-output");
+    const std::string content = dir.file("input-content.png");
+    const std::string style = test::shared_image_path("starry_night.jpg");
+    const std::string weights = dir.file("weights.h5");
+    write_weights(weights, narrow_network());
+    save_image(content, load_image(test::shared_image_path("tubingen.jpg")));
+    const std::string content_bytes = test::read_file(content);
+    const std::string out = dir.file("out.png");
+    Image good;
+    good.width = 2;
+    good.height = 2;
+    good.pixels.assign(12, 0.25f);
+    save_image(out, good);
+    const std::string good_bytes = test::read_file(out);
+    auto run = [&](const std::string& output, const std::string& extra) {
+        return test::run_command(base_command(content, style, weights, output) + " --size 32 --iterations 2 " + extra);
+    };
+    auto output_untouched = [&] { CHECK(test::read_file(out) == good_bytes); };
+
+    SECTION("--output naming the content (directly or through a link) or a style") {
+        require_clean_failure(run(content, ""), 2, "is the same file as --content");
+        fs::create_symlink(content, dir.file("input-link.png"));
+        require_clean_failure(run(dir.file("input-link.png"), ""), 2, "is the same file as --content");
+        fs::copy_file(style, dir.file("input-style.jpg"));
+        const auto r = test::run_command(base_command(content, dir.file("input-style.jpg"), weights,
+                                                      dir.file("input-style.jpg")) + " --size 32");
+        require_clean_failure(r, 2, "is the same file as --style");
+        CHECK(test::read_file(content) == content_bytes);
+        CHECK(test::read_file(dir.file("input-style.jpg")) == test::read_file(style));
+    }
+    SECTION("--output that is a directory or a FIFO fails before the run") {
+        fs::create_directory(dir.file("folder.png"));
+        require_clean_failure(run(dir.file("folder.png"), ""), 2, "is a directory");
+        REQUIRE(::mkfifo(dir.file("pipe.png").c_str(), 0600) == 0);
+        require_clean_failure(run(dir.file("pipe.png"), ""), 2, "exists and is not a regular file");
+    }
+    SECTION("--log-json naming an input is refused") {
+        require_clean_failure(run(out, "--log-json " + quote(content)), 2, "is the same file as --content");
+        CHECK(test::read_file(content) == content_bytes);
+        // Opened at iteration 0, but checked before any work.
+        require_clean_failure(run(out, "--log-json " + quote(dir.file("no-such-dir/log.jsonl"))), 4, "--log-json");
+        output_untouched();
+    }
+    SECTION("overflowing weights are usage errors and the output is kept") {
+        const std::vector<std::string> bad = {"--style-weight 1e308", "--content-weight 1.1e24", "--tv-weight 1e300",
+                                              "--learning-rate 1e30", "--learning-rate 2e6"};
+        for (const std::string& extra : bad) {
+            INFO(extra);
+            require_clean_failure(run(out, extra), 2, "must be at most");
+            output_untouched();
+        }
+        const auto r = test::run_command(base_command(content, style, weights, out) + " --style " + quote(style) +
+                                         " --style-blend-weights 1e308,1e308 --size 32");
+        require_clean_failure(r, 2, "--style-blend-weights must be at most 1e24");
+        output_untouched();
+        // The bounds themselves are accepted (the run may still fail, but never
+        // replaces the output with its unstylised start).
+        const auto at_bound = run(out, "--style-weight 1e24");
+        INFO("stderr at the bound: " << at_bound.err);
+        CHECK(at_bound.exit_code != 2);
+        if (at_bound.exit_code != 0) output_untouched();
+    }
+    SECTION("a failed snapshot is reported and the run goes on") {
+        fs::create_directory(dir.file("out_1.png"));  // the first snapshot's name is taken by a folder
+        const auto r = test::run_command(base_command(content, style, weights, out) +
+                                         " --size 32 --iterations 3 --save-every 1");
+        INFO(r.err);
+        CHECK(r.exit_code == 0);
+        CHECK(r.err.find("warning: snapshot of iteration 1 not written") != std::string::npos);
+        CHECK(test::file_exists(dir.file("out_2.png")));
+        CHECK(test::read_file(out) != good_bytes);
+        CHECK_FALSE(has_temporary(dir.path()));
+    }
+    SECTION("a style image too small for the deepest layer is named") {
+        Image thin;
+        thin.width = 400;
+        thin.height = 4;
+        thin.pixels.assign(3 * 400 * 4, 0.5f);
+        save_image(dir.file("input-thin.png"), thin);
+        // At --size 32 the style's longest side is 32: 32x1 (0.32 rounds to 1) is
+        // too small for conv5_1, after 4 pools (16 pixels needed).
+        const auto r = test::run_command(base_command(content, dir.file("input-thin.png"), weights, out) + " --size 32");
+        require_clean_failure(r, 3, "style image '" + dir.file("input-thin.png") + "'");
+        CHECK(r.err.find("conv5_1") != std::string::npos);
+        output_untouched();
+    }
+    SECTION("a FIFO as --content is refused at once, not waited on") {
+        REQUIRE(::mkfifo(dir.file("input-pipe.png").c_str(), 0600) == 0);
+        const auto start = std::chrono::steady_clock::now();
+        const auto r = test::run_command("timeout -s KILL 60 " + base_command(dir.file("input-pipe.png"), style, weights, out) +
+                                         " --size 32");
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        require_clean_failure(r, 3, "a FIFO (named pipe), not a regular file");
+        CHECK(seconds < 30);  // a blocked open would be killed at 60 s
+        output_untouched();
+    }
+    SECTION("temporaries of a killed run are removed, a live writer's are not") {
+        const std::string stale = dir.file(".out.png.tmp-abc123"), stale_snapshot = dir.file(".out_20.png.tmp-x1Y2z3");
+        const std::string locked = dir.file(".out.png.tmp-LOCKED"), other = dir.file(".other.png.tmp-abc123");
+        for (const auto& p : {stale, stale_snapshot, locked, other}) write_bytes(p, "partial");
+        // flock(1) holds the lock as a live save_image() would.
+        const auto r = run_script(dir, "stale.sh",
+                                  "flock " + quote(locked) + " sleep 30 &\nholder=$!\nsleep 0.5\n" +
+                                      base_command(content, style, weights, out) +
+                                      " --size 32 --iterations 1 2>" + quote(dir.file("err.txt")) +
+                                      "\necho rc=$?\nkill $holder\n");
+        INFO(r.out << test::read_file(dir.file("err.txt")));
+        CHECK(script_value(r.out, "rc") == 0);
+        CHECK_FALSE(test::file_exists(stale));
+        CHECK_FALSE(test::file_exists(stale_snapshot));
+        CHECK(test::file_exists(locked));
+        CHECK(test::file_exists(other));
+        CHECK(test::read_file(dir.file("err.txt")).find("removed 2 temporary file(s)") != std::string::npos);
     }
 }

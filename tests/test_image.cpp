@@ -8,6 +8,9 @@
 #include <catch2/catch.hpp>
 
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <png.h>
 // jpeglib.h needs FILE and size_t declared first.
@@ -16,6 +19,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cmath>
 #include <csetjmp>
 #include <csignal>
@@ -735,7 +739,7 @@ TEST_CASE("bad image files are refused with the file name and the reason", "[ima
     }
     SECTION("a folder") {
         fs::create_directory(folder.file("dir.png"));
-        require_refused(folder.file("dir.png"), "Is a directory");
+        require_refused(folder.file("dir.png"), "a directory, not a regular file");
     }
     SECTION("empty file") {
         write_bytes(folder.file("empty.png"), {});
@@ -935,4 +939,131 @@ TEST_CASE("resize_longest_side keeps the aspect ratio", "[image]") {
     CHECK(same.pixels == image.pixels);
     CHECK_THROWS_AS(nst::resize_longest_side(image, 0), nst::UsageError);
     CHECK_THROWS_AS(nst::resize_image(image, 0, 5), nst::UsageError);
+}
+
+// ---------------------------------------------------------------------------------
+// Hostile files: refused from the header, before anything of the claimed size is
+// allocated, and without blocking.
+
+namespace {
+
+// Virtual memory of this process now, in bytes (VmSize in /proc/self/status).
+std::size_t virtual_memory_bytes() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("VmSize:", 0) == 0) return std::stoull(line.substr(7)) * 1024;  // "N kB"
+    return 0;
+}
+
+enum ChildOutcome { refused_as_expected = 0, other_message = 1, out_of_memory = 2, not_refused = 3 };
+
+// Runs load_image(path) in a forked child whose address space may grow by at most
+// `headroom` bytes (RLIMIT_AS) and which is killed after `seconds` (alarm), and
+// returns how it ended: a ChildOutcome, or 128 + signal.
+int load_in_limited_child(const std::string& path, const std::string& reason,
+                          std::size_t headroom, unsigned seconds) {
+    std::fflush(nullptr);
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::alarm(seconds);
+        rlimit limit{};
+        limit.rlim_cur = limit.rlim_max = virtual_memory_bytes() + headroom;
+        if (setrlimit(RLIMIT_AS, &limit) != 0) _exit(90);
+        int outcome = not_refused;
+        try {
+            nst::load_image(path);
+        } catch (const nst::InputError& error) {
+            outcome = std::string(error.what()).find(reason) != std::string::npos ? refused_as_expected
+                                                                                  : other_message;
+        } catch (const std::bad_alloc&) {
+            outcome = out_of_memory;
+        } catch (...) {
+            outcome = other_message;
+        }
+        _exit(outcome);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// A small valid baseline JPEG whose SOF0 claims width × height instead.
+Bytes jpeg_claiming(std::uint16_t width, std::uint16_t height) {
+    JpegSpec spec{16, 16, 3, JCS_RGB, 90, random_samples(16 * 16 * 3, 61), {}};
+    Bytes bytes = encode_jpeg(spec);
+    for (std::size_t i = 2; i + 9 < bytes.size(); ++i) {
+        if (bytes[i] != 0xFF || bytes[i + 1] != 0xC0) continue;
+        // FF C0, length (2), precision (1), height (2), width (2), big-endian
+        bytes[i + 5] = static_cast<unsigned char>(height >> 8);
+        bytes[i + 6] = static_cast<unsigned char>(height & 0xFF);
+        bytes[i + 7] = static_cast<unsigned char>(width >> 8);
+        bytes[i + 8] = static_cast<unsigned char>(width & 0xFF);
+        return bytes;
+    }
+    FAIL("no SOF0 marker in the encoded JPEG");
+    return bytes;
+}
+
+}  // namespace
+
+TEST_CASE("headers claiming huge images are refused before allocating", "[image]") {
+    nst::test::TempDir folder("image-hostile");
+    // 64 MiB of headroom: the decoders' fixed structures and the file buffer need
+    // well under 1 MiB for these files (each < 1 kB); the smallest refused claim
+    // below needs 2^27 pixels · 12 bytes = 1.5 GiB of float planes alone.
+    constexpr std::size_t headroom = std::size_t(64) << 20;
+    // 10 s: a refusal from the header takes microseconds; before the check moved
+    // ahead of libpng, the 2^29-wide PNG took 7 s and 4.3 GB to be refused.
+    constexpr unsigned seconds = 10;
+    struct Case {
+        const char* name;
+        Bytes bytes;
+    };
+    const std::vector<Case> cases = {
+        {"wide.png", png_header_only(1u << 29, 2)},            // 68 bytes, libpng's own maximum side
+        {"square.png", png_header_only(16384, 16384)},         // 2^28 pixels, each side allowed
+        {"over.png", png_header_only(16384, 8193)},            // kMaxImagePixels + 16384
+        {"square.jpg", jpeg_claiming(16384, 16384)},
+        {"over.jpg", jpeg_claiming(16384, 8193)},
+        {"widest.jpg", jpeg_claiming(65500, 65500)},
+    };
+    for (const Case& c : cases) {
+        const std::string path = folder.file(c.name);
+        write_bytes(path, c.bytes);
+        INFO(c.name << " (" << c.bytes.size() << " bytes)");
+        const auto start = std::chrono::steady_clock::now();
+        CHECK(load_in_limited_child(path, "image too large", headroom, seconds) == refused_as_expected);
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        INFO("took " << elapsed << " s");
+        CHECK(elapsed < 2.0);  // fork + exit + header: milliseconds; 2 s allows a loaded machine
+        require_refused(path, "image too large");
+    }
+    // At the limit itself the header passes and the missing pixels are what fails.
+    write_bytes(folder.file("limit.png"), png_header_only(16384, 8192));
+    require_refused(folder.file("limit.png"), "truncated PNG data");
+    CHECK(nst::kMaxImagePixels == 16384LL * 8192);
+}
+
+TEST_CASE("non-regular files are refused without being opened", "[image]") {
+    nst::test::TempDir folder("image-special");
+    SECTION("a FIFO with no writer does not block") {
+        const std::string path = folder.file("pipe.png");
+        REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+        // In a child with an alarm: were the FIFO opened for reading, it would wait
+        // for a writer for ever, and the alarm (128 + SIGALRM) would say so.
+        CHECK(load_in_limited_child(path, "a FIFO (named pipe), not a regular file",
+                                    std::size_t(256) << 20, 5) == refused_as_expected);
+        require_refused(path, "FIFO");
+    }
+    SECTION("a device") {
+        require_refused("/dev/null", "a device, not a regular file");
+        require_refused("/dev/zero", "a device, not a regular file");
+    }
+    SECTION("a symbolic link to a regular file is followed") {
+        write_gray_rgb_png(folder.file("real.png"), 4, 3);
+        fs::create_symlink(folder.file("real.png"), folder.file("link.png"));
+        CHECK(nst::load_image(folder.file("link.png")).width == 4);
+    }
 }

@@ -128,4 +128,31 @@ TEST_CASE("transfer: bad requests are usage errors with the CLI's messages", "[t
     refused([](TransferRequest& r) { r.init = "image"; }, "--init image needs an initial image");
     refused([](TransferRequest& r) { r.scale_sizes = {64, 32}; }, "--scale-sizes must increase");
     refused([](TransferRequest& r) { r.device = "gpu"; }, "gpu");
+    // Weights whose products overflow the objective, and learning rates past any
+    // meaningful step (TransferRequest::max_weight, max_learning_rate).
+    refused([](TransferRequest& r) { r.style_weight = 1e308; }, "--style-weight must be at most 1e24");
+    refused([](TransferRequest& r) { r.content_weight = 2e24; }, "--content-weight must be at most 1e24");
+    refused([](TransferRequest& r) { r.tv_weight = 1e25; }, "--tv-weight must be at most 1e24");
+    refused([](TransferRequest& r) { r.learning_rate = 1e30; }, "--learning-rate must be at most 1e6");
+    refused([](TransferRequest& r) { r.styles.push_back(r.styles[0]); r.style_blend_weights = {1e308, 1e308}; },
+            "--style-blend-weights must be at most 1e24");
+}
+
+TEST_CASE("transfer: an image too small for the deepest layer is named", "[transfer]") {
+    const VggWeights weights = test::narrow_vgg19(26);
+    TransferRequest request = small_request();
+    Image thin;
+    thin.width = 400;
+    thin.height = 4;
+    thin.pixels.assign(3 * 400 * 4, 0.5f);
+    request.styles = {request.styles[0], thin};
+    // Unnamed: by position; named (as the CLI does): by file.
+    CHECK_THROWS_AS(run_transfer(weights, request), InputError);
+    CHECK_THROWS_WITH(run_transfer(weights, request), Catch::Matchers::Contains("style image 2 (400x4)"));
+    request.style_names = {"a.png", "thin.png"};
+    CHECK_THROWS_WITH(run_transfer(weights, request), Catch::Matchers::Contains("style image 'thin.png'"));
+    // The deepest layer decides: conv1_1 (no pool before it) takes a 1-pixel side.
+    request.style_layers = {"conv1_1"};
+    request.content_layers = {"conv1_2"};
+    CHECK_NOTHROW(request.validate_images());
 }

@@ -90,6 +90,10 @@ def test_usage_errors_are_value_errors_with_the_cli_message(images, weights):
         nst.stylize(np.zeros((4, 4, 2), np.uint8), style, weights=weights)
     with pytest.raises(TypeError):
         nst.stylize(content, style, weights=weights, size="big")
+    with pytest.raises(ValueError, match="--style-weight must be at most 1e24"):
+        nst.stylize(content, style, weights=weights, style_weight=1e308)
+    with pytest.raises(ValueError, match="--learning-rate must be at most 1e6"):
+        nst.stylize(content, style, weights=weights, learning_rate=1e30)
 
 
 def test_bad_images_and_weights_are_input_errors(tmp_path, images, weights):
@@ -103,6 +107,10 @@ def test_bad_images_and_weights_are_input_errors(tmp_path, images, weights):
         nst.Weights(tmp_path / "no-such.h5")
     with pytest.raises(nst.InputError):
         nst.load_image(tmp_path / "missing.jpg")
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(nst.InputError, match="FIFO"):  # refused, not waited on
+        nst.load_image(fifo)
 
 
 def test_out_of_memory_is_a_memory_error(images, weights):
