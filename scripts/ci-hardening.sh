@@ -67,7 +67,8 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
     t=${names[$i]}
     if wait "${pids[$i]}"; then result=ok; else result=FAILED; status=1; fi
     runs=$(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$out/$t/log" | grep -o '[0-9]*$' || echo "?")
-    echo "ci-hardening: fuzz_$t: $result, $runs executions in ${fuzz_seconds} s"
+    rate=$(grep -m1 -o 'stat::average_exec_per_sec: *[0-9]*' "$out/$t/log" | grep -o '[0-9]*$' || echo "?")
+    echo "ci-hardening: fuzz_$t: $result, $runs executions ($rate/s; limit ${fuzz_seconds} s)"
     if [ "$result" = FAILED ]; then
       grep -E '^(==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written|fuzz: )' "$out/$t/log" | head -20
       echo "  full log: $out/$t/log; keep the input under tests/fuzz/regressions/$t/"
