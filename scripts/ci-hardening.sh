@@ -55,17 +55,16 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
     # seeds are only read.
     "$build/tests/fuzz/fuzz_$t" "$dir/corpus" "tests/fuzz/corpus/$t" \
         -max_total_time="$fuzz_seconds" -rss_limit_mb="$rss_mb" -timeout="$timeout_s" \
-        -print_final_stats=1 -artifact_prefix="$dir/" >"$dir/log" 2>&1
+        -print_final_stats=1 -artifact_prefix="$dir/" >"$dir/log" 2>&1 && echo 0 >"$dir/status" \
+        || echo $? >"$dir/status"
   }
-  pids=() names=()
   for t in "${targets[@]}"; do
     while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done
     run_target "$t" &
-    pids+=($!) names+=("$t")
   done
-  for i in "${!pids[@]}"; do
-    t=${names[$i]}
-    if wait "${pids[$i]}"; then result=ok; else result=FAILED; status=1; fi
+  wait
+  for t in "${targets[@]}"; do
+    if [ "$(cat "$out/$t/status" 2>/dev/null)" = 0 ]; then result=ok; else result=FAILED; status=1; fi
     runs=$(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$out/$t/log" | grep -o '[0-9]*$' || echo "?")
     rate=$(grep -m1 -o 'stat::average_exec_per_sec: *[0-9]*' "$out/$t/log" | grep -o '[0-9]*$' || echo "?")
     echo "ci-hardening: fuzz_$t: $result, $runs executions ($rate/s; limit ${fuzz_seconds} s)"
