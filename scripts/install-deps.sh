@@ -2,6 +2,8 @@
 # Installs what nst needs to build and test, from Debian's packages. Idempotent:
 # packages already present are left alone. The CUDA toolkit (nvcc, cuDNN,
 # cuBLAS) is not a Debian package here; the CUDA backend is built when it is found.
+# clang, its sanitizer and libFuzzer runtimes (libclang-rt) and its OpenMP (libomp)
+# are for the hardening build (scripts/ci-hardening.sh).
 set -euo pipefail
 
 packages=(
@@ -14,6 +16,7 @@ packages=(
   python3-torch python3-h5py python3-numpy
   python3-dev pybind11-dev python3-pytest python3-venv python3-setuptools python3-wheel
   curl
+  clang libclang-rt-14-dev libomp-dev zlib1g-dev
 )
 
 missing=()

@@ -293,7 +293,11 @@ TEST_CASE("content loss gradient accumulates weight times finite differences", "
 TEST_CASE("style loss gradient accumulates weight times finite differences", "[cpu][loss][grad]") {
     CpuBackend backend;
     // N = 5, M = 37, and M = 4100 which spans three of the gradient's column slices.
-    for (const auto& [n, m] : {std::pair<int, std::size_t>{5, 37}, {4, 4100}}) {
+    // Plain variables, not structured bindings: the lambdas below capture n and m,
+    // and C++17 does not allow capturing a structured binding.
+    for (const auto& shape : {std::pair<int, std::size_t>{5, 37}, {4, 4100}}) {
+        const int n = shape.first;
+        const std::size_t m = shape.second;
         CAPTURE(n, m);
         const auto f = random_vector(n * m, 51);
         // A symmetric target, as style targets are Gram matrices.
