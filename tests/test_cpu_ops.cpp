@@ -353,7 +353,7 @@ TEST_CASE("bias_relu_forward and relu_backward match the formulas", "[cpu][relu]
     CHECK(compare(dy, expected_dy, 0.0, 0.0).ok);
 }
 
-TEST_CASE("bias_relu_forward keeps NaN; relu_backward passes dy through where y is NaN",
+TEST_CASE("bias_relu_forward keeps NaN, and relu_backward passes dy through where y is NaN",
           "[cpu][relu]") {
     // The CUDA kernels call the same per-element functions (kernels/activation.h):
     // fmaxf(0, NaN) = 0 there would hide a blow-up from L-BFGS's non-finite check.

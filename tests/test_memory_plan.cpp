@@ -126,7 +126,7 @@ TEST_CASE("memory plan: a run over budget is refused up front with the cheapest 
     }
 }
 
-TEST_CASE("memory plan: neural-style --plan prints it and runs nothing; --max-memory refuses", "[plan][cli]") {
+TEST_CASE("memory plan: neural-style --plan prints it and runs nothing, --max-memory refuses", "[plan][cli]") {
     test::TempDir dir("plan-cli");
     save_image(dir.file("content.png"), test::random_image(80, 60, 35));
     save_image(dir.file("style.png"), test::random_image(60, 80, 36));
