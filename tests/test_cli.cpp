@@ -36,6 +36,17 @@ std::string base_command(const std::string& content, const std::string& style,
            " --weights " + quote(weights) + " --output " + quote(output) + " --device cpu";
 }
 
+// A good output from before, which no failed run may touch: writes a small
+// image to `path` and returns its bytes.
+std::string write_previous_output(const std::string& path) {
+    Image good;
+    good.width = 2;
+    good.height = 2;
+    good.pixels.assign(12, 0.25f);
+    save_image(path, good);
+    return test::read_file(path);
+}
+
 int count_lines(const std::string& text) {
     int lines = 0;
     for (char c : text) lines += c == '\n';
@@ -256,13 +267,7 @@ TEST_CASE("cli: bad input gives one clear line, the right exit code and no outpu
     const std::string weights = dir.file("weights.h5");
     write_weights(weights, narrow_network());
     const std::string out = dir.file("out.png");
-    // A good output from before: no failure may touch it.
-    Image good;
-    good.width = 2;
-    good.height = 2;
-    good.pixels.assign(12, 0.25f);
-    save_image(out, good);
-    const std::string good_bytes = test::read_file(out);
+    const std::string good_bytes = write_previous_output(out);
     auto run = [&](const std::string& c, const std::string& s, const std::string& w, const std::string& extra) {
         return test::run_command(base_command(c, s, w, out) + " --size 32 --iterations 2 " + extra);
     };
@@ -689,12 +694,7 @@ TEST_CASE("cli: the output is checked before any work and kept from failed runs"
     save_image(content, load_image(test::shared_image_path("tubingen.jpg")));
     const std::string content_bytes = test::read_file(content);
     const std::string out = dir.file("out.png");
-    Image good;
-    good.width = 2;
-    good.height = 2;
-    good.pixels.assign(12, 0.25f);
-    save_image(out, good);
-    const std::string good_bytes = test::read_file(out);
+    const std::string good_bytes = write_previous_output(out);
     auto run = [&](const std::string& output, const std::string& extra) {
         return test::run_command(base_command(content, style, weights, output) + " --size 32 --iterations 2 " + extra);
     };
