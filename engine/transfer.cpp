@@ -377,6 +377,11 @@ TransferResult run_transfer(const VggWeights& weights, const TransferRequest& r,
 
     const TransferInputs inputs = transfer_inputs(r);
     const bool keep_content_chroma = r.preserve_colors == "luminance" || r.preserve_colors == "post";
+    // The image as the caller sees it: with the content's chroma in luminance and post modes.
+    const auto finished = [&](Image current, int side) {
+        if (!keep_content_chroma) return current;
+        return combine_luminance_chroma(current, resize_longest_side(r.content, side));
+    };
 
     const bool tf32 = r.precision != "fp32";
     std::unique_ptr<Backend> backend = make_backend(parse_device(r.device), r.threads, tf32);
@@ -414,11 +419,6 @@ TransferResult run_transfer(const VggWeights& weights, const TransferRequest& r,
             callbacks.on_scale({k, scale_count, width, height, iterations, backend->name(),
                                 result.style_weight, inputs.styles.size()});
 
-        // The image as the caller sees it: with the content's chroma in luminance and post modes.
-        const auto finished = [&](Image current) {
-            if (!keep_content_chroma) return current;
-            return combine_luminance_chroma(current, resize_longest_side(r.content, side));
-        };
         const auto download = [&] {
             Image current;
             current.width = width;
@@ -442,7 +442,7 @@ TransferResult run_transfer(const VggWeights& weights, const TransferRequest& r,
                 progress.event = report.event;
                 progress.seconds = elapsed();
                 progress.peak_bytes = backend->peak_bytes();
-                progress.current_image = [&] { return finished(download()); };
+                progress.current_image = [&] { return finished(download(), side); };
                 if (!callbacks.on_iteration(progress)) result.stopped_early = true;
             }
             if (cancelled()) result.stopped_early = true;
@@ -467,10 +467,7 @@ TransferResult run_transfer(const VggWeights& weights, const TransferRequest& r,
         ran_side = side;
         if (result.optimization.reason == StopReason::failed) break;
     }
-    if (ran_side > 0)
-        result.image = keep_content_chroma
-                           ? combine_luminance_chroma(image, resize_longest_side(r.content, ran_side))
-                           : image;
+    if (ran_side > 0) result.image = finished(image, ran_side);
     result.peak_bytes = backend->peak_bytes();
     result.seconds = elapsed();
     return result;

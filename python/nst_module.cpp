@@ -231,10 +231,9 @@ PYBIND11_MODULE(nst, m) {
             r.lbfgs_history = lbfgs_history;
             r.line_search = line_search;
             r.learning_rate = learning_rate;
-            if (is_path(init) && (py::str(init).cast<std::string>() == "noise" ||
-                                  py::str(init).cast<std::string>() == "content" ||
-                                  py::str(init).cast<std::string>() == "style")) {
-                r.init = init.cast<std::string>();
+            const std::string named = py::isinstance<py::str>(init) ? init.cast<std::string>() : "";
+            if (named == "noise" || named == "content" || named == "style") {
+                r.init = named;
             } else {
                 r.init = "image";
                 r.init_image = to_image(init, "init");
