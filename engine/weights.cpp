@@ -45,6 +45,7 @@
 #include <utility>
 
 #include "engine/base/error.h"
+#include "engine/hdf5_checks.h"
 #include "engine/hdf5_handles.h"
 #include "engine/hdf5_isolation.h"
 #include "engine/weights_isolated.h"
@@ -104,20 +105,11 @@ std::string layer_path(int index) { return "/" + vgg19_layer_names()[index]; }
 // ---- rules shared by reading and writing -----------------------------------------------
 
 constexpr int kLayerCount = 16;
-// VGG-19's widest layer has 512 channels; 4096 (8x) admits widened variants while one
-// weight tensor stays below 4096 * 4096 * 9 * 4 B = 604 MB.
-constexpr hsize_t kMaxChannels = 4096;
-// All layers together: 2^28 floats (1 GiB), 13x VGG-19's 20.0 M parameters. The child's
-// memory limit (isolation::Limits) leaves room for this much.
-constexpr std::size_t kMaxParameters = std::size_t{1} << 28;
+constexpr hsize_t kMaxChannels = kMaxWeightChannels;
+constexpr std::size_t kMaxParameters = kMaxWeightParameters;
 // Strings (source, extra attributes) and how many extra attributes a file may carry.
 constexpr std::size_t kMaxStringBytes = 65536;
 constexpr std::size_t kMaxExtraAttributes = 256;
-// gzip cannot expand data more than 1032:1 (RFC 1951: at most 258 bytes per 2-bit
-// code); a dataset claiming more values than that from its stored bytes is a lie that
-// would make us allocate for nothing.
-constexpr double kMaxExpansion = 1100.0;
-
 // dims is the shape of /<layer>/weight; previous_out is the C_out of the layer
 // before (0 for conv1_1).
 void check_weight_shape(const Where& where, int index, const std::vector<hsize_t>& dims,
@@ -189,32 +181,11 @@ const std::set<std::string>& format_attribute_names() {
 
 // ---- reading --------------------------------------------------------------------------
 
-std::string type_class_name(H5T_class_t type_class) {
-    switch (type_class) {
-        case H5T_INTEGER: return "integer";
-        case H5T_FLOAT: return "floating-point";
-        case H5T_STRING: return "string";
-        case H5T_COMPOUND: return "compound";
-        case H5T_ENUM: return "enum";
-        case H5T_ARRAY: return "array";
-        case H5T_VLEN: return "variable-length";
-        default: return "unsupported";
-    }
-}
+using hdf5::type_class_name;
 
-// Refuses anything but a hard link, before the object is opened (opening follows the
-// link): an external link opens another file (a FIFO there hangs HDF5, a regular file
-// is read silently) and a soft link may point anywhere in this one.
 void require_hard_link(const Where& where, hid_t location, const std::string& name,
                        const std::string& path) {
-    H5L_info_t info{};
-    if (H5Lget_info(location, name.c_str(), &info, H5P_DEFAULT) < 0)
-        throw where.input_error("cannot read the link " + path);
-    if (info.type == H5L_TYPE_HARD) return;
-    throw where.input_error(path + " is " +
-                            (info.type == H5L_TYPE_EXTERNAL ? "an external link (to another file)"
-                                                            : "a soft or user-defined link") +
-                            "; only objects stored in this file are read");
+    hdf5::require_hard_link(where.prefix(), location, name, path);
 }
 
 Attribute open_attribute(const Where& where, hid_t object, const std::string& name,
@@ -362,43 +333,6 @@ struct FloatDataset {
     std::vector<hsize_t> dims;
 };
 
-// Refuses a dataset whose filters this HDF5 build cannot decode, so the user
-// hears which filter rather than "cannot read".
-void check_filters(const Where& where, const Dataset& dataset, const std::string& name) {
-    PropertyList create_list(H5Dget_create_plist(dataset.get()));
-    if (!create_list.valid()) return;
-    const int filter_count = H5Pget_nfilters(create_list.get());
-    for (int f = 0; f < filter_count; ++f) {
-        unsigned flags = 0;
-        std::size_t value_count = 0;
-        char filter_name[64] = {};
-        unsigned filter_config = 0;
-        const H5Z_filter_t filter =
-            H5Pget_filter2(create_list.get(), static_cast<unsigned>(f), &flags, &value_count,
-                           nullptr, sizeof filter_name, filter_name, &filter_config);
-        if (filter >= 0 && H5Zfilter_avail(filter) <= 0)
-            throw where.input_error(name + " is compressed with HDF5 filter " +
-                                    std::to_string(filter) + " ('" + filter_name +
-                                    "'), which this build cannot decode");
-    }
-}
-
-// Refuses data kept outside the file: external raw storage (H5Pset_external: any file
-// or FIFO named in the dataset's header) and virtual datasets (mapped from other files).
-void check_storage_is_inside(const Where& where, const Dataset& dataset, const std::string& name) {
-    PropertyList create_list(H5Dget_create_plist(dataset.get()));
-    if (!create_list.valid()) throw where.input_error("cannot read how " + name + " is stored");
-    const int external = H5Pget_external_count(create_list.get());
-    if (external != 0)
-        throw where.input_error(name + " keeps its data in " +
-                                (external > 0 ? std::to_string(external) : std::string("some")) +
-                                " external file(s); only data stored in this file is read");
-    const H5D_layout_t layout = H5Pget_layout(create_list.get());
-    if (layout != H5D_COMPACT && layout != H5D_CONTIGUOUS && layout != H5D_CHUNKED)
-        throw where.input_error(name + " is a virtual dataset or has an unknown layout; only "
-                                "data stored in this file is read");
-}
-
 FloatDataset open_float_dataset(const Where& where, const Group& group,
                                 const std::string& group_path, const char* dataset_name) {
     const std::string name = group_path + "/" + dataset_name;
@@ -421,8 +355,8 @@ FloatDataset open_float_dataset(const Where& where, const Group& group,
     if (rank < 0) throw where.input_error("cannot read the shape of " + name);
     result.dims.resize(static_cast<std::size_t>(rank));
     H5Sget_simple_extent_dims(space.get(), result.dims.data(), nullptr);
-    check_filters(where, result.dataset, name);
-    check_storage_is_inside(where, result.dataset, name);
+    hdf5::check_filters(where.prefix(), result.dataset.get(), name);
+    hdf5::check_storage_is_inside(where.prefix(), result.dataset.get(), name);
     return result;
 }
 
@@ -432,26 +366,10 @@ std::size_t element_count(const std::vector<hsize_t>& dims) {
     return count;
 }
 
-// Compares the bytes the shape claims with the bytes the file stores for the dataset,
-// before allocating for it: a 9 KB file must not make us allocate gigabytes.
-void check_stored_size(const Where& where, const FloatDataset& source, const std::string& name) {
-    Datatype type(H5Dget_type(source.dataset.get()));
-    const std::size_t value_bytes = type.valid() ? H5Tget_size(type.get()) : 0;
-    if (value_bytes == 0 || value_bytes > 16)
-        throw where.input_error(name + " has a floating-point type of " +
-                                std::to_string(value_bytes) + " bytes");
-    const double claimed = double(element_count(source.dims)) * double(value_bytes);
-    const hsize_t stored = H5Dget_storage_size(source.dataset.get());
-    if (stored == 0) throw where.input_error(name + " has no data stored (never written)");
-    if (claimed > double(stored) * kMaxExpansion)
-        throw where.input_error(name + " claims " + format_number(claimed) + " bytes of values " +
-                                "but the file stores only " + std::to_string(stored) +
-                                " bytes for it (more than gzip can expand)");
-}
-
 std::vector<float> read_floats(const Where& where, const FloatDataset& source,
                                const std::string& name) {
-    check_stored_size(where, source, name);
+    // Before allocating: a 9 KB file must not make us allocate gigabytes.
+    hdf5::check_stored_size(where.prefix(), source.dataset.get(), element_count(source.dims), name);
     std::vector<float> values(element_count(source.dims));
     if (H5Dread(source.dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                 values.data()) < 0)

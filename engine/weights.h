@@ -1,6 +1,7 @@
 // nst-vgg19 HDF5 weights, format version 1 (DESIGN.md, "Weights file").
 #pragma once
 
+#include <cstddef>
 #include <map>
 #include <string>
 #include <vector>
@@ -26,6 +27,14 @@ struct VggWeights {
     // tools that record what they did (e.g. normalisation).
     std::map<std::string, std::string> extra_attributes;
 };
+
+// Limits of what a weights file may hold, checked by every reader before it
+// allocates. VGG-19's widest layer has 512 channels; 4096 (8x) admits widened
+// variants while one weight tensor stays below 4096 * 4096 * 9 * 4 B = 604 MB.
+// All layers together: 2^28 floats (1 GiB), 13x VGG-19's 20.0 M parameters; the
+// isolated parser's memory limit (engine/hdf5_isolation.h) leaves room for this much.
+constexpr int kMaxWeightChannels = 4096;
+constexpr std::size_t kMaxWeightParameters = std::size_t{1} << 28;
 
 // Reads and validates a file. Throws InputError naming the file, the dataset
 // or attribute, and the rule it breaks (missing, wrong type or shape, channel

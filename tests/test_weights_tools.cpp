@@ -250,6 +250,24 @@ TEST_CASE("importing twice gives identical files", "[weights_tools]") {
             CHECK(same_bits(a.layers[l].bias, b.layers[l].bias));
         }
     }
+    // Both writers store strings fixed-length, so no reader of their files touches
+    // HDF5's global heap (the variable-length string code where libhdf5 1.10 crashed
+    // most on hostile files).
+    for (const char* file : {"torch-0.h5", "keras-0.h5"}) {
+        const hid_t h5 = H5Fopen(sources.file(file).c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+        REQUIRE(h5 >= 0);
+        for (const char* name : {"format", "color_order", "source"}) {
+            INFO(file << " attribute " << name);
+            const hid_t attribute = H5Aopen(h5, name, H5P_DEFAULT);
+            REQUIRE(attribute >= 0);
+            const hid_t type = H5Aget_type(attribute);
+            CHECK(H5Tget_class(type) == H5T_STRING);
+            CHECK(H5Tis_variable_str(type) == 0);
+            H5Tclose(type);
+            H5Aclose(attribute);
+        }
+        H5Fclose(h5);
+    }
     // Neither writer records object timestamps, so the outputs are the same
     // byte for byte.
     CHECK(test::read_file(sources.file("torch-0.h5")) == test::read_file(sources.file("torch-1.h5")));
@@ -281,6 +299,16 @@ TEST_CASE("bad source files are refused with one clear line", "[weights_tools]")
     require_clean_failure(keras(sources.file("bad_wrong_shape.h5")), 3, "nst-weights", "block2_conv1");
     require_clean_failure(keras(sources.file("truncated.h5")), 3, "nst-weights", "truncated");
     require_clean_failure(keras(sources.file("gatys.pth")), 3, "nst-weights", "not an HDF5 file");
+    // Hostile structure (make_sources.py), refused before a link is followed or
+    // anything is allocated for a claimed shape.
+    require_clean_failure(keras(sources.file("bad_external_group.h5")), 3, "nst-weights",
+                          "/block2_conv1 is an external link");
+    require_clean_failure(keras(sources.file("bad_soft_subgroup.h5")), 3, "nst-weights",
+                          "/block1_conv1/block1_conv1 is a soft or user-defined link");
+    require_clean_failure(keras(sources.file("bad_external_storage.h5")), 3, "nst-weights",
+                          "block1_conv1/bias:0 keeps its data in 1 external file(s)");
+    require_clean_failure(keras(sources.file("bad_huge_claim.h5")), 3, "nst-weights",
+                          "block1_conv1/kernel:0 claims 442368 bytes");
     require_clean_failure(keras(sources.file("absent.h5")), 3, "nst-weights", "no such file");
     require_clean_failure(torch(sources.file("bad_unrelated.pth")), 3, "convert_torch.py", "encoder.weight");
     require_clean_failure(torch(sources.file("bad_missing_layer.pth")), 3, "convert_torch.py", "conv3_2");

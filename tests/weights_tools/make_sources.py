@@ -166,6 +166,35 @@ def write_bad_files(out, network, state_gatys):
         kernel = group["block2_conv1/kernel:0"][...]
         del group["block2_conv1/kernel:0"]
         group.create_dataset("block2_conv1/kernel:0", data=kernel[:, :, :-1, :])  # C_in − 1
+    # Hostile structure, each refused before it is followed or allocated for:
+    # a layer group that is an external link to another file,
+    write_keras(os.path.join(out, "bad_external_group.h5"), network, 2, rng)
+    with h5py.File(os.path.join(out, "bad_external_group.h5"), "a") as f:
+        del f["block2_conv1"]
+        f["block2_conv1"] = h5py.ExternalLink("keras2.h5", "/block2_conv1")
+    # a soft link on the way to a kernel (weight_names paths cross a subgroup),
+    write_keras(os.path.join(out, "bad_soft_subgroup.h5"), network, 2, rng)
+    with h5py.File(os.path.join(out, "bad_soft_subgroup.h5"), "a") as f:
+        f.move("block1_conv1/block1_conv1", "moved")
+        f["block1_conv1/block1_conv1"] = h5py.SoftLink("/moved")
+    # a bias whose values live in another file (external raw storage),
+    write_keras(os.path.join(out, "bad_external_storage.h5"), network, 2, rng)
+    with h5py.File(os.path.join(out, "bad_external_storage.h5"), "a") as f:
+        bias = f["block1_conv1/block1_conv1/bias:0"][...]
+        bias.tofile(os.path.join(out, "bias.raw"))
+        del f["block1_conv1/block1_conv1/bias:0"]
+        f["block1_conv1/block1_conv1"].create_dataset(
+            "bias:0", shape=bias.shape, dtype="f4",
+            external=[(os.path.join(out, "bias.raw"), 0, bias.nbytes)])
+    # a kernel claiming 4096 filters (442 KB) with one chunk of 108 bytes stored.
+    write_keras(os.path.join(out, "bad_huge_claim.h5"), network, 2, rng)
+    with h5py.File(os.path.join(out, "bad_huge_claim.h5"), "a") as f:
+        group = f["block1_conv1/block1_conv1"]
+        del group["kernel:0"], group["bias:0"]
+        kernel = group.create_dataset("kernel:0", shape=(3, 3, 3, 4096), dtype="f4",
+                                      chunks=(3, 3, 3, 1))
+        kernel[:, :, :, 0] = 1.0
+        group.create_dataset("bias:0", data=numpy.zeros(4096, "f4"))
     # .pth files: unrelated keys, a missing layer, a wrong shape, not a pickle at all.
     torch.save({"encoder.weight": torch.zeros(3, 3)}, os.path.join(out, "bad_unrelated.pth"))
     missing = collections.OrderedDict((k, v) for k, v in state_gatys.items()
