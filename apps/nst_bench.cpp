@@ -404,6 +404,7 @@ struct Options {
     int warmup = 2;
     int lbfgs_iterations = 10;
     int lbfgs_repeats = 3;
+    int tile = 0;  // tiled evaluation's core in px (engine/tiles.h); 0: untiled
 };
 
 json run_size(const Options& options, const VggWeights& weights, int size) {
@@ -411,7 +412,8 @@ json run_size(const Options& options, const VggWeights& weights, int size) {
     std::unique_ptr<Backend> device = make_backend(parse_device(options.device), options.threads, tf32);
     TimingBackend backend(*device);
 
-    const ObjectiveConfig config;  // the paper's layers and weights, average pooling
+    ObjectiveConfig config;  // the paper's layers and weights, average pooling
+    config.tile.core = options.tile;
     StyleTransferObjective objective(backend, weights, config, size, size);
     objective.set_content(random_image(size, kContentStream));
     objective.set_styles({random_image(size, kStyleStream)});
@@ -456,6 +458,8 @@ json run_size(const Options& options, const VggWeights& weights, int size) {
     json result = {{"size", size},
                    {"width", size},
                    {"height", size},
+                   {"tile", options.tile},
+                   {"tiles", objective.tiles().size()},
                    {"evaluation_ms", summary_ms(evaluation_seconds)},
                    {"loss", loss},
                    {"content_loss", terms.content},
@@ -476,6 +480,7 @@ json run_size(const Options& options, const VggWeights& weights, int size) {
         request.size = size;
         request.iterations = options.lbfgs_iterations;
         request.lbfgs_history = 100;
+        request.tile = options.tile;
         request.device = options.device;
         request.threads = options.threads;
         request.precision = options.precision == "fp32" ? "fp32" : "";  // "": tf32 on CUDA only
@@ -541,6 +546,10 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--lbfgs-repeats", options.lbfgs_repeats, "L-BFGS runs per size")
         ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--tile", options.tile,
+                   "tiled evaluation: core side in px, rounded up to the pooling grid (0: untiled)")
+        ->check(CLI::Range(0, 8192))
         ->capture_default_str();
     try {
         app.parse(argc, argv);

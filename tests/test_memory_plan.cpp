@@ -66,6 +66,49 @@ TEST_CASE("memory plan: within 10% of the measured peak", "[plan]") {
     }
 }
 
+TEST_CASE("memory plan: a tiled run within 10% of the measured peak, below the untiled plan", "[plan][tiles]") {
+    // Layers up to conv3_1 (halos 12 and 24 px, engine/tiles.h) so 64 px cores
+    // leave a 192x144 output in 3x3 tiles of at most 112x112 px with their halos;
+    // the style image (1.5x, larger than the output) is tiled at set-up as well.
+    TransferRequest request;
+    request.content = test::random_image(192, 144, 35);
+    request.styles = {test::random_image(144, 192, 36)};
+    request.size = 192;
+    request.style_scale = 1.5;
+    request.content_layers = {"conv2_2"};
+    request.style_layers = {"conv1_1", "conv2_1", "conv3_1"};
+    request.iterations = 1;
+    request.lbfgs_history = 5;
+    request.device = "cpu";
+    request.tile = 64;
+    CpuBackend backend;
+    const MemoryPlan plan = plan_memory(backend, shared_weights(), request);
+    REQUIRE(plan.scales.size() == 1);
+    CHECK(plan.scales[0].tiles == 9);
+    CHECK(plan.scales[0].extent_width == 112);
+    const TransferResult result = run_transfer(shared_weights(), request);
+    const double ratio = double(plan.peak_bytes) / double(result.peak_bytes);
+    INFO("planned " << plan.peak_bytes << " B, measured " << result.peak_bytes << " B (ratio " << ratio
+                    << ")\n" << format_memory_plan(plan));
+    CHECK(std::fabs(ratio - 1.0) <= 0.10);  // the bound, as above
+    TransferRequest untiled = request;
+    untiled.tile = 0;
+    const MemoryPlan untiled_plan = plan_memory(backend, shared_weights(), untiled);
+    std::printf("memory plan: tiled 192x144 (64 px cores): planned %.2f MiB, measured %.2f MiB (%+.2f%%); "
+                "untiled plan %.2f MiB\n",
+                double(plan.peak_bytes) / 1048576.0, double(result.peak_bytes) / 1048576.0,
+                100 * (ratio - 1), double(untiled_plan.peak_bytes) / 1048576.0);
+    CHECK(plan.peak_bytes < untiled_plan.peak_bytes);
+    // --tile auto under a budget between the two picks a core that fits it.
+    TransferRequest automatic = request;
+    automatic.tile = TransferRequest::tile_auto;
+    automatic.max_memory = (plan.peak_bytes + untiled_plan.peak_bytes) / 2;
+    const int core = auto_tile(backend, shared_weights(), automatic);
+    CHECK(core > 0);
+    CHECK(core % 4 == 0);  // the pooling grid up to conv3_1
+    CHECK(plan_memory(backend, shared_weights(), automatic).peak_bytes <= automatic.max_memory);
+}
+
 TEST_CASE("memory plan: a run over budget is refused up front with the cheapest fix", "[plan]") {
     // The narrow network: its weights are tiny, so the image-sized vectors
     // (L-BFGS's 2m history above all) make up the plan, as at large sizes.
