@@ -159,7 +159,22 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
             layer_grads += floats;
             largest_loss_layer = std::max(largest_loss_layer, floats);
         }
-        const bool mask_scratch = masks || r.content_mask.width > 0 || !tiles.empty();
+        const bool mask_scratch = masks || r.content_mask.width > 0;
+        // Tiled without masks: pass 1's crop of one loss layer's core.
+        std::size_t core_scratch = 0;
+        if (!tiles.empty() && !mask_scratch) {
+            int core_width = 1, core_height = 1;
+            for (const Tile& t : tiles) {
+                core_width = std::max(core_width, t.core.width());
+                core_height = std::max(core_height, t.core.height());
+            }
+            core_scratch = 1;
+            for (int l : loss_layers) {
+                const std::size_t s = std::size_t(layer_scale(l));
+                core_scratch = std::max(core_scratch, std::size_t(net.convolutions[std::size_t(l)].out_channels) *
+                                                          ((core_width + s - 1) / s) * ((core_height + s - 1) / s));
+            }
+        }
         const std::size_t tile_count = std::max<std::size_t>(1, tiles.size());
         const std::size_t scalar_slots =
             3 + content_layers.size() * tile_count + style_layers.size() * std::max<std::size_t>(1, regions);
@@ -213,7 +228,7 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
             {"activations and their gradients", net.activation_floats * kFloat},
             {"loss targets", targets * kFloat},
             {"gradients at the loss layers", layer_grads * kFloat},
-            {"masked-feature scratch", mask_scratch ? 2 * largest_loss_layer * kFloat : 0},
+            {"masked-feature scratch", (mask_scratch ? 2 * largest_loss_layer : core_scratch) * kFloat},
             {"tile scratch", tile_scratch * kFloat},
             {optimiser, optimiser_vectors * n * kFloat + 2 * (scalar_slots + 2 * std::size_t(r.lbfgs_history) + 9) * kFloat},
         };

@@ -129,7 +129,22 @@ StyleTransferObjective::StyleTransferObjective(Backend& backend, const VggWeight
         tile_target_ = Buffer(backend_, target);
         tile_mask_ = Buffer(backend_, plane);
         tile_gram_ = Buffer(backend_, gram);
-        allocate_mask_scratch();
+        // Pass 1 crops each loss layer's core into masked_features_: the core's
+        // size is enough until masks need the whole extent (allocate_mask_scratch).
+        int core_width = 1, core_height = 1;
+        for (const Tile& t : tiles_) {
+            core_width = std::max(core_width, t.core.width());
+            core_height = std::max(core_height, t.core.height());
+        }
+        std::size_t core_floats = 1;
+        for (const auto* layers : {&content_layers_, &style_layers_})
+            for (const auto& layer : *layers) {
+                const int s = layer_scale(layer.index);
+                core_floats = std::max(core_floats, network_.channels(layer.index) *
+                                                        std::size_t((core_width + s - 1) / s) *
+                                                        std::size_t((core_height + s - 1) / s));
+            }
+        masked_features_ = Buffer(backend_, core_floats);
     }
     allocate_loss_slots();
 }
@@ -315,13 +330,14 @@ void StyleTransferObjective::set_styles(const std::vector<Image>& styles,
 }
 
 void StyleTransferObjective::allocate_mask_scratch() {
-    if (!masked_features_.empty()) return;
+    if (!masked_grad_.empty()) return;
     std::size_t largest = 0;
     for (const auto* layers : {&content_layers_, &style_layers_})
         for (const auto& layer : *layers)
             largest = std::max(largest, network_.channels(layer.index) * acts_.planned_plane(layer.index));
-    masked_features_ = Buffer(backend_, std::max<std::size_t>(largest, 1));
-    masked_grad_ = Buffer(backend_, std::max<std::size_t>(largest, 1));
+    largest = std::max<std::size_t>(largest, 1);
+    if (masked_features_.size() < largest) masked_features_ = Buffer(backend_, largest);
+    masked_grad_ = Buffer(backend_, largest);
 }
 
 void StyleTransferObjective::set_content_mask(const std::vector<float>& mask) {
@@ -511,9 +527,10 @@ void StyleTransferObjective::queue_tiled_evaluation(const float* x, float* grad)
                 backend_.mask_channels(n, std::size_t(core.rows) * core.cols, masked_features_.data(),
                                        tile_mask_.data(), masked_features_.data());
             }
-            // Only the value: the gradient goes to scratch (pass 2 makes the real one).
+            // Only the value: with weight 0 the gradient buffer (cleared before each
+            // tile of pass 2, which makes the real one) receives nothing.
             backend_.content_loss_into(count, masked_features_.data(), tile_target_.data(), 0.0f,
-                                       masked_grad_.data(), loss_slots_.slot(content_slot(i, t)));
+                                       layer_grad_ptrs_[index], loss_slots_.slot(content_slot(i, t)));
         }
         for (auto& layer : style_layers_) {
             const int index = layer.index;

@@ -159,6 +159,28 @@ TEST_CASE("memory plan: a run over budget is refused up front with the cheapest 
         CHECK(message.find("more memory: even --size ") != std::string::npos);
         CHECK(message.find(" with --lbfgs-history 1 needs ") != std::string::npos);
     }
+    SECTION("when tiles fit, --tile is named, and it does fit") {
+        // Real channel widths, so the activations make up most of the plan.
+        request.content = test::random_image(384, 288, 33);
+        request.size = 384;
+        request.lbfgs_history = 5;
+        request.content_layers = {"conv2_2"};
+        request.style_layers = {"conv1_1", "conv2_1", "conv3_1"};
+        TransferRequest tiled = request;
+        tiled.tile = 64;
+        const std::size_t untiled_bytes = plan_memory(backend, shared_weights(), request).peak_bytes;
+        const std::size_t tiled_bytes = plan_memory(backend, shared_weights(), tiled).peak_bytes;
+        REQUIRE(tiled_bytes < untiled_bytes);
+        request.max_memory = (tiled_bytes + untiled_bytes) / 2;
+        const std::string message = refusal(shared_weights(), request);
+        INFO(message);
+        const auto at = message.find("try --tile ");
+        REQUIRE(at != std::string::npos);
+        TransferRequest fixed = request;
+        fixed.tile = std::stoi(message.substr(at + 11));
+        CHECK(fixed.tile >= 64);
+        CHECK(refusal(shared_weights(), fixed).empty());
+    }
     SECTION("run_transfer refuses before any work") {
         request.max_memory = needed / 2;
         int reports = 0;
@@ -191,6 +213,14 @@ TEST_CASE("memory plan: neural-style --plan prints it and runs nothing, --max-me
     CHECK(refused.err.find("out of memory before starting") != std::string::npos);
     CHECK(refused.err.find("20.0 MiB are allowed (--max-memory)") != std::string::npos);
     CHECK_FALSE(test::file_exists(dir.file("out.png")));
+
+    const auto tiled = test::run_command(base + " --plan --tile 16");
+    INFO(tiled.err);
+    CHECK(tiled.exit_code == 0);
+    CHECK(tiled.out.find("80x60, 20 tiles of 16 px") != std::string::npos);
+    const auto bad_tile = test::run_command(base + " --plan --tile big");
+    CHECK(bad_tile.exit_code == 2);
+    CHECK(bad_tile.err.find("--tile must be auto or a size") != std::string::npos);
 
     const auto bad = test::run_command(base + " --max-memory lots");
     CHECK(bad.exit_code == 2);
