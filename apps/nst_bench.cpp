@@ -203,6 +203,8 @@ private:
     static void add_dim(std::vector<long long>& dims, bool& open, const T& value) {
         if constexpr (std::is_same_v<T, ConvShape>) {
             if (open) dims.insert(dims.end(), {value.in_channels, value.out_channels, value.height, value.width});
+        } else if constexpr (std::is_same_v<T, WindowCopy>) {
+            if (open) dims.insert(dims.end(), {value.channels, value.rows, value.cols});
         } else if constexpr (std::is_integral_v<T>) {
             if (open) dims.push_back(static_cast<long long>(value));
         } else if constexpr (!std::is_same_v<T, PoolMode> && !std::is_same_v<T, Preprocessing>) {
@@ -337,7 +339,7 @@ std::string describe_dims(const OpKey& key) {
     if (d.size() == 4) return str(d[0]) + "->" + str(d[1]) + " " + str(d[2]) + "x" + str(d[3]);
     if (d.size() == 3) return str(d[0]) + "x" + str(d[1]) + "x" + str(d[2]);
     if (d.size() == 2) return str(d[0]) + "x" + str(d[1]);
-    return str(d[0]);
+    return d.empty() ? std::string() : str(d[0]);
 }
 
 // Per-op breakdown: for each op and shape, the median over the timed
