@@ -148,6 +148,11 @@ ParseOutcome parse(int argc, const char* const* argv, Options& o) {
     app.add_option("--max-memory", max_memory,
                    "Refuse to start a run that would hold more, e.g. 2G or 512M (default: the free memory)");
 
+    std::string tile;
+    app.add_option("--tile", tile,
+                   "Evaluate in tiles of N px (rounded up to the pooling grid; same result, "
+                   "activations held for one tile), or auto: the largest that fits the memory");
+
     int scales = 1;
     std::string scale_sizes, scale_iterations, style_masks, style_image_masks;
     app.add_option("--preserve-colors", o.preserve_colors,
@@ -190,6 +195,15 @@ ParseOutcome parse(int argc, const char* const* argv, Options& o) {
 
     if (app.count("--learning-rate")) o.learning_rate = learning_rate;
     if (!max_memory.empty()) o.max_memory = parse_byte_size(max_memory, "--max-memory");
+    if (tile == "auto") {
+        o.tile = TransferRequest::tile_auto;
+    } else if (!tile.empty()) {
+        char* end = nullptr;
+        const long value = std::strtol(tile.c_str(), &end, 10);
+        if (end == tile.c_str() || *end != '\0' || value < 0 || value > 16384)
+            throw UsageError("--tile must be auto or a size in [0, 16384] px (0: untiled), got '" + tile + "'");
+        o.tile = int(value);
+    }
     o.style_weight_given = app.count("--style-weight") > 0;
     o.content_layers = split_commas(content_layers);
     o.style_layers = split_commas(style_layers);
@@ -247,6 +261,7 @@ TransferRequest request_without_images(const Options& o) {
     r.preserve_colors = o.preserve_colors;
     r.color_transfer = o.color_transfer;
     r.max_memory = o.max_memory;
+    r.tile = o.tile;
     return r;
 }
 

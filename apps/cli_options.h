@@ -39,6 +39,7 @@ struct Options {
     bool quiet = false;
     bool plan = false;             // --plan: print the memory plan and exit
     std::size_t max_memory = 0;    // --max-memory, bytes (0: what the device has)
+    int tile = 0;                  // --tile N|auto (TransferRequest::tile; tile_auto for auto)
     bool style_weight_given = false;  // --style-weight on the command line
 
     // Perceptual controls (Gatys et al. 2017; README, "Controls").

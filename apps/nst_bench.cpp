@@ -203,6 +203,8 @@ private:
     static void add_dim(std::vector<long long>& dims, bool& open, const T& value) {
         if constexpr (std::is_same_v<T, ConvShape>) {
             if (open) dims.insert(dims.end(), {value.in_channels, value.out_channels, value.height, value.width});
+        } else if constexpr (std::is_same_v<T, WindowCopy>) {
+            if (open) dims.insert(dims.end(), {value.channels, value.rows, value.cols});
         } else if constexpr (std::is_integral_v<T>) {
             if (open) dims.push_back(static_cast<long long>(value));
         } else if constexpr (!std::is_same_v<T, PoolMode> && !std::is_same_v<T, Preprocessing>) {
@@ -337,7 +339,7 @@ std::string describe_dims(const OpKey& key) {
     if (d.size() == 4) return str(d[0]) + "->" + str(d[1]) + " " + str(d[2]) + "x" + str(d[3]);
     if (d.size() == 3) return str(d[0]) + "x" + str(d[1]) + "x" + str(d[2]);
     if (d.size() == 2) return str(d[0]) + "x" + str(d[1]);
-    return str(d[0]);
+    return d.empty() ? std::string() : str(d[0]);
 }
 
 // Per-op breakdown: for each op and shape, the median over the timed
@@ -404,6 +406,7 @@ struct Options {
     int warmup = 2;
     int lbfgs_iterations = 10;
     int lbfgs_repeats = 3;
+    int tile = 0;  // tiled evaluation's core in px (engine/tiles.h); 0: untiled
 };
 
 json run_size(const Options& options, const VggWeights& weights, int size) {
@@ -411,7 +414,8 @@ json run_size(const Options& options, const VggWeights& weights, int size) {
     std::unique_ptr<Backend> device = make_backend(parse_device(options.device), options.threads, tf32);
     TimingBackend backend(*device);
 
-    const ObjectiveConfig config;  // the paper's layers and weights, average pooling
+    ObjectiveConfig config;  // the paper's layers and weights, average pooling
+    config.tile.core = options.tile;
     StyleTransferObjective objective(backend, weights, config, size, size);
     objective.set_content(random_image(size, kContentStream));
     objective.set_styles({random_image(size, kStyleStream)});
@@ -456,6 +460,8 @@ json run_size(const Options& options, const VggWeights& weights, int size) {
     json result = {{"size", size},
                    {"width", size},
                    {"height", size},
+                   {"tile", options.tile},
+                   {"tiles", objective.tiles().size()},
                    {"evaluation_ms", summary_ms(evaluation_seconds)},
                    {"loss", loss},
                    {"content_loss", terms.content},
@@ -476,6 +482,7 @@ json run_size(const Options& options, const VggWeights& weights, int size) {
         request.size = size;
         request.iterations = options.lbfgs_iterations;
         request.lbfgs_history = 100;
+        request.tile = options.tile;
         request.device = options.device;
         request.threads = options.threads;
         request.precision = options.precision == "fp32" ? "fp32" : "";  // "": tf32 on CUDA only
@@ -541,6 +548,10 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--lbfgs-repeats", options.lbfgs_repeats, "L-BFGS runs per size")
         ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--tile", options.tile,
+                   "tiled evaluation: core side in px, rounded up to the pooling grid (0: untiled)")
+        ->check(CLI::Range(0, 8192))
         ->capture_default_str();
     try {
         app.parse(argc, argv);

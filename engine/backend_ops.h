@@ -10,7 +10,7 @@
 // Shapes: (C, H, W) = channels × height × width, dense, row-major, one image.
 // Formulas of the per-element ops: the kernels/*.h headers their arithmetic
 // comes from (activation.h, pooling.h, preprocess.h, losses.h, reductions.h,
-// vector_ops.h, masks.h).
+// vector_ops.h, masks.h, window.h).
 #pragma once
 
 // clang-format off
@@ -113,7 +113,12 @@
        backward: ∂(Σ dy·y)/∂x = dy ⊙ mask, the same op applied to dy. */                       \
     X(loss, mask_channels,                                                                       \
       (int channels, std::size_t plane, const float* x, const float* mask, float* y),           \
-      (channels, plane, x, mask, y))
+      (channels, plane, x, mask, y))                                                             \
+    /* ---- tiled evaluation ---- */                                                             \
+    /* src (C, src_height, src_width) -> dst (C, dst_height, dst_width): a rows × cols window   \
+       of every channel (WindowCopy, engine/base/types.h); src and dst do not overlap */        \
+    X(vector, copy_window, (const WindowCopy& window, const float* src, float* dst),            \
+      (window, src, dst))
 // clang-format on
 
 // Declarations generated from the list, for engine/backend.h and the backends.

@@ -9,6 +9,7 @@
 
 #include "engine/base/error.h"
 #include "engine/image.h"
+#include "engine/tiles.h"
 #include "engine/vgg19_layers.h"
 
 namespace nst {
@@ -61,6 +62,35 @@ NetworkAt network_at(const VggWeights& weights, int deepest, int width, int heig
     return net;
 }
 
+// The tiles of a width × height image for `core` (none when untiled or one tile).
+std::vector<Tile> tiles_of(int width, int height, int core, int deepest) {
+    if (core <= 0) return {};
+    TileSpec spec;
+    spec.core = core;
+    std::vector<Tile> tiles = tile_layout(width, height, spec, deepest);
+    if (tiles.size() <= 1) tiles.clear();
+    return tiles;
+}
+
+// The backend's weight cache and scratch for the convolutions of every extent
+// size the run uses: the cache per layer at its largest (a layer's cached filters
+// do not depend on the size), the scratch at its largest.
+std::pair<std::size_t, std::size_t> cache_and_scratch(const Backend& backend, const VggWeights& weights,
+                                                      int deepest, const std::vector<std::pair<int, int>>& sizes,
+                                                      const std::vector<int>& style_channels) {
+    std::vector<std::size_t> cache(std::size_t(deepest) + 1, 0);
+    std::size_t scratch = 0;
+    for (const auto& [w, h] : sizes) {
+        const NetworkAt net = network_at(weights, deepest, w, h);
+        for (std::size_t l = 0; l < net.convolutions.size(); ++l)
+            cache[l] = std::max(cache[l], backend.planned_weight_cache_bytes({net.convolutions[l]}));
+        scratch = std::max(scratch, backend.planned_scratch_bytes(net.convolutions, style_channels));
+    }
+    std::size_t total = 0;
+    for (std::size_t bytes : cache) total += bytes;
+    return {total, scratch};
+}
+
 std::string mebibytes(std::size_t bytes) {
     char text[32];
     std::snprintf(text, sizeof text, "%.1f MiB", double(bytes) / (1 << 20));
@@ -70,8 +100,14 @@ std::string mebibytes(std::size_t bytes) {
 }  // namespace
 
 MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
-                       const TransferRequest& r) {
-    r.validate();
+                       const TransferRequest& request) {
+    request.validate();
+    if (request.tile == TransferRequest::tile_auto) {
+        TransferRequest resolved = request;
+        resolved.tile = auto_tile(backend, weights, request);
+        return plan_memory(backend, weights, resolved);
+    }
+    const TransferRequest& r = request;
     int deepest = -1;
     std::vector<int> content_layers, style_layers;
     for (const auto& name : r.content_layers) content_layers.push_back(vgg19_layer_index(name));
@@ -91,7 +127,13 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
     MemoryPlan plan;
     for (int side : r.sizes()) {
         const auto [width, height] = resized(r.content.width, r.content.height, side);
-        const NetworkAt net = network_at(weights, deepest, width, height);
+        // Tiled: the network's activations (and the loss layers' gradients) are
+        // those of the largest tile extent; targets and masks stay image-sized.
+        const std::vector<Tile> tiles = tiles_of(width, height, r.tile, deepest);
+        const auto [extent_width, extent_height] =
+            tiles.empty() ? std::pair<int, int>{width, height} : largest_extent(tiles);
+        const NetworkAt net = network_at(weights, deepest, extent_width, extent_height);
+        const NetworkAt image_net = tiles.empty() ? net : network_at(weights, deepest, width, height);
         const std::size_t n = 3 * std::size_t(width) * height;  // the image-sized vectors
         std::vector<int> style_channels;
         for (int l : style_layers) style_channels.push_back(weights.layers[std::size_t(l)].out_channels);
@@ -100,15 +142,16 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
         std::size_t targets = 0, layer_grads = 0, largest_loss_layer = 1;
         std::set<int> loss_layers;
         for (int l : content_layers) {
-            const std::size_t floats = std::size_t(net.convolutions[std::size_t(l)].out_channels) * net.planes[std::size_t(l)];
+            const std::size_t floats = std::size_t(net.convolutions[std::size_t(l)].out_channels) * image_net.planes[std::size_t(l)];
             targets += floats;
-            if (r.content_mask.width > 0) targets += net.planes[std::size_t(l)];
+            if (r.content_mask.width > 0) targets += image_net.planes[std::size_t(l)];
             loss_layers.insert(l);
         }
         for (int l : style_layers) {
             const std::size_t c = std::size_t(net.convolutions[std::size_t(l)].out_channels);
             targets += 2 * c * c;  // A^l and the current G^l
-            if (masks) targets += regions * (net.planes[std::size_t(l)] + c * c);  // mask and target per region
+            // mask and target per region (tiled: and the region's G_r)
+            if (masks) targets += regions * (image_net.planes[std::size_t(l)] + (tiles.empty() ? 1 : 2) * c * c);
             loss_layers.insert(l);
         }
         for (int l : loss_layers) {
@@ -117,7 +160,35 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
             largest_loss_layer = std::max(largest_loss_layer, floats);
         }
         const bool mask_scratch = masks || r.content_mask.width > 0;
-        const std::size_t scalar_slots = 2 + content_layers.size() + style_layers.size() * std::max<std::size_t>(1, regions);
+        // Tiled without masks: pass 1's crop of one loss layer's core.
+        std::size_t core_scratch = 0;
+        if (!tiles.empty() && !mask_scratch) {
+            int core_width = 1, core_height = 1;
+            for (const Tile& t : tiles) {
+                core_width = std::max(core_width, t.core.width());
+                core_height = std::max(core_height, t.core.height());
+            }
+            core_scratch = 1;
+            for (int l : loss_layers) {
+                const std::size_t s = std::size_t(layer_scale(l));
+                core_scratch = std::max(core_scratch, std::size_t(net.convolutions[std::size_t(l)].out_channels) *
+                                                          ((core_width + s - 1) / s) * ((core_height + s - 1) / s));
+            }
+        }
+        const std::size_t tile_count = std::max<std::size_t>(1, tiles.size());
+        const std::size_t scalar_slots =
+            3 + content_layers.size() * tile_count + style_layers.size() * std::max<std::size_t>(1, regions);
+        // Tiled: the tile's input and image gradient, a content target and a mask
+        // cropped to it, one Gram matrix (StyleTransferObjective's tile_* buffers).
+        std::size_t tile_scratch = 0;
+        if (!tiles.empty()) {
+            std::size_t target = 1, plane = 1, gram = 1;
+            for (int l : content_layers)
+                target = std::max(target, std::size_t(net.convolutions[std::size_t(l)].out_channels) * net.planes[std::size_t(l)]);
+            for (int l : loss_layers) plane = std::max(plane, net.planes[std::size_t(l)]);
+            for (int c : style_channels) gram = std::max(gram, std::size_t(c) * c);
+            tile_scratch = 2 * 3 * std::size_t(extent_width) * extent_height + target + plane + gram;
+        }
 
         // The optimiser: x, then L-BFGS's grad, prev_grad, prev_x, best_x, d, s and y
         // candidates, 2m history vectors (Wolfe: 3 more), or Adam's 5 vectors.
@@ -136,8 +207,20 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
         ScalePlan scale;
         scale.width = width;
         scale.height = height;
-        const std::size_t cache = backend.planned_weight_cache_bytes(net.convolutions);
-        const std::size_t scratch = backend.planned_scratch_bytes(net.convolutions, style_channels);
+        if (!tiles.empty()) {
+            scale.tile_core = tile_core(r.tile, deepest);
+            scale.tiles = int(tiles.size());
+            scale.extent_width = extent_width;
+            scale.extent_height = extent_height;
+        }
+        // Every input size the network sees in the run: the image, or each tile extent.
+        std::vector<std::pair<int, int>> sizes;
+        if (tiles.empty()) sizes.push_back({width, height});
+        for (const Tile& t : tiles)
+            for (const PixelRect& e : {t.forward, t.backward})
+                if (std::find(sizes.begin(), sizes.end(), std::pair<int, int>{e.width(), e.height()}) == sizes.end())
+                    sizes.push_back({e.width(), e.height()});
+        const auto [cache, scratch] = cache_and_scratch(backend, weights, deepest, sizes, style_channels);
         scale.items = {
             {"VGG-19 weights up to " + vgg19_layer_names()[std::size_t(deepest)], weight_floats * kFloat},
             {"backend's cache of the weights", cache},
@@ -145,7 +228,8 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
             {"activations and their gradients", net.activation_floats * kFloat},
             {"loss targets", targets * kFloat},
             {"gradients at the loss layers", layer_grads * kFloat},
-            {"masked-feature scratch", mask_scratch ? 2 * largest_loss_layer * kFloat : 0},
+            {"masked-feature scratch", (mask_scratch ? 2 * largest_loss_layer : core_scratch) * kFloat},
+            {"tile scratch", tile_scratch * kFloat},
             {optimiser, optimiser_vectors * n * kFloat + 2 * (scalar_slots + 2 * std::size_t(r.lbfgs_history) + 9) * kFloat},
         };
         std::size_t run = 0;
@@ -153,12 +237,33 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
 
         // While the targets are made, each style image's own activations and the
         // uploaded image are held too (the optimiser's vectors are not yet).
-        std::size_t largest_style = 0;
+        // Each style's Gram matrices are held until blended in. Tiled, a style image
+        // larger than a tile runs pass 1 over its own tiles: their activations
+        // (unless the output's tiles are as large), the tile input and scratch.
+        std::size_t largest_style = 0, style_grams = 0;
+        for (int c : style_channels) style_grams += std::size_t(c) * c;
         for (const Image& style : r.styles) {
             const int style_side = std::max(16, int(std::lround(r.style_scale * std::max(width, height))));
             const auto [sw, sh] = resized(style.width, style.height, style_side);
-            const NetworkAt style_net = network_at(weights, deepest, sw, sh);
-            largest_style = std::max(largest_style, (style_net.activation_floats + 3 * std::size_t(sw) * sh) * kFloat);
+            std::size_t floats = 3 * std::size_t(sw) * sh + style_grams;
+            const std::vector<Tile> style_tiles = tiles_of(sw, sh, r.tile, deepest);
+            if (style_tiles.empty()) {
+                floats += network_at(weights, deepest, sw, sh).activation_floats;
+            } else {
+                const auto [fw, fh] = largest_forward_extent(style_tiles);
+                const NetworkAt style_net = network_at(weights, deepest, fw, fh);
+                const bool reuse = !tiles.empty() && fw <= extent_width && fh <= extent_height;
+                if (!reuse) floats += style_net.activation_floats;
+                std::size_t features = 1, plane = 1, gram = 1;
+                for (int l : style_layers) {
+                    const std::size_t c = std::size_t(style_net.convolutions[std::size_t(l)].out_channels);
+                    features = std::max(features, c * style_net.planes[std::size_t(l)]);
+                    plane = std::max(plane, style_net.planes[std::size_t(l)]);
+                    gram = std::max(gram, c * c);
+                }
+                floats += 3 * std::size_t(fw) * fh + features + plane + gram;
+            }
+            largest_style = std::max(largest_style, floats * kFloat);
         }
         scale.setup_bytes = run - scale.items.back().bytes + largest_style;
         scale.peak_bytes = std::max(run, scale.setup_bytes);
@@ -173,7 +278,12 @@ std::string format_memory_plan(const MemoryPlan& plan) {
     for (std::size_t k = 0; k < plan.scales.size(); ++k) {
         const ScalePlan& scale = plan.scales[k];
         text += "scale " + std::to_string(k + 1) + "/" + std::to_string(plan.scales.size()) + ": " +
-                std::to_string(scale.width) + "x" + std::to_string(scale.height) + "\n";
+                std::to_string(scale.width) + "x" + std::to_string(scale.height);
+        if (scale.tiles > 0)
+            text += ", " + std::to_string(scale.tiles) + " tiles of " + std::to_string(scale.tile_core) +
+                    " px (largest with its halo: " + std::to_string(scale.extent_width) + "x" +
+                    std::to_string(scale.extent_height) + ")";
+        text += "\n";
         for (const auto& item : scale.items)
             text += "  " + mebibytes(item.bytes) + std::string(12 - std::min<std::size_t>(12, mebibytes(item.bytes).size()), ' ') +
                     "  " + item.what + "\n";
@@ -182,6 +292,30 @@ std::string format_memory_plan(const MemoryPlan& plan) {
     }
     text += "peak of the run: " + mebibytes(plan.peak_bytes) + "\n";
     return text;
+}
+
+std::size_t memory_budget(const Backend& backend, const TransferRequest& request) {
+    const std::size_t available = backend.available_bytes();
+    return request.max_memory > 0 && request.max_memory < available ? request.max_memory : available;
+}
+
+int auto_tile(const Backend& backend, const VggWeights& weights, const TransferRequest& request) {
+    const std::size_t budget = memory_budget(backend, request);
+    TransferRequest candidate = request;
+    candidate.tile = 0;
+    if (plan_memory(backend, weights, candidate).peak_bytes <= budget) return 0;
+    int deepest = 0;
+    for (const auto& name : request.content_layers) deepest = std::max(deepest, vgg19_layer_index(name));
+    for (const auto& name : request.style_layers) deepest = std::max(deepest, vgg19_layer_index(name));
+    const int grid = pooling_grid(deepest);
+    int longest = 0;
+    for (int side : request.sizes()) longest = std::max(longest, side);
+    // Largest first, one grid step at a time (a plan is arithmetic only).
+    for (int core = tile_core(longest, deepest) - grid; core > grid; core -= grid) {
+        candidate.tile = core;
+        if (plan_memory(backend, weights, candidate).peak_bytes <= budget) return core;
+    }
+    return grid;
 }
 
 }  // namespace nst

@@ -27,6 +27,9 @@ struct MemoryPlanItem {
 
 struct ScalePlan {
     int width = 0, height = 0;
+    // Tiled evaluation (engine/tiles.h): the core, the number of tiles and the
+    // largest tile's extent, whose activations the plan holds; 0: untiled.
+    int tile_core = 0, tiles = 0, extent_width = 0, extent_height = 0;
     std::vector<MemoryPlanItem> items;  // held while the scale's optimiser runs
     std::size_t setup_bytes = 0;        // peak while the targets are computed
     std::size_t peak_bytes = 0;         // max(setup, the items' sum)
@@ -38,9 +41,19 @@ struct MemoryPlan {
 };
 
 // The plan of `request` on `backend` (its caches and scratch depend on it).
-// Validates the request like run_transfer (UsageError).
+// Validates the request like run_transfer (UsageError). A request with
+// tile = TransferRequest::tile_auto is planned with auto_tile's core.
 MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
                        const TransferRequest& request);
+
+// What a run may hold: request.max_memory when set and below what `backend`
+// has free, else what it has free.
+std::size_t memory_budget(const Backend& backend, const TransferRequest& request);
+
+// --tile auto: 0 when the untiled plan fits memory_budget(); else the largest
+// tile core (a multiple of the pooling grid) whose plan fits; else the smallest
+// core (one grid step), which check_memory_budget then refuses with advice.
+int auto_tile(const Backend& backend, const VggWeights& weights, const TransferRequest& request);
 
 // The plan as a table, one line per item, for --plan.
 std::string format_memory_plan(const MemoryPlan& plan);

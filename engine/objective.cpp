@@ -8,6 +8,8 @@
 // Spatial control (guided Gram matrices, the masked content loss; formulas in
 // objective.h) runs the same loss ops on F ⊙ m and multiplies their gradient by m
 // again (the chain rule through the mask multiply) before adding it.
+// Tiled evaluation (config.tile, engine/tiles.h for the geometry and why it is
+// exact): queue_tiled_evaluation() runs the same loss ops per tile, in two passes.
 #include "engine/objective.h"
 
 #include <algorithm>
@@ -32,6 +34,38 @@ std::vector<LayerWeight> checked(const std::vector<LayerWeight>& layers, const c
     return layers;
 }
 
+WindowCopy window(int channels, int rows, int cols, int src_height, int src_width, int src_y,
+                  int src_x, int dst_height, int dst_width, int dst_y, int dst_x) {
+    WindowCopy w;
+    w.channels = channels;
+    w.rows = rows;
+    w.cols = cols;
+    w.src_height = src_height;
+    w.src_width = src_width;
+    w.src_y = src_y;
+    w.src_x = src_x;
+    w.dst_height = dst_height;
+    w.dst_width = dst_width;
+    w.dst_y = dst_y;
+    w.dst_x = dst_x;
+    return w;
+}
+
+// The output's tiles: none when untiled or when one tile covers the image.
+std::vector<Tile> output_tiles(const ObjectiveConfig& config, int width, int height, int deepest) {
+    if (config.tile.core <= 0) return {};
+    std::vector<Tile> tiles = tile_layout(width, height, config.tile, deepest);
+    if (tiles.size() <= 1) tiles.clear();
+    return tiles;
+}
+
+Vgg19::Activations plan_activations(const Vgg19& network, const std::vector<Tile>& tiles, int width,
+                                    int height) {
+    if (tiles.empty()) return network.plan(height, width);
+    const auto [extent_width, extent_height] = largest_extent(tiles);
+    return network.plan(extent_height, extent_width);
+}
+
 }  // namespace
 
 int StyleTransferObjective::deepest_of(const ObjectiveConfig& config) {
@@ -49,7 +83,8 @@ StyleTransferObjective::StyleTransferObjective(Backend& backend, const VggWeight
                                                int height)
     : backend_(backend), config_(config), width_(width), height_(height),
       network_(backend, weights, deepest_of(config), config.pool),
-      acts_(network_.plan(height, width)) {
+      tiles_(output_tiles(config, width, height, network_.deepest_layer())),
+      acts_(plan_activations(network_, tiles_, width, height)) {
     for (double w : {config.content_weight, config.style_weight, config.tv_weight})
         if (!std::isfinite(w) || w < 0)
             throw UsageError("content, style and TV weights must be finite numbers >= 0");
@@ -57,7 +92,7 @@ StyleTransferObjective::StyleTransferObjective(Backend& backend, const VggWeight
     layer_grad_ptrs_.assign(layer_count, nullptr);
     auto grad_for = [&](int index) {
         if (!layer_grad_ptrs_[index]) {
-            layer_grads_.emplace_back(backend_, network_.channels(index) * acts_.plane(index));
+            layer_grads_.emplace_back(backend_, network_.channels(index) * acts_.planned_plane(index));
             layer_grad_ptrs_[index] = layer_grads_.back().data();
         }
     };
@@ -65,7 +100,7 @@ StyleTransferObjective::StyleTransferObjective(Backend& backend, const VggWeight
         LossLayer layer;
         layer.index = vgg19_layer_index(l.layer);
         layer.weight = l.weight;
-        layer.target = Buffer(backend_, network_.channels(layer.index) * acts_.plane(layer.index));
+        layer.target = Buffer(backend_, network_.channels(layer.index) * full_plane(layer.index));
         grad_for(layer.index);
         content_layers_.push_back(std::move(layer));
     }
@@ -80,12 +115,149 @@ StyleTransferObjective::StyleTransferObjective(Backend& backend, const VggWeight
         style_layers_.push_back(std::move(layer));
     }
     terms_.style_per_layer.assign(style_layers_.size(), 0.0);
+    if (!tiles_.empty()) {
+        const std::size_t input = 3 * acts_.planned_plane(0);
+        std::size_t target = 1, plane = 1, gram = 1;
+        for (const auto& layer : content_layers_)
+            target = std::max(target, network_.channels(layer.index) * acts_.planned_plane(layer.index));
+        for (const auto* layers : {&content_layers_, &style_layers_})
+            for (const auto& layer : *layers) plane = std::max(plane, acts_.planned_plane(layer.index));
+        for (const auto& layer : style_layers_)
+            gram = std::max(gram, std::size_t(network_.channels(layer.index)) * network_.channels(layer.index));
+        tile_input_ = Buffer(backend_, input);
+        tile_grad_ = Buffer(backend_, input);
+        tile_target_ = Buffer(backend_, target);
+        tile_mask_ = Buffer(backend_, plane);
+        tile_gram_ = Buffer(backend_, gram);
+        // Pass 1 crops each loss layer's core into masked_features_: the core's
+        // size is enough until masks need the whole extent (allocate_mask_scratch).
+        int core_width = 1, core_height = 1;
+        for (const Tile& t : tiles_) {
+            core_width = std::max(core_width, t.core.width());
+            core_height = std::max(core_height, t.core.height());
+        }
+        std::size_t core_floats = 1;
+        for (const auto* layers : {&content_layers_, &style_layers_})
+            for (const auto& layer : *layers) {
+                const int s = layer_scale(layer.index);
+                core_floats = std::max(core_floats, network_.channels(layer.index) *
+                                                        std::size_t((core_width + s - 1) / s) *
+                                                        std::size_t((core_height + s - 1) / s));
+            }
+        masked_features_ = Buffer(backend_, core_floats);
+    }
     allocate_loss_slots();
+}
+
+int StyleTransferObjective::full_height(int layer) const { return height_ / layer_scale(layer); }
+int StyleTransferObjective::full_width(int layer) const { return width_ / layer_scale(layer); }
+
+void StyleTransferObjective::forward_tile(const float* x, const PixelRect& rect) {
+    network_.fit(acts_, rect.height(), rect.width());
+    backend_.copy_window(window(3, rect.height(), rect.width(), height_, width_, rect.y0, rect.x0,
+                                rect.height(), rect.width(), 0, 0),
+                         x, tile_input_.data());
+    network_.forward(tile_input_.data(), acts_);
+}
+
+void StyleTransferObjective::add_core_gram(const Vgg19::Activations& acts, int layer,
+                                           const LayerWindow& core, const float* mask,
+                                           int mask_height, int mask_width, bool first,
+                                           float* features_scratch, float* mask_scratch,
+                                           float* gram_scratch, float* gram_sum) {
+    const int n = network_.channels(layer);
+    const std::size_t entries = std::size_t(n) * n;
+    if (first) backend_.fill(entries, 0.0f, gram_sum);
+    const std::size_t m = std::size_t(core.rows) * core.cols;
+    if (m == 0) return;  // the last tiles' cores can vanish at deep layers
+    backend_.copy_window(window(n, core.rows, core.cols, acts.height(layer), acts.width(layer),
+                                core.local_y, core.local_x, core.rows, core.cols, 0, 0),
+                         acts.output(layer), features_scratch);
+    if (mask) {
+        backend_.copy_window(window(1, core.rows, core.cols, mask_height, mask_width, core.y, core.x,
+                                    core.rows, core.cols, 0, 0),
+                             mask, mask_scratch);
+        backend_.mask_channels(n, m, features_scratch, mask_scratch, features_scratch);
+    }
+    backend_.gram(n, m, features_scratch, gram_scratch);
+    backend_.axpy(entries, 1.0f, gram_scratch, gram_sum);
+}
+
+void StyleTransferObjective::style_image_grams(const Image& image, const LayerMasks& masks,
+                                               std::vector<Buffer>& grams) {
+    grams.clear();
+    for (const auto& layer : style_layers_) {
+        const std::size_t n = network_.channels(layer.index);
+        grams.emplace_back(backend_, n * n);
+    }
+    Buffer pixels(backend_, image.pixels.size());
+    backend_.upload(pixels.data(), image.pixels.data(), image.pixels.size());
+    std::vector<Buffer> mask_buffers(style_layers_.size());
+    for (std::size_t i = 0; i < masks.size() && i < style_layers_.size(); ++i)
+        if (!masks[i].empty()) {
+            mask_buffers[i] = Buffer(backend_, masks[i].size());
+            backend_.upload(mask_buffers[i].data(), masks[i].data(), masks[i].size());
+        }
+    const int deepest = network_.deepest_layer();
+    const std::vector<Tile> tiles = config_.tile.core > 0
+                                        ? tile_layout(image.width, image.height, config_.tile, deepest)
+                                        : std::vector<Tile>{};
+    if (tiles.size() <= 1) {
+        Vgg19::Activations acts = network_.plan(image.height, image.width);
+        network_.forward(pixels.data(), acts);
+        for (std::size_t i = 0; i < style_layers_.size(); ++i) {
+            const int index = style_layers_[i].index, n = network_.channels(index);
+            const std::size_t plane = acts.plane(index);
+            if (mask_buffers[i].empty()) {
+                backend_.gram(n, plane, acts.output(index), grams[i].data());
+            } else {
+                NST_ASSERT(mask_buffers[i].size() == plane);
+                Buffer masked(backend_, n * plane);
+                backend_.mask_channels(n, plane, acts.output(index), mask_buffers[i].data(),
+                                       masked.data());
+                backend_.gram(n, plane, masked.data(), grams[i].data());
+            }
+        }
+        return;
+    }
+    // Pass 1 of the tiled evaluation on the style image. The objective's own
+    // activations serve when its tiles are at least as large (set-up comes
+    // before any evaluation), else the style image's tiles get their own.
+    const auto [extent_width, extent_height] = largest_forward_extent(tiles);
+    const bool reuse = !tiles_.empty() && extent_height <= acts_.planned_height(0) &&
+                       extent_width <= acts_.planned_width(0);
+    Vgg19::Activations own;
+    if (!reuse) own = network_.plan(extent_height, extent_width);
+    Vgg19::Activations& acts = reuse ? acts_ : own;
+    std::size_t features = 1, plane = 1, gram = 1;
+    for (const auto& layer : style_layers_) {
+        const std::size_t n = network_.channels(layer.index);
+        features = std::max(features, n * acts.planned_plane(layer.index));
+        plane = std::max(plane, acts.planned_plane(layer.index));
+        gram = std::max(gram, n * n);
+    }
+    Buffer input(backend_, 3 * std::size_t(extent_width) * extent_height);
+    Buffer features_scratch(backend_, features), mask_scratch(backend_, plane), gram_scratch(backend_, gram);
+    for (std::size_t t = 0; t < tiles.size(); ++t) {
+        const PixelRect& rect = tiles[t].forward;
+        network_.fit(acts, rect.height(), rect.width());
+        backend_.copy_window(window(3, rect.height(), rect.width(), image.height, image.width,
+                                    rect.y0, rect.x0, rect.height(), rect.width(), 0, 0),
+                             pixels.data(), input.data());
+        network_.forward(input.data(), acts);
+        for (std::size_t i = 0; i < style_layers_.size(); ++i) {
+            const int index = style_layers_[i].index, s = layer_scale(index);
+            const LayerWindow core = window_at_layer(tiles[t].core, rect, image.width, image.height, index);
+            add_core_gram(acts, index, core, mask_buffers[i].empty() ? nullptr : mask_buffers[i].data(),
+                          image.height / s, image.width / s, t == 0, features_scratch.data(),
+                          mask_scratch.data(), gram_scratch.data(), grams[i].data());
+        }
+    }
 }
 
 std::size_t StyleTransferObjective::style_slot(std::size_t layer, std::size_t region) const {
     const std::size_t regions = style_layers_.empty() ? 1 : std::max<std::size_t>(1, style_layers_[0].regions.size());
-    return kFirstLayerSlot + content_layers_.size() + layer * regions + region;
+    return kFirstLayerSlot + content_layers_.size() * tile_count() + layer * regions + region;
 }
 
 void StyleTransferObjective::allocate_loss_slots() {
@@ -101,11 +273,28 @@ void StyleTransferObjective::set_content(const Image& content) {
                     std::to_string(height_));
     Buffer image(backend_, content.pixels.size());
     backend_.upload(image.data(), content.pixels.data(), content.pixels.size());
-    network_.forward(image.data(), acts_);
+    if (tiles_.empty()) {
+        network_.forward(image.data(), acts_);
+        for (auto& layer : content_layers_)
+            backend_.copy(layer.target.size(), acts_.output(layer.index), layer.target.data());
+    }
+    // Tiled: each tile's forward pass (pass 1's extent: its core is exact)
+    // writes its core into the whole image's P^l.
+    for (const Tile& tile : tiles_) {
+        forward_tile(image.data(), tile.forward);
+        for (auto& layer : content_layers_) {
+            const int index = layer.index;
+            const LayerWindow core = window_at_layer(tile.core, tile.forward, width_, height_, index);
+            backend_.copy_window(window(network_.channels(index), core.rows, core.cols,
+                                        acts_.height(index), acts_.width(index), core.local_y,
+                                        core.local_x, full_height(index), full_width(index), core.y,
+                                        core.x),
+                                 acts_.output(index), layer.target.data());
+        }
+    }
     for (auto& layer : content_layers_) {
-        backend_.copy(layer.target.size(), acts_.output(layer.index), layer.target.data());
         if (!layer.mask.empty())
-            backend_.mask_channels(network_.channels(layer.index), acts_.plane(layer.index),
+            backend_.mask_channels(network_.channels(layer.index), full_plane(layer.index),
                                    layer.target.data(), layer.mask.data(), layer.target.data());
     }
     has_content_ = true;
@@ -130,31 +319,25 @@ void StyleTransferObjective::set_styles(const std::vector<Image>& styles,
         backend_.fill(layer.target.size(), 0.0f, layer.target.data());
     }
     for (std::size_t k = 0; k < styles.size(); ++k) {
-        const Image& style = styles[k];
-        Vgg19::Activations acts = network_.plan(style.height, style.width);
-        Buffer image(backend_, style.pixels.size());
-        backend_.upload(image.data(), style.pixels.data(), style.pixels.size());
-        network_.forward(image.data(), acts);
+        std::vector<Buffer> grams;
+        style_image_grams(styles[k], {}, grams);
         const float blend = static_cast<float>(blend_weights[k] / total);
-        for (auto& layer : style_layers_) {
-            const int n = network_.channels(layer.index);
-            // The gram buffer is free at set-up: use it for this style's Gram.
-            backend_.gram(n, acts.plane(layer.index), acts.output(layer.index), layer.gram.data());
-            backend_.axpy(layer.gram.size(), blend, layer.gram.data(), layer.target.data());
-        }
+        for (std::size_t i = 0; i < style_layers_.size(); ++i)
+            backend_.axpy(grams[i].size(), blend, grams[i].data(), style_layers_[i].target.data());
     }
     has_style_ = true;
     allocate_loss_slots();
 }
 
 void StyleTransferObjective::allocate_mask_scratch() {
-    if (!masked_features_.empty()) return;
+    if (!masked_grad_.empty()) return;
     std::size_t largest = 0;
     for (const auto* layers : {&content_layers_, &style_layers_})
         for (const auto& layer : *layers)
-            largest = std::max(largest, network_.channels(layer.index) * acts_.plane(layer.index));
-    masked_features_ = Buffer(backend_, std::max<std::size_t>(largest, 1));
-    masked_grad_ = Buffer(backend_, std::max<std::size_t>(largest, 1));
+            largest = std::max(largest, network_.channels(layer.index) * acts_.planned_plane(layer.index));
+    largest = std::max<std::size_t>(largest, 1);
+    if (masked_features_.size() < largest) masked_features_ = Buffer(backend_, largest);
+    masked_grad_ = Buffer(backend_, largest);
 }
 
 void StyleTransferObjective::set_content_mask(const std::vector<float>& mask) {
@@ -164,7 +347,7 @@ void StyleTransferObjective::set_content_mask(const std::vector<float>& mask) {
     if (has_content_) throw Error("set_content_mask() must come before set_content()");
     for (auto& layer : content_layers_) {
         const std::vector<float> m = mask_at_layer(mask, width_, height_, layer.index);
-        NST_ASSERT(m.size() == acts_.plane(layer.index));
+        NST_ASSERT(m.size() == full_plane(layer.index));
         layer.mask = Buffer(backend_, m.size());
         backend_.upload(layer.mask.data(), m.data(), m.size());
     }
@@ -195,35 +378,27 @@ void StyleTransferObjective::set_guided_styles(const std::vector<Image>& styles,
             throw Error("the mask of style image " + std::to_string(k + 1) + " has " +
                         std::to_string(style_masks[k].size()) + " values, expected " +
                         std::to_string(style.plane()));
-        Vgg19::Activations acts = network_.plan(style.height, style.width);
-        Buffer image(backend_, style.pixels.size());
-        backend_.upload(image.data(), style.pixels.data(), style.pixels.size());
-        network_.forward(image.data(), acts);
-        for (auto& layer : style_layers_) {
-            const int n = network_.channels(layer.index);
-            const std::size_t style_plane = acts.plane(layer.index);
+        const bool erode = config_.erode_style_masks;
+        LayerMasks layer_masks(style_layers_.size());
+        if (!whole)
+            for (std::size_t i = 0; i < style_layers_.size(); ++i)
+                layer_masks[i] = mask_at_layer(style_masks[k], style.width, style.height,
+                                               style_layers_[i].index, erode);
+        std::vector<Buffer> grams;
+        style_image_grams(style, layer_masks, grams);
+        for (std::size_t i = 0; i < style_layers_.size(); ++i) {
+            LossLayer& layer = style_layers_[i];
+            const int n = network_.channels(layer.index), s = layer_scale(layer.index);
             StyleRegion region;
-            const bool erode = config_.erode_style_masks;
             const std::vector<float> m =
                 mask_at_layer(output_masks[k], width_, height_, layer.index, erode);
             region.size = mask_size(m);
             region.mask = Buffer(backend_, m.size());
             backend_.upload(region.mask.data(), m.data(), m.size());
-            region.target = Buffer(backend_, std::size_t(n) * n);
-            double style_size = double(style_plane);
-            if (whole) {
-                backend_.gram(n, style_plane, acts.output(layer.index), region.target.data());
-            } else {
-                const std::vector<float> s =
-                    mask_at_layer(style_masks[k], style.width, style.height, layer.index, erode);
-                NST_ASSERT(s.size() == style_plane);
-                style_size = mask_size(s);
-                Buffer style_mask(backend_, s.size()), masked(backend_, n * style_plane);
-                backend_.upload(style_mask.data(), s.data(), s.size());
-                backend_.mask_channels(n, style_plane, acts.output(layer.index), style_mask.data(),
-                                       masked.data());
-                backend_.gram(n, style_plane, masked.data(), region.target.data());
-            }
+            region.target = std::move(grams[i]);
+            if (!tiles_.empty()) region.gram = Buffer(backend_, std::size_t(n) * n);
+            const double style_size = whole ? double(style.height / s) * double(style.width / s)
+                                            : mask_size(layer_masks[i]);
             if (region.size > 0 && !(style_size > 0))
                 throw InputError("the mask of style image " + std::to_string(k + 1) +
                                  " selects nothing at " + vgg19_layer_names()[layer.index]);
@@ -253,6 +428,10 @@ void StyleTransferObjective::queue_evaluation(Backend& backend, const float* x, 
         throw Error("the style images were not set before evaluating the objective");
 
     NVTX_RANGE("objective");
+    if (!tiles_.empty()) {
+        queue_tiled_evaluation(x, grad);
+        return;
+    }
     network_.forward(x, acts_);
     for (auto& buffer : layer_grads_) backend_.fill(buffer.size(), 0.0f, buffer.data());
 
@@ -285,6 +464,7 @@ void StyleTransferObjective::queue_evaluation(Backend& backend, const float* x, 
         const int n = network_.channels(layer.index);
         const std::size_t m = acts_.plane(layer.index);
         const float* features = acts_.output(layer.index);
+        layer.value_plane = double(m);
         if (layer.regions.empty()) {
             backend_.gram(n, m, features, layer.gram.data());
             backend_.style_loss_into(n, m, features, layer.gram.data(), layer.target.data(),
@@ -321,16 +501,156 @@ void StyleTransferObjective::queue_evaluation(Backend& backend, const float* x, 
     loss_slots_.queue_read();
 }
 
+void StyleTransferObjective::queue_tiled_evaluation(const float* x, float* grad) {
+    const double alpha = config_.content_weight, beta = config_.style_weight;
+    // Pass 1: G^l (or each region's G_r) summed over the tiles' cores, and the
+    // content loss of each core.
+    for (std::size_t t = 0; t < tiles_.size(); ++t) {
+        NVTX_RANGE("tile pass 1");
+        const Tile& tile = tiles_[t];
+        forward_tile(x, tile.forward);
+        for (std::size_t i = 0; i < content_layers_.size(); ++i) {
+            LossLayer& layer = content_layers_[i];
+            const int index = layer.index, n = network_.channels(index);
+            const LayerWindow core = window_at_layer(tile.core, tile.forward, width_, height_, index);
+            const std::size_t count = std::size_t(n) * core.rows * core.cols;
+            backend_.copy_window(window(n, core.rows, core.cols, acts_.height(index), acts_.width(index),
+                                        core.local_y, core.local_x, core.rows, core.cols, 0, 0),
+                                 acts_.output(index), masked_features_.data());
+            backend_.copy_window(window(n, core.rows, core.cols, full_height(index), full_width(index),
+                                        core.y, core.x, core.rows, core.cols, 0, 0),
+                                 layer.target.data(), tile_target_.data());
+            if (!layer.mask.empty()) {
+                backend_.copy_window(window(1, core.rows, core.cols, full_height(index),
+                                            full_width(index), core.y, core.x, core.rows, core.cols, 0, 0),
+                                     layer.mask.data(), tile_mask_.data());
+                backend_.mask_channels(n, std::size_t(core.rows) * core.cols, masked_features_.data(),
+                                       tile_mask_.data(), masked_features_.data());
+            }
+            // Only the value: with weight 0 the gradient buffer (cleared before each
+            // tile of pass 2, which makes the real one) receives nothing.
+            backend_.content_loss_into(count, masked_features_.data(), tile_target_.data(), 0.0f,
+                                       layer_grad_ptrs_[index], loss_slots_.slot(content_slot(i, t)));
+        }
+        for (auto& layer : style_layers_) {
+            const int index = layer.index;
+            const LayerWindow core = window_at_layer(tile.core, tile.forward, width_, height_, index);
+            if (layer.regions.empty())
+                add_core_gram(acts_, index, core, nullptr, 0, 0, t == 0, masked_features_.data(),
+                              tile_mask_.data(), tile_gram_.data(), layer.gram.data());
+            for (StyleRegion& region : layer.regions)
+                if (region.size > 0)
+                    add_core_gram(acts_, index, core, region.mask.data(), full_height(index),
+                                  full_width(index), t == 0, masked_features_.data(),
+                                  tile_mask_.data(), tile_gram_.data(), region.gram.data());
+        }
+    }
+    // Pass 2: each tile's loss-layer gradients over its whole extent, with the
+    // global G − A; backward; the core of ∂L/∂x into grad. The cores cover the
+    // image, so every element of grad is written before the TV term adds to it.
+    for (std::size_t t = 0; t < tiles_.size(); ++t) {
+        NVTX_RANGE("tile pass 2");
+        const Tile& tile = tiles_[t];
+        forward_tile(x, tile.backward);
+        for (auto& buffer : layer_grads_) backend_.fill(buffer.size(), 0.0f, buffer.data());
+        for (auto& layer : content_layers_) {
+            const int index = layer.index, n = network_.channels(index);
+            const LayerWindow extent = window_at_layer(tile.backward, tile.backward, width_, height_, index);
+            const std::size_t plane = acts_.plane(index), count = std::size_t(n) * plane;
+            NST_ASSERT(std::size_t(extent.rows) * extent.cols == plane);
+            const float weight = static_cast<float>(alpha * layer.weight);
+            backend_.copy_window(window(n, extent.rows, extent.cols, full_height(index), full_width(index),
+                                        extent.y, extent.x, extent.rows, extent.cols, 0, 0),
+                                 layer.target.data(), tile_target_.data());
+            if (layer.mask.empty()) {
+                backend_.content_loss_into(count, acts_.output(index), tile_target_.data(), weight,
+                                           layer_grad_ptrs_[index], loss_slots_.slot(kDiscardSlot));
+            } else {
+                backend_.copy_window(window(1, extent.rows, extent.cols, full_height(index),
+                                            full_width(index), extent.y, extent.x, extent.rows,
+                                            extent.cols, 0, 0),
+                                     layer.mask.data(), tile_mask_.data());
+                backend_.mask_channels(n, plane, acts_.output(index), tile_mask_.data(),
+                                       masked_features_.data());
+                backend_.fill(count, 0.0f, masked_grad_.data());
+                backend_.content_loss_into(count, masked_features_.data(), tile_target_.data(), weight,
+                                           masked_grad_.data(), loss_slots_.slot(kDiscardSlot));
+                backend_.mask_channels(n, plane, masked_grad_.data(), tile_mask_.data(),
+                                       masked_grad_.data());
+                backend_.axpy(count, 1.0f, masked_grad_.data(), layer_grad_ptrs_[index]);
+            }
+        }
+        for (std::size_t i = 0; i < style_layers_.size(); ++i) {
+            LossLayer& layer = style_layers_[i];
+            const int index = layer.index, n = network_.channels(index);
+            const std::size_t m = acts_.plane(index);
+            // style_loss_into normalises by this tile's plane m; E_l by the image's
+            // M (or the region's M_r): the weight carries m² / M².
+            const double tile_plane = double(m), image_plane = double(full_plane(index));
+            // The value (computed by every tile alike) is kept from the first.
+            if (t == 0) layer.value_plane = tile_plane;
+            if (layer.regions.empty()) {
+                const double renormalise = (tile_plane * tile_plane) / (image_plane * image_plane);
+                backend_.style_loss_into(n, m, acts_.output(index), layer.gram.data(),
+                                         layer.target.data(),
+                                         static_cast<float>(beta * layer.weight * renormalise),
+                                         layer_grad_ptrs_[index],
+                                         loss_slots_.slot(t == 0 ? style_slot(i, 0) : kDiscardSlot));
+            }
+            const LayerWindow extent = window_at_layer(tile.backward, tile.backward, width_, height_, index);
+            for (std::size_t r = 0; r < layer.regions.size(); ++r) {
+                StyleRegion& region = layer.regions[r];
+                if (!(region.size > 0)) continue;
+                const std::size_t count = std::size_t(n) * m;
+                backend_.copy_window(window(1, extent.rows, extent.cols, full_height(index),
+                                            full_width(index), extent.y, extent.x, extent.rows,
+                                            extent.cols, 0, 0),
+                                     region.mask.data(), tile_mask_.data());
+                backend_.mask_channels(n, m, acts_.output(index), tile_mask_.data(),
+                                       masked_features_.data());
+                backend_.fill(count, 0.0f, masked_grad_.data());
+                const double renormalise = (tile_plane * tile_plane) / (region.size * region.size);
+                backend_.style_loss_into(n, m, masked_features_.data(), region.gram.data(),
+                                         region.target.data(),
+                                         static_cast<float>(beta * layer.weight * renormalise),
+                                         masked_grad_.data(),
+                                         loss_slots_.slot(t == 0 ? style_slot(i, r) : kDiscardSlot));
+                backend_.mask_channels(n, m, masked_grad_.data(), tile_mask_.data(), masked_grad_.data());
+                backend_.axpy(count, 1.0f, masked_grad_.data(), layer_grad_ptrs_[index]);
+            }
+        }
+        const PixelRect& rect = tile.backward;
+        backend_.fill(3 * std::size_t(rect.width()) * rect.height(), 0.0f, tile_grad_.data());
+        network_.backward(acts_, layer_grad_ptrs_, tile_grad_.data());
+        const LayerWindow core = window_at_layer(tile.core, rect, width_, height_, 0);
+        backend_.copy_window(window(3, core.rows, core.cols, rect.height(), rect.width(), core.local_y,
+                                    core.local_x, height_, width_, core.y, core.x),
+                             tile_grad_.data(), grad);
+    }
+    {
+        NVTX_RANGE("tv loss");
+        backend_.tv_loss_into(3, height_, width_, x, static_cast<float>(config_.tv_weight), grad,
+                              loss_slots_.slot(kTvSlot));
+    }
+    backend_.non_finite_into(size(), grad, loss_slots_.slot(kNonFiniteSlot));
+    loss_slots_.queue_read();
+}
+
 double StyleTransferObjective::queued_result() {
     terms_.content = 0.0;
     for (std::size_t i = 0; i < content_layers_.size(); ++i)
-        terms_.content += content_layers_[i].weight * loss_slots_.host(content_slot(i));
+        for (std::size_t t = 0; t < tile_count(); ++t)
+            terms_.content += content_layers_[i].weight * loss_slots_.host(content_slot(i, t));
     terms_.style = 0.0;
     for (std::size_t i = 0; i < style_layers_.size(); ++i) {
         const LossLayer& layer = style_layers_[i];
+        // The slots hold Σ(G − A)²/(4 N² m²) with m = value_plane: rescaled to
+        // the image's M (or the region's M_r). Untiled without regions m = M.
+        const double m = layer.value_plane, image_plane = double(full_plane(layer.index));
         double value = 0.0;
-        if (layer.regions.empty()) value = loss_slots_.host(style_slot(i, 0));
-        const double m = double(acts_.plane(layer.index));
+        if (layer.regions.empty())
+            value = m == image_plane ? loss_slots_.host(style_slot(i, 0))
+                                     : (m * m) / (image_plane * image_plane) * loss_slots_.host(style_slot(i, 0));
         for (std::size_t r = 0; r < layer.regions.size(); ++r) {
             const double size = layer.regions[r].size;
             if (size > 0) value += (m * m) / (size * size) * loss_slots_.host(style_slot(i, r));

@@ -2,6 +2,7 @@
 //   L = α L_c + β L_s + γ L_tv, with its gradient w.r.t. the image.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "engine/backend.h"
 #include "engine/image.h"
 #include "engine/optimizer.h"
+#include "engine/tiles.h"
 #include "engine/vgg19.h"
 #include "engine/weights.h"
 
@@ -30,6 +32,11 @@ struct ObjectiveConfig {
     // Spatial control: propagate style masks with erosion ("inside" guidance,
     // masks.h) instead of average pooling.
     bool erode_style_masks = false;
+    // Tiled evaluation (engine/tiles.h): the loss and gradient over tiles of
+    // tile.core pixels, equal to the untiled ones up to float rounding, with the
+    // network's activations held for one tile only. tile.core = 0, or a core
+    // covering the image: untiled. Style images larger than a tile are tiled too.
+    TileSpec tile;
 };
 
 // Values of the last evaluation: loss = L, the others unweighted.
@@ -77,6 +84,9 @@ public:
     // target are both multiplied by the mask). Call before set_content().
     void set_content_mask(const std::vector<float>& mask);
 
+    // The tiles of the output (empty: untiled).
+    const std::vector<Tile>& tiles() const { return tiles_; }
+
     std::size_t size() const override { return 3 * std::size_t(width_) * height_; }
     // x, grad: (3, H, W) in backend memory. Returns L; one host wait.
     double evaluate(const float* x, float* grad) override;
@@ -103,25 +113,51 @@ public:
 
 private:
     struct StyleRegion {
-        Buffer mask;        // m_r at this layer (h·w)
+        Buffer mask;        // m_r at this layer (h·w), the whole image's
         Buffer target;      // Ã_r (C, C)
+        Buffer gram;        // tiled only: G_r summed over the tiles (C, C)
         double size = 0.0;  // M_r = Σ m_r²
     };
     struct LossLayer {
         int index = 0;
         double weight = 0.0;
-        Buffer target;  // P^l (C, h, w) or A^l (C, C)
+        Buffer target;  // P^l (C, h, w) of the whole image, or A^l (C, C)
         Buffer gram;    // style only: G^l of the current image (C, C)
-        Buffer mask;    // content only, with a content mask: m_l (h·w)
+        Buffer mask;    // content only, with a content mask: m_l (h·w), the whole image's
         std::vector<StyleRegion> regions;  // style only, with spatial control
+        // Style only: the plane m whose 1/(4 N² m²) style_loss_into applied to
+        // the value in its slot (the image's, or the first tile's when tiled).
+        double value_plane = 0.0;
     };
+    // Host-side per-layer masks of one style image (empty: the whole image).
+    using LayerMasks = std::vector<std::vector<float>>;
+    // Each style layer's Gram matrix of `image`, its features multiplied by
+    // masks[i] (style layer i's mask at that layer; none when masks is empty or
+    // masks[i] is), summed over tiles when the spec tiles it. grams[i] (C, C).
+    void style_image_grams(const Image& image, const LayerMasks& masks, std::vector<Buffer>& grams);
+    // Crops rect of x (3, H, W) into tile_input_ and runs the network on it (acts_ fitted).
+    void forward_tile(const float* x, const PixelRect& rect);
+    // gram_sum (C, C) = (first ? 0 : gram_sum) + Gram of the features of `layer`
+    // in acts (a tile) over `core`, multiplied by the whole image's mask of that
+    // layer (mask (mask_height, mask_width) or null).
+    void add_core_gram(const Vgg19::Activations& acts, int layer, const LayerWindow& core,
+                       const float* mask, int mask_height, int mask_width, bool first,
+                       float* features_scratch, float* mask_scratch, float* gram_scratch,
+                       float* gram_sum);
+    void queue_tiled_evaluation(const float* x, float* grad);
+    int full_height(int layer) const;
+    int full_width(int layer) const;
+    std::size_t full_plane(int layer) const { return std::size_t(full_height(layer)) * full_width(layer); }
     const LossLayer& style_layer(const std::string& name) const;
     // Allocates, once, the scratch for masked features and their gradient (the
     // largest loss layer's size), at set-up: evaluate() never allocates.
     void allocate_mask_scratch();
     // Sizes loss_slots_ for the current layers and regions (at set-up).
     void allocate_loss_slots();
-    std::size_t content_slot(std::size_t layer) const { return kFirstLayerSlot + layer; }
+    std::size_t tile_count() const { return std::max<std::size_t>(1, tiles_.size()); }
+    std::size_t content_slot(std::size_t layer, std::size_t tile = 0) const {
+        return kFirstLayerSlot + layer * tile_count() + tile;
+    }
     std::size_t style_slot(std::size_t layer, std::size_t region) const;
     static int deepest_of(const ObjectiveConfig& config);
 
@@ -129,16 +165,22 @@ private:
     ObjectiveConfig config_;
     int width_, height_;
     Vgg19 network_;
-    Vgg19::Activations acts_;
+    std::vector<Tile> tiles_;  // empty: untiled
+    Vgg19::Activations acts_;  // the image's, or the largest tile's when tiled
     std::vector<LossLayer> content_layers_, style_layers_;
     std::vector<Buffer> layer_grads_;       // ∂L/∂output(l) for layers with a loss
     std::vector<float*> layer_grad_ptrs_;   // per layer index, null where no loss
     bool has_content_ = false, has_style_ = false;
     LossTerms terms_;
     Buffer masked_features_, masked_grad_;
+    // Tiled only: the tile's input and image gradient (3, h, w), a loss layer's
+    // content target or mask cropped to the tile, one Gram matrix.
+    Buffer tile_input_, tile_grad_, tile_target_, tile_mask_, tile_gram_;
     // The scalars of one evaluation, in backend memory: TV, the gradient's
-    // non-finite count, one per content layer, one per style layer and region.
-    static constexpr std::size_t kTvSlot = 0, kNonFiniteSlot = 1, kFirstLayerSlot = 2;
+    // non-finite count, a slot for values not needed (tiled), one per content
+    // layer and tile, one per style layer and region.
+    static constexpr std::size_t kTvSlot = 0, kNonFiniteSlot = 1, kDiscardSlot = 2,
+                                 kFirstLayerSlot = 3;
     ScalarBuffer loss_slots_;
 };
 

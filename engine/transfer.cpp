@@ -160,6 +160,7 @@ ObjectiveConfig objective_config(const TransferRequest& r, double style_weight) 
     config.tv_weight = r.tv_weight;
     config.pool = r.pool == "max" ? PoolMode::max : PoolMode::average;
     config.erode_style_masks = r.mask_erosion;
+    config.tile.core = r.tile;
     return config;
 }
 
@@ -248,6 +249,8 @@ void TransferRequest::validate() const {
     require_member(optimizer, {"lbfgs", "adam"}, "--optimizer");
     require_member(line_search, {"fixed", "wolfe"}, "--line-search");
     require_member(pool, {"avg", "max"}, "--pool");
+    if (tile != tile_auto && (tile < 0 || tile > 16384))
+        throw UsageError("--tile must be auto or a size in [0, 16384] px (0: untiled)");
     require_member(precision, {"", "fp32", "tf32"}, "--precision");
     require_member(preserve_colors, {"none", "luminance", "histogram", "post"}, "--preserve-colors");
     require_member(color_transfer, {"cholesky", "pca", "symmetric"}, "--color-transfer");
@@ -305,7 +308,7 @@ void check_memory_budget(const Backend& backend, const VggWeights& weights,
                          const TransferRequest& request) {
     const std::size_t available = backend.available_bytes();
     const bool capped = request.max_memory > 0 && request.max_memory < available;
-    const std::size_t budget = capped ? request.max_memory : available;
+    const std::size_t budget = memory_budget(backend, request);
     const std::size_t needed = plan_memory(backend, weights, request).peak_bytes;
     if (needed <= budget) return;
 
@@ -319,7 +322,15 @@ void check_memory_budget(const Backend& backend, const VggWeights& weights,
     };
     std::string fix;
     TransferRequest smaller = request;
-    if (request.optimizer == "lbfgs") {
+    if (request.tile == 0) {
+        // Tiles keep the output and the optimiser as asked, at the cost of the halos'
+        // extra computation: the largest core that fits, if any.
+        smaller.tile = auto_tile(backend, weights, request);
+        if (smaller.tile > 0 && fits(smaller))
+            fix = "--tile " + std::to_string(smaller.tile) + " (or --tile auto)";
+        smaller.tile = request.tile;
+    }
+    if (request.optimizer == "lbfgs" && fix.empty()) {
         // The history is 2m image-sized vectors: the largest m that fits, if any.
         for (int m = request.lbfgs_history - 1; m >= 1 && fix.empty(); m = m * 9 / 10) {
             smaller.lbfgs_history = m;
@@ -388,12 +399,15 @@ TransferResult run_transfer(const VggWeights& weights, const TransferRequest& r,
     if (r.precision == "tf32" && backend->name() == "cpu")
         throw UsageError("--precision tf32 needs the CUDA backend (the CPU computes in fp32)");
 
-    check_memory_budget(*backend, weights, r);
+    // --tile auto becomes a core size (or untiled) for this backend's memory.
+    TransferRequest resolved = r;
+    if (r.tile == TransferRequest::tile_auto) resolved.tile = auto_tile(*backend, weights, r);
+    check_memory_budget(*backend, weights, resolved);
 
     TransferResult result;
     result.backend = backend->name();
     result.style_weight = default_style_weight(r, weights);
-    const ObjectiveConfig config = objective_config(r, result.style_weight);
+    const ObjectiveConfig config = objective_config(resolved, result.style_weight);
 
     const std::vector<int> sizes = r.sizes(), iterations_per_scale = r.iterations_per_scale();
     const int scale_count = int(sizes.size());

@@ -82,6 +82,13 @@ struct TransferRequest {
     std::string preserve_colors = "none";     // none | luminance | histogram | post
     std::string color_transfer = "symmetric";  // cholesky | pca | symmetric (histogram only)
     std::size_t max_memory = 0;               // bytes the run may hold; 0: what the device has
+    // Tiled evaluation (engine/tiles.h): the core side in px of each tile,
+    // rounded up to the pooling grid; the loss and gradient are those of the
+    // untiled run (up to float rounding) while the network's activations are
+    // held for one tile. 0: untiled; tile_auto: the largest core whose memory
+    // plan fits (untiled when the whole image does; auto_tile, memory_plan.h).
+    int tile = 0;
+    static constexpr int tile_auto = -1;
     // Optional names of the images (file names, in the CLI), only for messages:
     // empty names read "the content image" and "style image K".
     std::string content_name;

@@ -70,7 +70,29 @@ Vgg19::Activations Vgg19::plan(int height, int width) const {
     }
     acts.grad_a_ = Buffer(backend_, largest);
     acts.grad_b_ = Buffer(backend_, largest);
+    acts.planned_heights_ = acts.heights_;
+    acts.planned_widths_ = acts.widths_;
     return acts;
+}
+
+void Vgg19::fit(Activations& acts, int height, int width) const {
+    NST_ASSERT(height >= 1 && width >= 1 && !acts.planned_heights_.empty() &&
+               height <= acts.planned_heights_[0] && width <= acts.planned_widths_[0]);
+    acts.input_height_ = height;
+    acts.input_width_ = width;
+    int h = height, w = width;
+    for (int l = 0; l <= deepest_layer_; ++l) {
+        if (h < 1 || w < 1)
+            throw InputError("a tile of " + std::to_string(width) + "x" + std::to_string(height) +
+                             " is too small for layer " + vgg19_layer_names()[l] +
+                             " (each pool halves it)");
+        acts.heights_[l] = h;
+        acts.widths_[l] = w;
+        if (layers_[l].pool_after) {
+            h /= 2;
+            w /= 2;
+        }
+    }
 }
 
 void Vgg19::forward(const float* image, Activations& acts) const {

@@ -30,6 +30,14 @@ public:
         std::size_t plane(int layer) const { return std::size_t(heights_[layer]) * widths_[layer]; }
         const float* output(int layer) const { return outputs_[layer].data(); }  // post-ReLU (C, h, w)
         float* output(int layer) { return outputs_[layer].data(); }
+        int input_height() const { return input_height_; }
+        int input_width() const { return input_width_; }
+        int planned_height(int layer) const { return planned_heights_[layer]; }
+        int planned_width(int layer) const { return planned_widths_[layer]; }
+        // The plane of `layer` at the planned (largest) input size.
+        std::size_t planned_plane(int layer) const {
+            return std::size_t(planned_heights_[layer]) * planned_widths_[layer];
+        }
 
     private:
         friend class Vgg19;
@@ -38,10 +46,15 @@ public:
         std::vector<Buffer> outputs_;       // post-ReLU conv outputs
         std::vector<Buffer> pooled_;        // pool output after a layer (empty where none)
         std::vector<int> heights_, widths_; // spatial size of each conv layer
+        std::vector<int> planned_heights_, planned_widths_;  // at plan(): the buffers' capacity
         Buffer grad_a_, grad_b_;            // backward scratch, sized for the largest layer
     };
 
     Activations plan(int height, int width) const;
+    // Re-uses activations planned for a larger input for a height × width one
+    // (a tile, engine/tiles.h): both sides at most the planned ones, so every
+    // buffer is large enough. Nothing is allocated.
+    void fit(Activations& acts, int height, int width) const;
 
     // x (3, H, W) in [0,1] -> all activations up to deepest_layer().
     void forward(const float* image, Activations& acts) const;

@@ -213,7 +213,7 @@ PYBIND11_MODULE(nst, m) {
            std::optional<std::vector<int>> scale_sizes,
            std::optional<std::vector<int>> scale_iterations, py::object style_masks,
            py::object style_image_masks, py::object content_mask, bool mask_erosion,
-           std::size_t max_memory, py::object callback) {
+           std::size_t max_memory, py::object tile, py::object callback) {
             TransferRequest r;
             r.content = to_image(content, "content");
             r.styles = to_images(style, "style");
@@ -259,6 +259,13 @@ PYBIND11_MODULE(nst, m) {
             if (!content_mask.is_none()) r.content_mask = to_image(content_mask, "content mask");
             r.mask_erosion = mask_erosion;
             r.max_memory = max_memory;
+            if (py::isinstance<py::str>(tile)) {
+                if (tile.cast<std::string>() != "auto")
+                    throw UsageError("tile must be an int (px), 0, None or 'auto'");
+                r.tile = TransferRequest::tile_auto;
+            } else if (!tile.is_none()) {
+                r.tile = tile.cast<int>();
+            }
             r.validate();
 
             Weights loaded = weights.is_none() || is_path(weights)
@@ -315,7 +322,8 @@ PYBIND11_MODULE(nst, m) {
         py::arg("scale_sizes") = py::none(), py::arg("scale_iterations") = py::none(),
         py::arg("style_masks") = py::none(), py::arg("style_image_masks") = py::none(),
         py::arg("content_mask") = py::none(), py::arg("mask_erosion") = false,
-        py::arg("max_memory") = d.max_memory, py::arg("callback") = py::none(),
+        py::arg("max_memory") = d.max_memory, py::arg("tile") = py::none(),
+        py::arg("callback") = py::none(),
         R"(Stylises `content` with `style` and returns the image, float32 (H, W, 3) in [0, 1].
 
 content, style: a path or an array (H, W, 3) uint8 or float in [0, 1]; style may be a list
@@ -338,6 +346,8 @@ style_masks: one output region per style; style_image_masks: each style image's 
     (None entries: the whole image); content_mask; mask_erosion: "inside" guidance.
 max_memory: bytes the run may hold (0: what the device has free); a run whose memory plan
     exceeds it is refused before any work (MemoryError naming the cheapest fix).
+tile: None or 0 (untiled), an int (core side in px of tiled evaluation: the same result,
+    the network's activations held for one tile) or 'auto' (the largest that fits max_memory).
 callback: called after each iteration with an nst.Report; return False to stop early.
 
 The run releases the GIL; Ctrl-C stops it after the current iteration (KeyboardInterrupt).

@@ -66,6 +66,49 @@ TEST_CASE("memory plan: within 10% of the measured peak", "[plan]") {
     }
 }
 
+TEST_CASE("memory plan: a tiled run within 10% of the measured peak, below the untiled plan", "[plan][tiles]") {
+    // Layers up to conv3_1 (halos 12 and 24 px, engine/tiles.h) so 64 px cores
+    // leave a 192x144 output in 3x3 tiles of at most 112x112 px with their halos;
+    // the style image (1.5x, larger than the output) is tiled at set-up as well.
+    TransferRequest request;
+    request.content = test::random_image(192, 144, 35);
+    request.styles = {test::random_image(144, 192, 36)};
+    request.size = 192;
+    request.style_scale = 1.5;
+    request.content_layers = {"conv2_2"};
+    request.style_layers = {"conv1_1", "conv2_1", "conv3_1"};
+    request.iterations = 1;
+    request.lbfgs_history = 5;
+    request.device = "cpu";
+    request.tile = 64;
+    CpuBackend backend;
+    const MemoryPlan plan = plan_memory(backend, shared_weights(), request);
+    REQUIRE(plan.scales.size() == 1);
+    CHECK(plan.scales[0].tiles == 9);
+    CHECK(plan.scales[0].extent_width == 112);
+    const TransferResult result = run_transfer(shared_weights(), request);
+    const double ratio = double(plan.peak_bytes) / double(result.peak_bytes);
+    INFO("planned " << plan.peak_bytes << " B, measured " << result.peak_bytes << " B (ratio " << ratio
+                    << ")\n" << format_memory_plan(plan));
+    CHECK(std::fabs(ratio - 1.0) <= 0.10);  // the issue's bound, as above
+    TransferRequest untiled = request;
+    untiled.tile = 0;
+    const MemoryPlan untiled_plan = plan_memory(backend, shared_weights(), untiled);
+    std::printf("memory plan: tiled 192x144 (64 px cores): planned %.2f MiB, measured %.2f MiB (%+.2f%%); "
+                "untiled plan %.2f MiB\n",
+                double(plan.peak_bytes) / 1048576.0, double(result.peak_bytes) / 1048576.0,
+                100 * (ratio - 1), double(untiled_plan.peak_bytes) / 1048576.0);
+    CHECK(plan.peak_bytes < untiled_plan.peak_bytes);
+    // --tile auto under a budget between the two picks a core that fits it.
+    TransferRequest automatic = request;
+    automatic.tile = TransferRequest::tile_auto;
+    automatic.max_memory = (plan.peak_bytes + untiled_plan.peak_bytes) / 2;
+    const int core = auto_tile(backend, shared_weights(), automatic);
+    CHECK(core > 0);
+    CHECK(core % 4 == 0);  // the pooling grid up to conv3_1
+    CHECK(plan_memory(backend, shared_weights(), automatic).peak_bytes <= automatic.max_memory);
+}
+
 TEST_CASE("memory plan: a run over budget is refused up front with the cheapest fix", "[plan]") {
     // The narrow network: its weights are tiny, so the image-sized vectors
     // (L-BFGS's 2m history above all) make up the plan, as at large sizes.
@@ -116,6 +159,28 @@ TEST_CASE("memory plan: a run over budget is refused up front with the cheapest 
         CHECK(message.find("more memory: even --size ") != std::string::npos);
         CHECK(message.find(" with --lbfgs-history 1 needs ") != std::string::npos);
     }
+    SECTION("when tiles fit, --tile is named, and it does fit") {
+        // Real channel widths, so the activations make up most of the plan.
+        request.content = test::random_image(384, 288, 33);
+        request.size = 384;
+        request.lbfgs_history = 5;
+        request.content_layers = {"conv2_2"};
+        request.style_layers = {"conv1_1", "conv2_1", "conv3_1"};
+        TransferRequest tiled = request;
+        tiled.tile = 64;
+        const std::size_t untiled_bytes = plan_memory(backend, shared_weights(), request).peak_bytes;
+        const std::size_t tiled_bytes = plan_memory(backend, shared_weights(), tiled).peak_bytes;
+        REQUIRE(tiled_bytes < untiled_bytes);
+        request.max_memory = (tiled_bytes + untiled_bytes) / 2;
+        const std::string message = refusal(shared_weights(), request);
+        INFO(message);
+        const auto at = message.find("try --tile ");
+        REQUIRE(at != std::string::npos);
+        TransferRequest fixed = request;
+        fixed.tile = std::stoi(message.substr(at + 11));
+        CHECK(fixed.tile >= 64);
+        CHECK(refusal(shared_weights(), fixed).empty());
+    }
     SECTION("run_transfer refuses before any work") {
         request.max_memory = needed / 2;
         int reports = 0;
@@ -148,6 +213,14 @@ TEST_CASE("memory plan: neural-style --plan prints it and runs nothing, --max-me
     CHECK(refused.err.find("out of memory before starting") != std::string::npos);
     CHECK(refused.err.find("20.0 MiB are allowed (--max-memory)") != std::string::npos);
     CHECK_FALSE(test::file_exists(dir.file("out.png")));
+
+    const auto tiled = test::run_command(base + " --plan --tile 16");
+    INFO(tiled.err);
+    CHECK(tiled.exit_code == 0);
+    CHECK(tiled.out.find("80x60, 20 tiles of 16 px") != std::string::npos);
+    const auto bad_tile = test::run_command(base + " --plan --tile big");
+    CHECK(bad_tile.exit_code == 2);
+    CHECK(bad_tile.err.find("--tile must be auto or a size") != std::string::npos);
 
     const auto bad = test::run_command(base + " --max-memory lots");
     CHECK(bad.exit_code == 2);

@@ -16,12 +16,14 @@ VggWeights check_weights() { return narrow_vgg19(7); }
 
 std::unique_ptr<StyleTransferObjective> make_check_objective(Backend& backend,
                                                              const VggWeights& weights,
-                                                             PoolMode pool) {
+                                                             PoolMode pool,
+                                                             const TileSpec& tile) {
     ObjectiveConfig config;  // content conv4_2, style conv1_1 … conv5_1
     config.content_weight = 1.0;
     config.style_weight = 1e3;
     config.tv_weight = 1e-2;
     config.pool = pool;
+    config.tile = tile;
     auto objective = std::make_unique<StyleTransferObjective>(backend, weights, config,
                                                               kCheckWidth, kCheckHeight);
     objective->set_content(random_image(kCheckWidth, kCheckHeight, 301));
@@ -57,8 +59,8 @@ Evaluation evaluate_once(Backend& backend, PoolMode pool) {
     return Evaluation{objective->last_terms(), download(backend, g.data(), g.size())};
 }
 
-Trajectory run_trajectory(Backend& backend, int iterations) {
-    const auto objective = make_check_objective(backend, check_weights(), PoolMode::average);
+Trajectory run_trajectory(Backend& backend, int iterations, const TileSpec& tile) {
+    const auto objective = make_check_objective(backend, check_weights(), PoolMode::average, tile);
     const std::vector<float> x0 = check_start_point();
     Buffer x = upload(backend, x0);
     LbfgsOptions options;

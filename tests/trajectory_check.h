@@ -48,9 +48,11 @@ constexpr int kCheckThreads = 1;
 
 VggWeights check_weights();
 // The objective of the check on `backend` (targets set).
+// `tile`: tiled evaluation (engine/tiles.h); the default is untiled.
 std::unique_ptr<StyleTransferObjective> make_check_objective(Backend& backend,
                                                              const VggWeights& weights,
-                                                             PoolMode pool);
+                                                             PoolMode pool,
+                                                             const TileSpec& tile = {});
 // The starting image x₀ (3, H, W), uniform in [0, 1).
 std::vector<float> check_start_point();
 
@@ -66,7 +68,8 @@ struct Trajectory {
     std::vector<double> losses;              // iterations 0 … N
     std::vector<std::vector<float>> images;  // x after iterations 0 … N (0: x₀)
 };
-Trajectory run_trajectory(Backend& backend, int iterations = kCheckIterations);
+Trajectory run_trajectory(Backend& backend, int iterations = kCheckIterations,
+                          const TileSpec& tile = {});
 
 // ---- one-ulp noise ----------------------------------------------------------------------
 // The CPU backend with every output element of conv3x3_forward,

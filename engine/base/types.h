@@ -22,4 +22,15 @@ struct ConvShape {
     int width = 0;         // W
 };
 
+// A rows × cols window of every channel, copied between two (C, H, W) tensors:
+//   dst[c, dst_y + i, dst_x + j] = src[c, src_y + i, src_x + j],  i < rows, j < cols
+// (a crop when dst is the window's size, a paste when src is). Both windows
+// must lie inside their tensors.
+struct WindowCopy {
+    int channels = 0;
+    int rows = 0, cols = 0;
+    int src_height = 0, src_width = 0, src_y = 0, src_x = 0;
+    int dst_height = 0, dst_width = 0, dst_y = 0, dst_x = 0;
+};
+
 }  // namespace nst

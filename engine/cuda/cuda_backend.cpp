@@ -13,6 +13,7 @@
 #include "kernels/pooling.cuh"
 #include "kernels/preprocess.cuh"
 #include "kernels/vector_ops.cuh"
+#include "kernels/window.cuh"
 
 namespace nst::cuda {
 
@@ -204,6 +205,10 @@ void CudaBackend::clamp(std::size_t count, float lo, float hi, float* x) {
 void CudaBackend::mask_channels(int channels, std::size_t plane, const float* x, const float* mask,
                                 float* y) {
     kernels::mask_channels(channels, plane, x, mask, y, context_.stream());
+}
+
+void CudaBackend::copy_window(const WindowCopy& window, const float* src, float* dst) {
+    kernels::copy_window(window, src, dst, context_.stream());
 }
 
 }  // namespace nst::cuda

@@ -57,6 +57,7 @@ def run_cli(content, style, output, *extra):
     ([], {}),
     (["--preserve-colors", "luminance", "--tv-weight", "0.5"], dict(preserve_colors="luminance", tv_weight=0.5)),
     (["--optimizer", "adam", "--scales", "2"], dict(optimizer="adam", scales=2)),
+    (["--tile", "16", "--pool", "max"], dict(tile=16, pool="max")),
 ])
 def test_same_result_as_the_cli_bit_for_bit(tmp_path, images, weights, extra, kwargs):
     content, style = images

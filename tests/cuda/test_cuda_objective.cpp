@@ -54,6 +54,31 @@ TEST_CASE("evaluations allocate nothing after the first", "[cuda][objective][mem
     CHECK(backend->peak_bytes() == peak);
 }
 
+TEST_CASE("a tiled evaluation matches the untiled CPU reference", "[cuda][objective][tiles]") {
+    // The check problem on 16 px cores (3×2 tiles, engine/tiles.h): the tiled
+    // objective differs from the untiled one only by the Gram matrices' summation
+    // order (tests/test_tiles.cpp), well inside the one-ulp-noise policy the
+    // untiled GPU evaluation is held to above. Later evaluations allocate nothing.
+    TileSpec tile;
+    tile.core = 16;
+    for (PoolMode pool : {PoolMode::average, PoolMode::max}) {
+        INFO((pool == PoolMode::max ? "max" : "average") << " pooling");
+        const EvaluationReference cpu = measure_cpu_evaluation(pool);
+        const auto backend = make_cuda_backend(0, false);
+        const auto objective = make_check_objective(*backend, check_weights(), pool, tile);
+        REQUIRE(objective->tiles().size() == 6);
+        Buffer x = to_backend(*backend, check_start_point()), g(*backend, x.size());
+        objective->evaluate(x.data(), g.data());
+        const std::size_t settled = backend->bytes_in_use();
+        objective->evaluate(x.data(), g.data());
+        CHECK(backend->bytes_in_use() == settled);
+        const Evaluation gpu{objective->last_terms(), to_host(*backend, g)};
+        const CheckResult result = check_evaluation(gpu, cpu.reference, cpu.spread);
+        INFO(result.report);
+        CHECK(result.ok);
+    }
+}
+
 TEST_CASE("20 L-BFGS iterations follow the CPU trajectory and repeat bit for bit", "[cuda][lbfgs]") {
     // The problem is chaotic: one-ulp noise moves the loss by up to 3e-2 after 20
     // iterations. The GPU is held to the first iterations tightly and afterwards to
