@@ -15,6 +15,7 @@
 
 #include "engine/cpu/cpu_backend.h"
 #include "engine/base/error.h"
+#include "engine/cpu/cpu_isa.h"
 #include "engine/cpu/cpu_winograd.h"
 #include "tests/test_support.h"
 
@@ -97,64 +98,81 @@ struct ConvAlgorithmScope {
     ~ConvAlgorithmScope() { nst::cpu::set_conv3x3_algorithm(Conv3x3Algorithm::automatic); }
 };
 
-// The Winograd F(2×2, 3×3) error bound of engine/cpu/cpu_winograd.h:
-//   |ŷ − y| ≤ γ_{C_in+8} · max over outputs of Σ_c |Aᵀ|(|G||g_c||Gᵀ| ⊙ |Bᵀ||d_c||B|)|A|.
-// The rounding depth of each product is C_in + 7 (U rounded once from double,
-// two additions in Bᵀ d B, the product, C_in − 1 in the channel sum, four in
-// Aᵀ M A); one more covers the double-precision filter transform (≤ 2⁻⁵⁰).
-// Returns the bracket's maximum, computed here in double from x and w.
+// The Winograd error bound of engine/cpu/cpu_winograd.h, for tile m = 2 or 4:
+//   |ŷ − y| ≤ γ_{C_in+k} · max over outputs of Σ_c |Aᵀ|(|G||g_c||Gᵀ| ⊙ |Bᵀ||d_c||B|)|A|.
+// The rounding depth of each product is C_in + 7 for F(2×2) (U rounded once
+// from double, two additions in Bᵀ d B, the product, C_in − 1 in the channel
+// sum, four in Aᵀ M A) and C_in + 17 for F(4×4) (four roundings per stage of
+// Bᵀ d B — a difference, a constant product, an addition, per side — and five
+// per stage of Aᵀ M A); one more covers the double-precision filter transform
+// (≤ 2⁻⁵⁰ relative). Returns the bracket's maximum, computed here in double
+// from x and w with the matrices written out independently of the backend.
 double winograd_abs_terms(const ConvShape& s, const std::vector<float>& x,
-                          const std::vector<float>& w) {
-    const double abs_g[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}, {0, 0, 1}};
-    const double abs_bt[4][4] = {{1, 0, 1, 0}, {0, 1, 1, 0}, {0, 1, 1, 0}, {0, 1, 0, 1}};
-    const double abs_at[2][4] = {{1, 1, 1, 0}, {0, 1, 1, 1}};
-    const int tile_rows = (s.height + 1) / 2, tile_cols = (s.width + 1) / 2;
-    // |Bᵀ||d||B| for every channel and tile: (C_in, tiles, 4, 4).
-    std::vector<double> abs_v(std::size_t(s.in_channels) * tile_rows * tile_cols * 16, 0.0);
+                          const std::vector<float>& w, int tile = 2) {
+    const int patch = tile + 2;
+    const double g2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}, {0, 0, 1}};
+    const double bt2[4][6] = {{1, 0, 1, 0}, {0, 1, 1, 0}, {0, 1, 1, 0}, {0, 1, 0, 1}};
+    const double at2[4][6] = {{1, 1, 1, 0}, {0, 1, 1, 1}};
+    // F(4×4, 3×3) with points 0, 1, −1, 2, ½, ∞, absolute values.
+    const double g4[6][3] = {{1, 0, 0},         {1, 1, 1},         {1. / 9, 1. / 9, 1. / 9},
+                             {1. / 9, 2. / 9, 4. / 9}, {16. / 9, 8. / 9, 4. / 9}, {0, 0, 1}};
+    const double bt4[6][6] = {{1, 2.5, 0, 2.5, 1, 0}, {0, 1, 1.5, 1.5, 1, 0},
+                              {0, 1, 3.5, 3.5, 1, 0}, {0, 0.5, 1, 0.5, 1, 0},
+                              {0, 2, 1, 2, 1, 0},     {0, 1, 2.5, 0, 2.5, 1}};
+    const double at4[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, 1, 2, 0.5, 0},
+                              {0, 1, 1, 4, 0.25, 0}, {0, 1, 1, 8, 0.125, 1}};
+    auto G = [&](int a, int r) { return tile == 2 ? g2[a][r] : g4[a][r]; };
+    auto BT = [&](int a, int r) { return tile == 2 ? bt2[a][r] : bt4[a][r]; };
+    auto AT = [&](int a, int r) { return tile == 2 ? at2[a][r] : at4[a][r]; };
+    const int tile_rows = (s.height + tile - 1) / tile, tile_cols = (s.width + tile - 1) / tile;
+    const int positions = patch * patch;
+    // |Bᵀ||d||B| for every channel and tile: (C_in, tiles, patch, patch).
+    std::vector<double> abs_v(std::size_t(s.in_channels) * tile_rows * tile_cols * positions, 0.0);
     for (int c = 0; c < s.in_channels; ++c)
         for (int ti = 0; ti < tile_rows; ++ti)
             for (int tj = 0; tj < tile_cols; ++tj) {
-                double d[4][4];
-                for (int r = 0; r < 4; ++r)
-                    for (int q = 0; q < 4; ++q) {
-                        const int i = 2 * ti - 1 + r, j = 2 * tj - 1 + q;
+                double d[6][6];
+                for (int r = 0; r < patch; ++r)
+                    for (int q = 0; q < patch; ++q) {
+                        const int i = tile * ti - 1 + r, j = tile * tj - 1 + q;
                         const bool inside = i >= 0 && i < s.height && j >= 0 && j < s.width;
                         d[r][q] = inside ? std::fabs(x[(std::size_t(c) * s.height + i) * s.width + j])
                                          : 0.0;
                     }
-                double* v = &abs_v[((std::size_t(c) * tile_rows + ti) * tile_cols + tj) * 16];
-                for (int a = 0; a < 4; ++a)
-                    for (int b = 0; b < 4; ++b)
-                        for (int r = 0; r < 4; ++r)
-                            for (int q = 0; q < 4; ++q) v[a * 4 + b] += abs_bt[a][r] * d[r][q] * abs_bt[b][q];
+                double* v = &abs_v[((std::size_t(c) * tile_rows + ti) * tile_cols + tj) * positions];
+                for (int a = 0; a < patch; ++a)
+                    for (int b = 0; b < patch; ++b)
+                        for (int r = 0; r < patch; ++r)
+                            for (int q = 0; q < patch; ++q)
+                                v[a * patch + b] += BT(a, r) * d[r][q] * BT(b, q);
             }
     double max_terms = 0.0;
-    std::vector<double> abs_u(std::size_t(s.in_channels) * 16);
+    std::vector<double> abs_u(std::size_t(s.in_channels) * positions);
     for (int o = 0; o < s.out_channels; ++o) {
         for (int c = 0; c < s.in_channels; ++c)  // |G||g||Gᵀ|
-            for (int a = 0; a < 4; ++a)
-                for (int b = 0; b < 4; ++b) {
+            for (int a = 0; a < patch; ++a)
+                for (int b = 0; b < patch; ++b) {
                     double sum = 0.0;
                     for (int r = 0; r < 3; ++r)
                         for (int q = 0; q < 3; ++q)
-                            sum += abs_g[a][r] *
+                            sum += G(a, r) *
                                    std::fabs(w[((std::size_t(o) * s.in_channels + c) * 3 + r) * 3 + q]) *
-                                   abs_g[b][q];
-                    abs_u[std::size_t(c) * 16 + a * 4 + b] = sum;
+                                   G(b, q);
+                    abs_u[std::size_t(c) * positions + a * patch + b] = sum;
                 }
         for (int ti = 0; ti < tile_rows; ++ti)
             for (int tj = 0; tj < tile_cols; ++tj) {
-                double p[16] = {};
+                double p[36] = {};
                 for (int c = 0; c < s.in_channels; ++c) {
-                    const double* v = &abs_v[((std::size_t(c) * tile_rows + ti) * tile_cols + tj) * 16];
-                    for (int e = 0; e < 16; ++e) p[e] += abs_u[std::size_t(c) * 16 + e] * v[e];
+                    const double* v = &abs_v[((std::size_t(c) * tile_rows + ti) * tile_cols + tj) * positions];
+                    for (int e = 0; e < positions; ++e) p[e] += abs_u[std::size_t(c) * positions + e] * v[e];
                 }
-                for (int r = 0; r < 2; ++r)
-                    for (int q = 0; q < 2; ++q) {
-                        if (2 * ti + r >= s.height || 2 * tj + q >= s.width) continue;  // cut tile
+                for (int r = 0; r < tile; ++r)
+                    for (int q = 0; q < tile; ++q) {
+                        if (tile * ti + r >= s.height || tile * tj + q >= s.width) continue;  // cut tile
                         double y = 0.0;
-                        for (int a = 0; a < 4; ++a)
-                            for (int b = 0; b < 4; ++b) y += abs_at[r][a] * p[a * 4 + b] * abs_at[q][b];
+                        for (int a = 0; a < patch; ++a)
+                            for (int b = 0; b < patch; ++b) y += AT(r, a) * p[a * patch + b] * AT(q, b);
                         max_terms = std::max(max_terms, y);
                     }
             }
@@ -162,10 +180,13 @@ double winograd_abs_terms(const ConvShape& s, const std::vector<float>& x,
     return max_terms;
 }
 
+// The depth of the bound above beyond the channel sum's C − 1: 8 for F(2×2), 18 for F(4×4).
+int winograd_depth(int channels, int tile) { return channels + (tile == 2 ? 8 : 18); }
+
 // The backward pass is the forward convolution of dy with w'[c,o] = flip(w[o,c])
 // (engine/cpu/cpu_conv.cpp); its Winograd bound is the forward's for that convolution.
 double winograd_backward_abs_terms(const ConvShape& s, const std::vector<float>& dy,
-                                   const std::vector<float>& w) {
+                                   const std::vector<float>& w, int tile = 2) {
     std::vector<float> flipped(w.size());
     for (int o = 0; o < s.out_channels; ++o)
         for (int c = 0; c < s.in_channels; ++c)
@@ -173,7 +194,7 @@ double winograd_backward_abs_terms(const ConvShape& s, const std::vector<float>&
                 flipped[(std::size_t(c) * s.out_channels + o) * 9 + t] =
                     w[(std::size_t(o) * s.in_channels + c) * 9 + (8 - t)];
     const ConvShape transposed{s.out_channels, s.in_channels, s.height, s.width};
-    return winograd_abs_terms(transposed, dy, flipped);
+    return winograd_abs_terms(transposed, dy, flipped, tile);
 }
 
 
@@ -238,43 +259,49 @@ TEST_CASE("conv3x3 gives the same result with one and two threads", "[cpu][conv]
     CHECK(compare(two, reference.value, tol, 0.0).ok);
 }
 
-TEST_CASE("conv3x3 by Winograd F(2x2,3x3) matches naive loops within its bound", "[cpu][conv]") {
-    CpuBackend backend;
-    const ConvAlgorithmScope winograd(Conv3x3Algorithm::winograd);
-    // Odd heights and widths (cut tiles at the bottom and right), a 1×1 image,
-    // single rows and columns, few channels; {64, 8, 33, 300} has 150 tile
-    // columns (two runs of at most 128 in the transforms) and several blocks per
-    // thread; {40, 24, 6, 2} is reduced over 24 channels in the backward pass.
-    const ConvShape shapes[] = {{3, 5, 7, 9}, {2, 3, 1, 1}, {4, 2, 5, 1}, {1, 1, 2, 3},
-                                {5, 4, 1, 8},  {16, 6, 21, 17}, {40, 24, 6, 2},
-                                {64, 8, 33, 300}};
-    unsigned seed = 101;
-    for (const ConvShape& s : shapes) {
-        CAPTURE(s.in_channels, s.out_channels, s.height, s.width);
-        const std::size_t plane = std::size_t(s.height) * s.width;
-        const auto x = random_vector(s.in_channels * plane, seed++);
-        const auto w = random_vector(std::size_t(s.out_channels) * s.in_channels * 9, seed++);
-        const auto dy = random_vector(s.out_channels * plane, seed++);
+TEST_CASE("conv3x3 by Winograd F(2x2,3x3) and F(4x4,3x3) match naive loops within their bound",
+          "[cpu][conv]") {
+    for (const int tile : {2, 4}) {
+        CAPTURE(tile);
+        CpuBackend backend;
+        const ConvAlgorithmScope winograd(tile == 2 ? Conv3x3Algorithm::winograd
+                                                    : Conv3x3Algorithm::winograd4x4);
+        // Odd heights and widths (cut tiles at the bottom and right), a 1×1 image,
+        // single rows and columns, few channels; {64, 8, 33, 300} has 150 tile
+        // columns (two runs of at most 128 in the transforms) and several blocks per
+        // thread; {40, 24, 6, 2} is reduced over 24 channels in the backward pass.
+        const ConvShape shapes[] = {{3, 5, 7, 9}, {2, 3, 1, 1}, {4, 2, 5, 1}, {1, 1, 2, 3},
+                                    {5, 4, 1, 8},  {16, 6, 21, 17}, {40, 24, 6, 2},
+                                    {64, 8, 33, 300}};
+        unsigned seed = 101;
+        for (const ConvShape& s : shapes) {
+            CAPTURE(s.in_channels, s.out_channels, s.height, s.width);
+            const std::size_t plane = std::size_t(s.height) * s.width;
+            const auto x = random_vector(s.in_channels * plane, seed++);
+            const auto w = random_vector(std::size_t(s.out_channels) * s.in_channels * 9, seed++);
+            const auto dy = random_vector(s.out_channels * plane, seed++);
 
-        // NaN-filled outputs: the op must overwrite every element, cut tiles included.
-        std::vector<float> y(s.out_channels * plane, std::numeric_limits<float>::quiet_NaN());
-        backend.conv3x3_forward(s, x.data(), w.data(), y.data());
-        // The Winograd bound (above), with depth C_in + 8.
-        const double forward_tol =
-            accumulation_bound(s.in_channels + 8, winograd_abs_terms(s, x, w));
-        const auto fc = compare(y, naive_conv(s, x, w).value, forward_tol, 0.0);
-        INFO("forward\n" << fc.report);
-        CHECK(fc.ok);
+            // NaN-filled outputs: the op must overwrite every element, cut tiles included.
+            std::vector<float> y(s.out_channels * plane, std::numeric_limits<float>::quiet_NaN());
+            backend.conv3x3_forward(s, x.data(), w.data(), y.data());
+            // The Winograd bound (above).
+            const double forward_tol = accumulation_bound(winograd_depth(s.in_channels, tile),
+                                                          winograd_abs_terms(s, x, w, tile));
+            const auto fc = compare(y, naive_conv(s, x, w).value, forward_tol, 0.0);
+            INFO("forward\n" << fc.report);
+            CHECK(fc.ok);
 
-        std::vector<float> dx(s.in_channels * plane, std::numeric_limits<float>::quiet_NaN());
-        backend.conv3x3_backward_data(s, dy.data(), w.data(), dx.data());
-        // The same bound for the convolution with the flipped, transposed filters,
-        // summed over C_out.
-        const double backward_tol =
-            accumulation_bound(s.out_channels + 8, winograd_backward_abs_terms(s, dy, w));
-        const auto bc = compare(dx, naive_conv_backward(s, dy, w).value, backward_tol, 0.0);
-        INFO("backward-data\n" << bc.report);
-        CHECK(bc.ok);
+            std::vector<float> dx(s.in_channels * plane, std::numeric_limits<float>::quiet_NaN());
+            backend.conv3x3_backward_data(s, dy.data(), w.data(), dx.data());
+            // The same bound for the convolution with the flipped, transposed filters,
+            // summed over C_out.
+            const double backward_tol =
+                accumulation_bound(winograd_depth(s.out_channels, tile),
+                                   winograd_backward_abs_terms(s, dy, w, tile));
+            const auto bc = compare(dx, naive_conv_backward(s, dy, w).value, backward_tol, 0.0);
+            INFO("backward-data\n" << bc.report);
+            CHECK(bc.ok);
+        }
     }
 }
 
@@ -313,10 +340,80 @@ TEST_CASE("conv3x3 by Winograd is exact for small integers and thread-count inde
     omp_set_num_threads(threads);
 }
 
+TEST_CASE("conv3x3 by Winograd: every instruction-set variant gives the generic loops' bits",
+          "[cpu][conv][isa]") {
+    // The tile transforms are compiled per instruction set (engine/cpu/cpu_isa.h)
+    // with the same operations in the same order and no FMA contraction, so each
+    // variant must agree with the portable one bit for bit, on odd shapes with
+    // cut tiles and runs longer than one segment.
+    using nst::cpu::CpuIsa;
+    struct IsaScope {
+        ~IsaScope() { nst::cpu::reset_cpu_isa(); }
+    } restore;
+    const ConvShape shapes[] = {{16, 24, 23, 19}, {24, 16, 9, 530}, {3, 5, 7, 9}};
+    unsigned seed = 301;
+    for (const ConvShape& s : shapes) {
+        CAPTURE(s.in_channels, s.out_channels, s.height, s.width);
+        const std::size_t plane = std::size_t(s.height) * s.width;
+        const auto x = random_vector(s.in_channels * plane, seed++);
+        const auto w = random_vector(std::size_t(s.out_channels) * s.in_channels * 9, seed++);
+        const auto dy = random_vector(s.out_channels * plane, seed++);
+        for (const Conv3x3Algorithm algorithm :
+             {Conv3x3Algorithm::winograd, Conv3x3Algorithm::winograd4x4}) {
+            CAPTURE(algorithm == Conv3x3Algorithm::winograd ? "F(2x2,3x3)" : "F(4x4,3x3)");
+            const ConvAlgorithmScope scope(algorithm);
+            std::vector<float> y_ref(s.out_channels * plane), dx_ref(s.in_channels * plane);
+            {
+                nst::cpu::set_cpu_isa(CpuIsa::generic);
+                CpuBackend backend;
+                backend.conv3x3_forward(s, x.data(), w.data(), y_ref.data());
+                backend.conv3x3_backward_data(s, dy.data(), w.data(), dx_ref.data());
+            }
+            for (const CpuIsa isa : {CpuIsa::avx2, CpuIsa::avx512}) {
+                CAPTURE(nst::cpu::cpu_isa_name(isa));
+                if (!nst::cpu::cpu_isa_supported(isa)) {
+                    WARN("skipped: this CPU lacks the " << nst::cpu::cpu_isa_name(isa)
+                                                        << " variant, which is not checked here");
+                    continue;
+                }
+                nst::cpu::set_cpu_isa(isa);
+                CpuBackend backend;
+                std::vector<float> y(s.out_channels * plane), dx(s.in_channels * plane);
+                backend.conv3x3_forward(s, x.data(), w.data(), y.data());
+                backend.conv3x3_backward_data(s, dy.data(), w.data(), dx.data());
+                const auto fc = compare(y, y_ref, 0.0, 0.0);
+                INFO("forward\n" << fc.report);
+                CHECK(fc.ok);  // exact: same operations in the same order
+                const auto bc = compare(dx, dx_ref, 0.0, 0.0);
+                INFO("backward-data\n" << bc.report);
+                CHECK(bc.ok);
+            }
+        }
+    }
+}
+
+TEST_CASE("CPU instruction-set variants: names, support and forcing", "[cpu][isa]") {
+    using nst::cpu::CpuIsa;
+    CHECK(nst::cpu::cpu_isa_supported(CpuIsa::generic));
+    CHECK(nst::cpu::cpu_isa_supported(nst::cpu::cpu_isa()));
+    for (const CpuIsa isa : {CpuIsa::generic, CpuIsa::avx2, CpuIsa::avx512}) {
+        CAPTURE(nst::cpu::cpu_isa_name(isa));
+        if (nst::cpu::cpu_isa_supported(isa)) {
+            nst::cpu::set_cpu_isa(isa);
+            CHECK(nst::cpu::cpu_isa() == isa);
+        } else {
+            CHECK_THROWS_AS(nst::cpu::set_cpu_isa(isa), nst::Error);
+        }
+    }
+    nst::cpu::reset_cpu_isa();
+}
+
 TEST_CASE("conv3x3 automatic choice: direct for few channels, Winograd for many", "[cpu][conv]") {
-    // conv1_1 (3 input channels) keeps im2col; the sums over ≥ 16 channels take Winograd.
+    // conv1_1 (3 input channels) keeps im2col; the sums over ≥ 16 channels take
+    // Winograd, F(4×4, 3×3) unless F(2×2, 3×3) is asked for.
     CHECK_FALSE(nst::cpu::use_winograd(3, 256, 256));
     CHECK(nst::cpu::use_winograd(64, 256, 256));
+    CHECK(nst::cpu::winograd_tile(256, 256) == 4);
     {
         const ConvAlgorithmScope direct(Conv3x3Algorithm::direct);
         CHECK_FALSE(nst::cpu::use_winograd(512, 32, 32));
@@ -324,6 +421,12 @@ TEST_CASE("conv3x3 automatic choice: direct for few channels, Winograd for many"
     {
         const ConvAlgorithmScope winograd(Conv3x3Algorithm::winograd);
         CHECK(nst::cpu::use_winograd(3, 32, 32));
+        CHECK(nst::cpu::winograd_tile(32, 32) == 2);
+    }
+    {
+        const ConvAlgorithmScope winograd(Conv3x3Algorithm::winograd4x4);
+        CHECK(nst::cpu::use_winograd(3, 32, 32));
+        CHECK(nst::cpu::winograd_tile(32, 32) == 4);
     }
 }
 
