@@ -24,6 +24,7 @@
 #include <cstring>
 
 #include "engine/base/error.h"
+#include "engine/cpu/cpu_gemm.h"
 #include "engine/cpu/cpu_isa.h"
 
 namespace nst::cpu {
@@ -248,27 +249,38 @@ namespace {
 
 // The P = (tile + 2)² products of one block: M_ξ (M, n) = U_ξ · V_ξ forward,
 // d_i d_j · U_{P(ξ)}ᵀ · V_ξ backward (cpu_winograd.h), for ξ ∈ [xi_begin, xi_end).
-void block_products(const WinogradPlan& plan, const float* u, bool backward, const float* v,
-                    std::size_t v_stride, float* mt, std::size_t m_stride, int n, int xi_begin,
-                    int xi_end) {
+// OpenBLAS, or the register-tiled kernel (cpu_gemm.h) on AVX-512 where it
+// measured faster. V_ξ may be read up to 31 floats past its last row: the next
+// matrix or M follows it in the scratch (padded_stride), never the end of the buffer.
+void block_products(const WinogradPlan& plan, CpuIsa isa, const float* u, bool backward,
+                    const float* v, std::size_t v_stride, float* mt, std::size_t m_stride, int n,
+                    int xi_begin, int xi_end) {
     const int k = plan.in_channels, m = plan.out_channels, patch = plan.tile + 2;
     const std::size_t filter_stride = winograd_filter_stride(backward ? k : m, backward ? m : k);
+    // The kernel where OpenBLAS loses most: the forward products of shared blocks,
+    // whose large U_ξ OpenBLAS packs anew for few columns. Backward, the kernel
+    // reads U_ξᵀ a cache line per k and measured slower than OpenBLAS.
+    const bool use_kernel = isa == CpuIsa::avx512 && plan.shared && !backward;
     for (int xi = xi_begin; xi < xi_end; ++xi) {
         const float* v_xi = v + xi * v_stride;  // (K, n)
         float* m_xi = mt + xi * m_stride;       // (M, n)
+        // Forward: u (P, M, K), A = u[ξ] (M, K). Backward: u (P, K, M),
+        // A = d_i d_j · u[P(ξ)]ᵀ (M, K), the scale a power of two.
+        int position = xi;
+        float scale = 1.0f;
         if (backward) {
-            // u (P, K, M): d_i d_j · u[P(ξ)]ᵀ is (M, K); the scale is a power of two.
             const int i = xi / patch, j = xi % patch;
-            const int mirrored = plan.tile == 2 ? kMirror2[i] * patch + kMirror2[j]
-                                                : kMirror4[i] * patch + kMirror4[j];
-            const float scale = plan.tile == 2 ? 1.0f : kScale4[i] * kScale4[j];
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, scale,
-                        u + std::size_t(mirrored) * filter_stride, m, v_xi, n, 0.0f, m_xi, n);
-        } else {
-            // u (P, M, K).
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f,
-                        u + std::size_t(xi) * filter_stride, k, v_xi, n, 0.0f, m_xi, n);
+            position = plan.tile == 2 ? kMirror2[i] * patch + kMirror2[j]
+                                      : kMirror4[i] * patch + kMirror4[j];
+            scale = plan.tile == 2 ? 1.0f : kScale4[i] * kScale4[j];
         }
+        const float* a = u + std::size_t(position) * filter_stride;
+        const std::size_t a_row = backward ? 1 : std::size_t(k), a_col = backward ? std::size_t(m) : 1;
+        if (use_kernel)
+            gemm_avx512(m, n, k, scale, a, a_row, a_col, v_xi, n, m_xi, n);
+        else
+            cblas_sgemm(CblasRowMajor, backward ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k,
+                        scale, a, backward ? m : k, v_xi, n, 0.0f, m_xi, n);
     }
 }
 
@@ -283,7 +295,8 @@ void split_range(int count, int part, int parts, int& begin, int& end) {
 void winograd_conv3x3(const WinogradPlan& plan, const float* x, const float* u, bool backward,
                       float* y, float* scratch) {
     const int k = plan.in_channels, m = plan.out_channels, positions = plan.positions;
-    const Transforms transforms = transforms_for(cpu_isa());
+    const CpuIsa isa = cpu_isa();
+    const Transforms transforms = transforms_for(isa);
     if (plan.shared) {
         // All threads on one block at a time: the input transform split over
         // channels, the products over positions ξ (each U_ξ read by one thread),
@@ -307,7 +320,7 @@ void winograd_conv3x3(const WinogradPlan& plan, const float* x, const float* u, 
                 transforms.input(plan, x, first, n, begin, end, v, v_stride, work);
 #pragma omp barrier
                 split_range(positions, thread, threads, begin, end);
-                block_products(plan, u, backward, v, v_stride, mt, m_stride, n, begin, end);
+                block_products(plan, isa, u, backward, v, v_stride, mt, m_stride, n, begin, end);
 #pragma omp barrier
                 split_range(m, thread, threads, begin, end);
                 transforms.output(plan, mt, first, n, begin, end, m_stride, y, work);
@@ -327,7 +340,7 @@ void winograd_conv3x3(const WinogradPlan& plan, const float* x, const float* u, 
             float* mt = v + positions * v_stride;
             float* work = mt + positions * m_stride;
             transforms.input(plan, x, first, n, 0, k, v, v_stride, work);
-            block_products(plan, u, backward, v, v_stride, mt, m_stride, n, 0, positions);
+            block_products(plan, isa, u, backward, v, v_stride, mt, m_stride, n, 0, positions);
             transforms.output(plan, mt, first, n, 0, m, m_stride, y, work);
         }
     }
