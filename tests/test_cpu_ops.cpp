@@ -520,10 +520,12 @@ TEST_CASE("CPU instruction-set variants: names, support and forcing", "[cpu][isa
 
 TEST_CASE("conv3x3 automatic choice: direct for few channels, Winograd for many", "[cpu][conv]") {
     // conv1_1 (3 input channels) keeps im2col; the sums over ≥ 16 channels take
-    // Winograd, F(4×4, 3×3) unless F(2×2, 3×3) is asked for.
+    // Winograd: F(4×4, 3×3) on planes of 32×32 and more, else F(2×2, 3×3).
     CHECK_FALSE(nst::cpu::use_winograd(3, 256, 256));
     CHECK(nst::cpu::use_winograd(64, 256, 256));
     CHECK(nst::cpu::winograd_tile(256, 256) == 4);
+    CHECK(nst::cpu::winograd_tile(32, 32) == 4);
+    CHECK(nst::cpu::winograd_tile(16, 16) == 2);  // conv5_1 at 256²: F(2×2)
     {
         const ConvAlgorithmScope direct(Conv3x3Algorithm::direct);
         CHECK_FALSE(nst::cpu::use_winograd(512, 32, 32));
