@@ -18,11 +18,11 @@
 // The tile height keeps one slice within kTileBudget, so memory is bounded for
 // any image size, while each GEMM stays large (K = C_in·9, N in the thousands).
 //
-// Layers that sum over 16 or more channels take Winograd's F(4×4, 3×3)
-// instead (cpu_winograd.h): 4× fewer multiplications, at an error a few times
-// the direct method's, bounded there (F(2×2, 3×3), 2.25× fewer, remains
-// selectable). The transformed filters are made once per weight buffer and
-// cached (winograd_filters below).
+// Layers that sum over 16 or more channels take Winograd instead
+// (cpu_winograd.h): F(4×4, 3×3) on planes of 32×32 and more, 4× fewer
+// multiplications at an error 3–10× the direct method's, and F(2×2, 3×3) on
+// smaller planes, 2.25× fewer at 1–3×; both bounded there. The transformed
+// filters are made once per weight buffer and cached (winograd_filters below).
 //
 // Threading: the backend runs OpenBLAS single-threaded and parallelises around
 // it with OpenMP (see set_thread_count). Two thread pools, OpenMP's for the
