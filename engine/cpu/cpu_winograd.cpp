@@ -7,7 +7,12 @@
 // transforms M into the output; its scratch is reused for the next block, so
 // memory is bounded by the block size whatever the image size. Blocks are
 // sized so that V and M stay near the thread's L2/L3 share, and so that there
-// are at least as many blocks as threads (a multiple of their count).
+// are at least as many blocks as threads (a multiple of their count). Layers
+// whose filters U outweigh a thread's V and M (the 256- and 512-channel ones)
+// take shared blocks instead: all threads on one block at a time, the
+// transforms split over channels and the products over positions ξ, so each
+// U_ξ is read once per block, by one thread, and the block may hold more tiles
+// (the threads' budgets together).
 //
 // The transforms (cpu_winograd_transforms.inc) work on a run of tiles in one
 // tile row at a time, one padded input row at a time; their loops over tiles
@@ -37,9 +42,10 @@ namespace {
 constexpr std::size_t kBlockBudget = std::size_t(2) << 20;
 
 // Tiles per run of one tile row in the transforms, and the floats of a run's
-// working rows: the input's (one padded row, 4 · kSegment + 2, then the patch
-// rows times B, at most 36 · kSegment); the output's (M times A, 24 · kSegment,
-// then four output rows, 16 · kSegment) fit in the same space.
+// working rows: the input's (one padded row, at most 4 · kSegment + 2, then
+// from 4 · kSegment + 8 on the patch rows times B, at most 36 · kSegment); the
+// output's (M times A, 24 · kSegment, then four output rows, 16 · kSegment) fit
+// in the same space.
 constexpr int kSegment = 128;
 constexpr std::size_t kWorkFloats = 40 * kSegment + 16;
 
