@@ -107,9 +107,10 @@ struct ConvAlgorithmScope {
 //   |ŷ − y| ≤ γ_{C_in+k} · max over outputs of Σ_c |Aᵀ|(|G||g_c||Gᵀ| ⊙ |Bᵀ||d_c||B|)|A|.
 // The rounding depth of each product is C_in + 7 for F(2×2) (U rounded once
 // from double, two additions in Bᵀ d B, the product, C_in − 1 in the channel
-// sum, four in Aᵀ M A) and C_in + 17 for F(4×4) (four roundings per stage of
-// Bᵀ d B — a difference, a constant product, an addition, per side — and five
-// per stage of Aᵀ M A); one more covers the double-precision filter transform
+// sum, four in Aᵀ M A) and C_in + 13 for F(4×4) (three roundings per side of
+// Bᵀ d B — a difference, a product by 5/2, 3/2 or 7/2, an addition, as in
+// (d4 − d0) + 5/2·(d1 − d3) — and three per side of Aᵀ M A, whose products by
+// 2^±k are exact); one more covers the double-precision filter transform
 // (≤ 2⁻⁵⁰ relative). Returns the bracket's maximum, computed here in double
 // from x and w with the matrices written out independently of the backend.
 double winograd_abs_terms(const ConvShape& s, const std::vector<float>& x,
@@ -185,8 +186,8 @@ double winograd_abs_terms(const ConvShape& s, const std::vector<float>& x,
     return max_terms;
 }
 
-// The depth of the bound above beyond the channel sum's C − 1: 8 for F(2×2), 18 for F(4×4).
-int winograd_depth(int channels, int tile) { return channels + (tile == 2 ? 8 : 18); }
+// The depth of the bound above: C + 8 for F(2×2), C + 14 for F(4×4).
+int winograd_depth(int channels, int tile) { return channels + (tile == 2 ? 8 : 14); }
 
 // The backward pass is the forward convolution of dy with w'[c,o] = flip(w[o,c])
 // (engine/cpu/cpu_conv.cpp); its Winograd bound is the forward's for that convolution.

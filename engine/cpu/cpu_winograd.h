@@ -52,9 +52,11 @@
 // filter transform serves both directions, bit for bit.
 //
 // Accuracy: every output is a sum of signed products whose rounding depth is
-// at most C_in + k (one rounding of U; the input transform's additions and
-// constant products; one product; C_in − 1 in the channel sum; the output
-// transform's), k = 7 for F(2×2) and k = 17 for F(4×4), so
+// at most C_in + k (one rounding of U; the input transform's, per side 1 for
+// F(2×2) and 3 for F(4×4): a difference, a product by 5/2, 3/2 or 7/2, an
+// addition; one product; C_in − 1 in the channel sum; the output transform's,
+// per side 2 for F(2×2) and 3 for F(4×4), whose products by 2^±k are exact),
+// k = 7 for F(2×2) and k = 13 for F(4×4), so
 //
 //   |ŷ − y| ≤ γ_{C_in+k} · [ Σ_c |Aᵀ| ( |G||g_c||Gᵀ| ⊙ |Bᵀ||d_c||B| ) |A| ],
 //
