@@ -52,13 +52,14 @@ private:
     // Floats of that scratch one convolution needs (cpu_conv.cpp).
     std::size_t conv_scratch_floats(const ConvShape& shape, bool backward) const;
     // Winograd-transformed filters of a weight buffer, cached (cpu_conv.cpp).
-    const float* winograd_filters(const ConvShape& shape, const float* weight);
+    const float* winograd_filters(const ConvShape& shape, int tile, const float* weight);
     // Drops cached filters of weight buffers overlapping [begin, begin + count).
     void forget_filters(const float* begin, std::size_t count);
     struct WinogradFilters {
         int out_channels = 0, in_channels = 0;
+        int tile = 0;                  // Winograd's output tile: 2 or 4
         std::size_t weight_count = 0;  // floats of the weight buffer they came from
-        float* filters = nullptr;      // (16, C_out, C_in), backend memory
+        float* filters = nullptr;      // ((tile + 2)², C_out, C_in), backend memory
     };
     std::unordered_map<const float*, WinogradFilters> winograd_filters_;
 

@@ -18,10 +18,11 @@
 // The tile height keeps one slice within kTileBudget, so memory is bounded for
 // any image size, while each GEMM stays large (K = C_in·9, N in the thousands).
 //
-// Layers that sum over 16 or more channels take Winograd's F(2×2, 3×3)
-// instead (cpu_winograd.h): 2.25× fewer multiplications, at an error a few
-// times the direct method's, bounded there. The transformed filters are made
-// once per weight buffer and cached (winograd_filters below).
+// Layers that sum over 16 or more channels take Winograd instead
+// (cpu_winograd.h): F(4×4, 3×3) on planes of 32×32 and more, 4× fewer
+// multiplications at an error 3–10× the direct method's, and F(2×2, 3×3) on
+// smaller planes, 2.25× fewer at 1–3×; both bounded there. The transformed
+// filters are made once per weight buffer and cached (winograd_filters below).
 //
 // Threading: the backend runs OpenBLAS single-threaded and parallelises around
 // it with OpenMP (see set_thread_count). Two thread pools, OpenMP's for the
@@ -130,30 +131,31 @@ void check_shape(const ConvShape& shape) {
     NST_ASSERT(std::size_t(std::max(shape.in_channels, shape.out_channels)) * 9 <= 0x7fffffffu);
 }
 
-// Winograd's transformed filters (16, C_out, C_in).
-std::size_t filter_floats(const ConvShape& shape) {
-    return 16 * cpu::winograd_filter_stride(shape.out_channels, shape.in_channels);
+// Winograd's transformed filters ((tile + 2)², C_out, C_in).
+std::size_t filter_floats(const ConvShape& shape, int tile) {
+    return std::size_t(tile + 2) * (tile + 2) *
+           cpu::winograd_filter_stride(shape.out_channels, shape.in_channels);
 }
 
 }  // namespace
 
-// Winograd's transformed filters U = G g Gᵀ (16, C_out, C_in) of a weight
+// Winograd's transformed filters U = G g Gᵀ ((tile + 2)², C_out, C_in) of a weight
 // buffer, made on its first use and kept until the buffer is written through
 // upload/copy/fill or released (forget_filters): VGG's weights are uploaded
 // once and convolved thousands of times, and the transform of a 512×512 layer
 // costs about as much as a small layer's convolution.
-const float* CpuBackend::winograd_filters(const ConvShape& shape, const float* weight) {
+const float* CpuBackend::winograd_filters(const ConvShape& shape, int tile, const float* weight) {
     auto it = winograd_filters_.find(weight);
     if (it != winograd_filters_.end() && it->second.out_channels == shape.out_channels &&
-        it->second.in_channels == shape.in_channels)
+        it->second.in_channels == shape.in_channels && it->second.tile == tile)
         return it->second.filters;
     if (it != winograd_filters_.end()) {
         release(it->second.filters);
         winograd_filters_.erase(it);
     }
-    float* filters = allocate(filter_floats(shape));
-    cpu::winograd_filter_transform(shape.out_channels, shape.in_channels, weight, filters);
-    winograd_filters_[weight] = {shape.out_channels, shape.in_channels,
+    float* filters = allocate(filter_floats(shape, tile));
+    cpu::winograd_filter_transform(tile, shape.out_channels, shape.in_channels, weight, filters);
+    winograd_filters_[weight] = {shape.out_channels, shape.in_channels, tile,
                                  std::size_t(shape.out_channels) * shape.in_channels * 9, filters};
     return filters;
 }
@@ -186,7 +188,9 @@ std::size_t CpuBackend::conv_scratch_floats(const ConvShape& shape, bool backwar
     const int reduced = backward ? shape.out_channels : shape.in_channels;
     const int produced = backward ? shape.in_channels : shape.out_channels;
     if (cpu::use_winograd(reduced, shape.height, shape.width)) {
-        const cpu::WinogradPlan plan = cpu::plan_winograd(reduced, produced, shape.height, shape.width);
+        const cpu::WinogradPlan plan =
+            cpu::plan_winograd(cpu::winograd_tile(shape.height, shape.width), reduced, produced,
+                               shape.height, shape.width);
         return plan.thread_floats * plan.threads;
     }
     const Tiling plan = plan_tiles(reduced, shape.height, shape.width);
@@ -209,7 +213,7 @@ std::size_t CpuBackend::planned_weight_cache_bytes(const std::vector<ConvShape>&
     for (const ConvShape& shape : convolutions)
         if (cpu::use_winograd(shape.in_channels, shape.height, shape.width) ||
             cpu::use_winograd(shape.out_channels, shape.height, shape.width))
-            floats += filter_floats(shape);
+            floats += filter_floats(shape, cpu::winograd_tile(shape.height, shape.width));
     return floats * sizeof(float);
 }
 
@@ -217,9 +221,11 @@ void CpuBackend::conv3x3_forward(const ConvShape& shape, const float* x, const f
                                  float* y) {
     check_shape(shape);
     if (cpu::use_winograd(shape.in_channels, shape.height, shape.width)) {
-        const cpu::WinogradPlan plan = cpu::plan_winograd(shape.in_channels, shape.out_channels,
-                                                          shape.height, shape.width);
-        const float* filters = winograd_filters(shape, weight);
+        const int tile = cpu::winograd_tile(shape.height, shape.width);
+        const cpu::WinogradPlan plan = cpu::plan_winograd(tile, shape.in_channels,
+                                                          shape.out_channels, shape.height,
+                                                          shape.width);
+        const float* filters = winograd_filters(shape, tile, weight);
         float* scratch = column_scratch(conv_scratch_floats(shape, false));
         cpu::winograd_conv3x3(plan, x, filters, false, y, scratch);
         return;
@@ -236,8 +242,10 @@ void CpuBackend::conv3x3_backward_data(const ConvShape& shape, const float* dy,
     const int c_in = shape.in_channels, c_out = shape.out_channels;
     if (cpu::use_winograd(c_out, shape.height, shape.width)) {
         // The forward's transformed filters, read mirrored and transposed.
-        const cpu::WinogradPlan plan = cpu::plan_winograd(c_out, c_in, shape.height, shape.width);
-        const float* filters = winograd_filters(shape, weight);
+        const int tile = cpu::winograd_tile(shape.height, shape.width);
+        const cpu::WinogradPlan plan =
+            cpu::plan_winograd(tile, c_out, c_in, shape.height, shape.width);
+        const float* filters = winograd_filters(shape, tile, weight);
         float* scratch = column_scratch(conv_scratch_floats(shape, true));
         cpu::winograd_conv3x3(plan, dy, filters, true, dx, scratch);
         return;
