@@ -70,7 +70,9 @@
 // line-search evaluation, plus once for the accepted point's scalars.
 //
 // Memory: every vector is allocated once, before the first evaluation; the
-// loop only copies between them (a test asserts the byte count is flat).
+// loop only copies between them (a test asserts the byte count is flat). The
+// history pairs may be stored in bf16 or fp16 (LbfgsOptions::history_precision;
+// LbfgsHistory says how ρ and γ stay consistent with the rounded pairs).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
