@@ -125,6 +125,10 @@ ParseOutcome parse(int argc, const char* const* argv, Options& o) {
         ->capture_default_str()->check(CLI::IsMember({"lbfgs", "adam"}));
     app.add_option("--lbfgs-history", o.lbfgs_history, "L-BFGS history size m")
         ->capture_default_str()->check(CLI::Range(1, 10000));
+    app.add_option("--lbfgs-history-precision", o.lbfgs_history_precision,
+                   "Storage of the L-BFGS history: fp32, or bf16/fp16 (half the memory; "
+                   "arithmetic stays fp32)")
+        ->capture_default_str()->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
     app.add_option("--line-search", o.line_search, "fixed (as torch.optim.LBFGS, lr 1) or wolfe")
         ->capture_default_str()->check(CLI::IsMember({"fixed", "wolfe"}));
     app.add_option("--learning-rate", learning_rate,
@@ -249,6 +253,7 @@ TransferRequest request_without_images(const Options& o) {
     r.iterations = o.iterations;
     r.optimizer = o.optimizer;
     r.lbfgs_history = o.lbfgs_history;
+    r.lbfgs_history_precision = o.lbfgs_history_precision;
     r.line_search = o.line_search;
     r.learning_rate = o.learning_rate;
     const bool named_init = o.init == "noise" || o.init == "content" || o.init == "style";

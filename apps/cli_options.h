@@ -26,6 +26,7 @@ struct Options {
     int iterations = 0;
     std::string optimizer = "lbfgs";
     int lbfgs_history = 100;
+    std::string lbfgs_history_precision = "fp32";
     std::string line_search = "fixed";
     std::optional<double> learning_rate;
     std::string init;

@@ -4,8 +4,9 @@
 // What is measured, after warm-up, as median / min / max over repeats:
 //   - one objective evaluation (forward + backward w.r.t. the image) with the
 //     paper's layers: content conv4_2, style conv1_1..conv5_1, average pooling;
-//   - one fixed-step L-BFGS iteration (history 100): K iterations timed
-//     together and divided by K (the initial evaluation is not counted);
+//   - one fixed-step L-BFGS iteration (history 100, stored as
+//     --lbfgs-history-precision): K iterations timed together and divided by
+//     K (the initial evaluation is not counted);
 //   - a per-op, per-shape breakdown of one evaluation, from a decorator that
 //     wraps the backend and times each call (with synchronize() around it, so
 //     the figures hold for asynchronous devices too);
@@ -407,6 +408,7 @@ struct Options {
     int lbfgs_iterations = 10;
     int lbfgs_repeats = 3;
     int tile = 0;  // tiled evaluation's core in px (engine/tiles.h); 0: untiled
+    std::string lbfgs_history_precision = "fp32";
 };
 
 json run_size(const Options& options, const VggWeights& weights, int size) {
@@ -483,6 +485,7 @@ json run_size(const Options& options, const VggWeights& weights, int size) {
         request.iterations = options.lbfgs_iterations;
         request.lbfgs_history = 100;
         request.tile = options.tile;
+        request.lbfgs_history_precision = options.lbfgs_history_precision;
         request.device = options.device;
         request.threads = options.threads;
         request.precision = options.precision == "fp32" ? "fp32" : "";  // "": tf32 on CUDA only
@@ -553,6 +556,10 @@ int main(int argc, char** argv) {
                    "tiled evaluation: core side in px, rounded up to the pooling grid (0: untiled)")
         ->check(CLI::Range(0, 8192))
         ->capture_default_str();
+    app.add_option("--lbfgs-history-precision", options.lbfgs_history_precision,
+                   "storage of the L-BFGS history: fp32, bf16 or fp16")
+        ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))
+        ->capture_default_str();
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -572,6 +579,7 @@ int main(int argc, char** argv) {
             {"warmup", options.warmup},
             {"iterations_lbfgs", options.lbfgs_iterations},
             {"lbfgs_repeats", options.lbfgs_repeats},
+            {"lbfgs_history_precision", options.lbfgs_history_precision},
             {"weights", options.weights_path.empty() ? json("generated") : json(options.weights_path)},
             {"objective", objective_json(ObjectiveConfig{})},
             {"machine", {{"cpu", cpu_model()},

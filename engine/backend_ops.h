@@ -10,8 +10,10 @@
 // Shapes: (C, H, W) = channels × height × width, dense, row-major, one image.
 // Formulas of the per-element ops: the kernels/*.h headers their arithmetic
 // comes from (activation.h, pooling.h, preprocess.h, losses.h, reductions.h,
-// vector_ops.h, masks.h, window.h).
+// vector_ops.h, masks.h, window.h, half.h).
 #pragma once
+
+#include <cstdint>
 
 // clang-format off
 #define NST_BACKEND_OPS(X)                                                                         \
@@ -93,6 +95,29 @@
       (std::size_t count, const double* alpha, const double* minus, double factor,              \
        const float* x, float* y),                                                                \
       (count, alpha, minus, factor, x, y))                                                       \
+    /* ---- 16-bit storage of vectors (the L-BFGS history; kernels/half.h), arithmetic in      \
+       float and double ---- */                                                                  \
+    /* x (count) -> packed (count): packed_i = format(x_i · c), round to nearest even,          \
+       c = history_half_scale(format, *amax) (1 for bf16, where amax may be null) */            \
+    X(vector, pack_half,                                                                         \
+      (std::size_t count, HalfFormat format, const float* x, const double* amax,                \
+       std::uint16_t* packed),                                                                   \
+      (count, format, x, amax, packed))                                                          \
+    /* *out = scale · Σ unpack(a_i) x_i */                                                      \
+    X(vector, dot_half_into,                                                                     \
+      (std::size_t count, HalfFormat format, const std::uint16_t* a, const float* x,            \
+       double scale, double* out),                                                               \
+      (count, format, a, x, scale, out))                                                         \
+    /* *out = scale · Σ unpack(a_i) unpack(b_i) */                                              \
+    X(vector, dot_half_pair_into,                                                                \
+      (std::size_t count, HalfFormat format, const std::uint16_t* a, const std::uint16_t* b,    \
+       double scale, double* out),                                                               \
+      (count, format, a, b, scale, out))                                                         \
+    /* y += float(factor · (*alpha − (minus ? *minus : 0))) · unpack(x_i), as axpy_from */      \
+    X(vector, axpy_from_half,                                                                    \
+      (std::size_t count, const double* alpha, const double* minus, double factor,              \
+       HalfFormat format, const std::uint16_t* x, float* y),                                     \
+      (count, alpha, minus, factor, format, x, y))                                               \
     /* y += αx */                                                                               \
     X(vector, axpy, (std::size_t count, float alpha, const float* x, float* y),                 \
       (count, alpha, x, y))                                                                      \

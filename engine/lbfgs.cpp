@@ -70,9 +70,12 @@
 // line-search evaluation, plus once for the accepted point's scalars.
 //
 // Memory: every vector is allocated once, before the first evaluation; the
-// loop only copies between them (a test asserts the byte count is flat).
+// loop only copies between them (a test asserts the byte count is flat). The
+// history pairs may be stored in bf16 or fp16 (LbfgsOptions::history_precision;
+// LbfgsHistory says how ρ and γ stay consistent with the rounded pairs).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <limits>
 #include <memory>
@@ -85,6 +88,7 @@
 #include "engine/optimizer.h"
 #include "engine/optimizer_run.h"
 #include "engine/base/nvtx.h"
+#include "kernels/half.h"
 
 namespace nst {
 
@@ -126,13 +130,61 @@ private:
     RunRecord& record_;
 };
 
+// n 16-bit values in backend memory, allocated as ⌈n/2⌉ floats (backend memory
+// is allocated in floats; ScalarBuffer holds its doubles the same way).
+class HalfVector {
+public:
+    HalfVector() = default;
+    HalfVector(Backend& backend, std::size_t n) : floats_(backend, (n + 1) / 2) {}
+    std::uint16_t* data() { return reinterpret_cast<std::uint16_t*>(floats_.data()); }
+
+private:
+    Buffer floats_;
+};
+
 // The curvature pairs: a ring of m (s, y) vectors plus one candidate pair that
 // is swapped into the ring when accepted, so a rejected candidate never
 // overwrites the oldest pair.
+//
+// 16-bit storage (HistoryPrecision bf16, fp16). The candidate is formed in fp32
+// (s = t·d, y = g − g_prev, in one fp32 scratch vector) and packed at once
+// (pack_half, kernels/half.h); the ring then holds ŝ = h_s / c_s and ŷ = h_y / c_y,
+// the rounded vectors (c = 1 for bf16; for fp16 a power of two per vector, from
+// its max |·| read on the device, so max |h| < 2^15 and nothing overflows 65504).
+// The two-loop recursion reads ŝ, ŷ and computes in float/double as with fp32.
+//
+// ρ and γ come from the stored vectors, not the fp32 ones: ŷᵀŝ and ŷᵀŷ are dot
+// products of the packed pair (dot_half_pair_into, exact products summed in
+// double), queued behind the evaluation like the fp32 yᵀs, yᵀy, so storage costs
+// no host wait. Why: the recursion computes d = −H g with H the BFGS matrix
+// built from the pairs it reads, H⁺ = (I − ρ ŝŷᵀ) H (I − ρ ŷŝᵀ) + ρ ŝŝᵀ. The
+// secant equation H⁺ŷ = ŝ, which is what makes H a model of the curvature, holds
+// only when ρ = 1/(ŷᵀŝ) for the same ŝ, ŷ; with ρ from the fp32 pair H⁺ŷ =
+// (1 − ρŷᵀŝ)(…) + ρ(ŷᵀŝ)ŝ instead, wrong along ŝ by the relative rounding error
+// of ŷᵀŝ, which is large exactly when yᵀs is small against |y||s| (late in a run,
+// y = g − g_prev cancels). And H⁺ is positive definite (d a descent direction)
+// when ρ > 0 and H is; with a consistent ρ that needs ŷᵀŝ > 0, which rounding can
+// break even when yᵀs > 0. So the acceptance test (ŷᵀŝ > 1e-10, finite) is made
+// on the stored curvature, and a pair whose stored curvature is not positive is
+// skipped; γ = ŝᵀŷ / ŷᵀŷ > 0 then follows, and every H is positive definite.
 class LbfgsHistory {
 public:
-    LbfgsHistory(Backend& backend, std::size_t n, int m)
-        : backend_(backend), n_(n), capacity_(m), rho_(m), alpha_(backend, m), beta_(backend, 1) {
+    LbfgsHistory(Backend& backend, std::size_t n, int m, HistoryPrecision precision)
+        : backend_(backend), n_(n), capacity_(m), half_(precision != HistoryPrecision::fp32),
+          format_(precision == HistoryPrecision::fp16 ? HalfFormat::fp16 : HalfFormat::bf16),
+          rho_(m), s_unscale_(m, 1.0), y_unscale_(m, 1.0), alpha_(backend, m), beta_(backend, 1) {
+        if (half_) {
+            packed_s_.reserve(m);
+            packed_y_.reserve(m);
+            for (int i = 0; i < m; ++i) {
+                packed_s_.emplace_back(backend, n);
+                packed_y_.emplace_back(backend, n);
+            }
+            candidate_packed_s_ = HalfVector(backend, n);
+            candidate_packed_y_ = HalfVector(backend, n);
+            candidate_s_ = Buffer(backend, n);  // the fp32 scratch for s, then y
+            return;
+        }
         s_.reserve(m);
         y_.reserve(m);
         for (int i = 0; i < m; ++i) {
@@ -150,12 +202,53 @@ public:
     }
 
     bool empty() const { return count_ == 0; }
-    float* candidate_s() { return candidate_s_.data(); }  // (n)
-    float* candidate_y() { return candidate_y_.data(); }  // (n)
+    bool half() const { return half_; }
 
-    // Keeps the candidate when yᵀs > 1e-10 (ys = yᵀs, yy = yᵀy of the candidate,
-    // read by the caller in its batch of scalars); returns whether it was kept.
-    bool offer_candidate(double ys, double yy) {
+    // Queues the candidate pair s = t·d, y = g − g_prev (d, g, g_prev: (n)) and
+    // its curvature: *ys = yᵀs, *yy = yᵀy and, with 16-bit storage, *s_max =
+    // max |s_i|, *y_max = max |y_i| (of the fp32 vectors, from which the packing
+    // scales follow); the dot products are then those of the packed vectors,
+    // unscaled (offer_candidate scales them).
+    void queue_candidate(const float* d, double t, const float* g, const float* g_prev,
+                         double* ys, double* yy, double* s_max, double* y_max) {
+        if (!half_) {
+            backend_.copy(n_, d, candidate_s_.data());
+            backend_.scale(n_, static_cast<float>(t), candidate_s_.data());
+            backend_.copy(n_, g, candidate_y_.data());
+            backend_.axpy(n_, -1.0f, g_prev, candidate_y_.data());
+            backend_.dot_into(n_, candidate_y_.data(), candidate_s_.data(), 1.0, ys);
+            backend_.dot_into(n_, candidate_y_.data(), candidate_y_.data(), 1.0, yy);
+            return;
+        }
+        float* scratch = candidate_s_.data();
+        backend_.copy(n_, d, scratch);
+        backend_.scale(n_, static_cast<float>(t), scratch);
+        backend_.amax_into(n_, scratch, s_max);
+        backend_.pack_half(n_, format_, scratch, s_max, candidate_packed_s_.data());
+        backend_.copy(n_, g, scratch);
+        backend_.axpy(n_, -1.0f, g_prev, scratch);
+        backend_.amax_into(n_, scratch, y_max);
+        backend_.pack_half(n_, format_, scratch, y_max, candidate_packed_y_.data());
+        backend_.dot_half_pair_into(n_, format_, candidate_packed_y_.data(),
+                                    candidate_packed_s_.data(), 1.0, ys);
+        backend_.dot_half_pair_into(n_, format_, candidate_packed_y_.data(),
+                                    candidate_packed_y_.data(), 1.0, yy);
+    }
+
+    // Keeps the candidate when its (stored) curvature yᵀs > 1e-10; ys, yy, s_max,
+    // y_max: the host copies of what queue_candidate queued. Returns whether it
+    // was kept.
+    bool offer_candidate(double ys, double yy, double s_max, double y_max) {
+        double s_unscale = 1.0, y_unscale = 1.0;
+        if (half_) {
+            // x̂ = h / c: the packed dot products scale by 1/(c_s c_y) and 1/c_y²
+            // (powers of two: exact).
+            s_unscale = 1.0 / kernels::history_half_scale(format_, s_max);
+            y_unscale = 1.0 / kernels::history_half_scale(format_, y_max);
+            ys *= s_unscale * y_unscale;
+            yy *= y_unscale * y_unscale;
+            if (!std::isfinite(ys) || !std::isfinite(yy)) return false;
+        }
         if (!(ys > kCurvatureThreshold)) return false;
         int slot;
         if (count_ == capacity_) {
@@ -165,9 +258,16 @@ public:
             slot = (start_ + count_) % capacity_;
             ++count_;
         }
-        std::swap(s_[slot], candidate_s_);
-        std::swap(y_[slot], candidate_y_);
+        if (half_) {
+            std::swap(packed_s_[slot], candidate_packed_s_);
+            std::swap(packed_y_[slot], candidate_packed_y_);
+        } else {
+            std::swap(s_[slot], candidate_s_);
+            std::swap(y_[slot], candidate_y_);
+        }
         rho_[slot] = 1.0 / ys;
+        s_unscale_[slot] = s_unscale;
+        y_unscale_[slot] = y_unscale;
         h_diag_ = ys / yy;
         return true;
     }
@@ -180,12 +280,26 @@ public:
         backend_.scale(n_, -1.0f, d);
         for (int k = count_ - 1; k >= 0; --k) {
             const int i = slot(k);
+            if (half_) {  // as below with ŝ = h_s/c_s, ŷ = h_y/c_y: 1/c folded into the scalars
+                backend_.dot_half_into(n_, format_, packed_s_[i].data(), d,
+                                       rho_[i] * s_unscale_[i], alpha_.slot(i));
+                backend_.axpy_from_half(n_, alpha_.slot(i), nullptr, -y_unscale_[i], format_,
+                                        packed_y_[i].data(), d);
+                continue;
+            }
             backend_.dot_into(n_, s_[i].data(), d, rho_[i], alpha_.slot(i));  // α_i = ρ_i sᵢᵀq
             backend_.axpy_from(n_, alpha_.slot(i), nullptr, -1.0, y_[i].data(), d);  // q −= α_i yᵢ
         }
         backend_.scale(n_, static_cast<float>(h_diag_), d);
         for (int k = 0; k < count_; ++k) {
             const int i = slot(k);
+            if (half_) {
+                backend_.dot_half_into(n_, format_, packed_y_[i].data(), d,
+                                       rho_[i] * y_unscale_[i], beta_.slot(0));
+                backend_.axpy_from_half(n_, alpha_.slot(i), beta_.slot(0), s_unscale_[i], format_,
+                                        packed_s_[i].data(), d);
+                continue;
+            }
             backend_.dot_into(n_, y_[i].data(), d, rho_[i], beta_.slot(0));  // β = ρ_i yᵢᵀr
             backend_.axpy_from(n_, alpha_.slot(i), beta_.slot(0), 1.0, s_[i].data(), d);  // r += (α_i − β) sᵢ
         }
@@ -197,9 +311,14 @@ private:
     Backend& backend_;
     std::size_t n_;
     int capacity_;
-    std::vector<Buffer> s_, y_;  // m × (n)
-    Buffer candidate_s_, candidate_y_;
-    std::vector<double> rho_;    // 1 / yᵢᵀsᵢ, known on the host when the pair is kept
+    bool half_;          // 16-bit storage
+    HalfFormat format_;  // with half_
+    std::vector<Buffer> s_, y_;  // m × (n), fp32 storage
+    Buffer candidate_s_, candidate_y_;  // fp32 storage; 16-bit: candidate_s_ is the scratch
+    std::vector<HalfVector> packed_s_, packed_y_;  // m × (n), 16-bit storage
+    HalfVector candidate_packed_s_, candidate_packed_y_;
+    std::vector<double> rho_;    // 1 / ŷᵢᵀŝᵢ, known on the host when the pair is kept
+    std::vector<double> s_unscale_, y_unscale_;  // 1/c of each stored vector (1 for fp32, bf16)
     ScalarBuffer alpha_, beta_;  // (m), (1) in backend memory
     int start_ = 0, count_ = 0;
     double h_diag_ = 1.0;
@@ -401,6 +520,8 @@ enum ScalarSlot {
     kGradSumAbs,    // ‖g‖₁ of the newest gradient
     kCandidateYS,   // yᵀs of the candidate pair (s = t·d, y = g − g_prev)
     kCandidateYY,   // yᵀy
+    kCandidateSMax,  // max |s_i| (16-bit history: the packing scale)
+    kCandidateYMax,  // max |y_i|
     kSlope,         // gᵀd before the step
     kDirectionSq,   // dᵀd
     kDirectionMax,  // max |d_i|
@@ -419,7 +540,7 @@ public:
         : backend_(backend), options_(options), n_(f.size()), x_(x), record_(callback),
           objective_(backend, f, record_), grad_(backend, n_), prev_grad_(backend, n_),
           prev_x_(backend, n_), best_x_(backend, n_), direction_(backend, n_),
-          history_(backend, n_, options.history), scalars_(backend, kSlotCount) {
+          history_(backend, n_, options.history, options.history_precision), scalars_(backend, kSlotCount) {
         if (options.line_search == LineSearch::wolfe)
             line_search_ = std::make_unique<StrongWolfe>(backend, objective_, n_, record_);
     }
@@ -458,15 +579,10 @@ private:
             scalars_.queue_read(kGradMaxAbs, 2);
             return;
         }
-        backend_.copy(n_, direction_.data(), history_.candidate_s());
-        backend_.scale(n_, static_cast<float>(t_), history_.candidate_s());
-        backend_.copy(n_, grad_.data(), history_.candidate_y());
-        backend_.axpy(n_, -1.0f, prev_grad_.data(), history_.candidate_y());
-        backend_.dot_into(n_, history_.candidate_y(), history_.candidate_s(), 1.0,
-                          scalars_.slot(kCandidateYS));
-        backend_.dot_into(n_, history_.candidate_y(), history_.candidate_y(), 1.0,
-                          scalars_.slot(kCandidateYY));
-        scalars_.queue_read(kGradMaxAbs, 4);
+        history_.queue_candidate(direction_.data(), t_, grad_.data(), prev_grad_.data(),
+                                 scalars_.slot(kCandidateYS), scalars_.slot(kCandidateYY),
+                                 scalars_.slot(kCandidateSMax), scalars_.slot(kCandidateYMax));
+        scalars_.queue_read(kGradMaxAbs, history_.half() ? 6 : 4);
     }
 
     // The first evaluation (one wait), report 0, and the gradient test at the start.
@@ -501,7 +617,7 @@ private:
             backend_.scale(n_, -1.0f, d);
         } else {
             NVTX_RANGE("lbfgs_direction");
-            history_.offer_candidate(candidate_ys_, candidate_yy_);
+            history_.offer_candidate(candidate_ys_, candidate_yy_, candidate_s_max_, candidate_y_max_);
             history_.direction(grad_.data(), d);
         }
         backend_.copy(n_, grad_.data(), prev_grad_.data());
@@ -623,6 +739,10 @@ private:
         grad_sum_ = scalars_.host(kGradSumAbs);
         candidate_ys_ = scalars_.host(kCandidateYS);
         candidate_yy_ = scalars_.host(kCandidateYY);
+        if (history_.half()) {
+            candidate_s_max_ = scalars_.host(kCandidateSMax);
+            candidate_y_max_ = scalars_.host(kCandidateYMax);
+        }
         rejections_ = 0;
         fresh_ = false;
         step_cap_ *= kCapGrowth;
@@ -677,6 +797,7 @@ private:
     double last_step_start_loss_ = 0.0, prev_loss_of_last_step_ = 0.0;
     double step_cap_ = std::numeric_limits<double>::infinity();  // on ‖t·d‖₂, after a blow-up
     double candidate_ys_ = 0.0, candidate_yy_ = 0.0;  // of the last accepted step's pair
+    double candidate_s_max_ = 0.0, candidate_y_max_ = 0.0;  // its max |s_i|, |y_i| (16-bit history)
     int rejections_ = 0;
     int done_ = 0;
 };

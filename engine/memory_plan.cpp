@@ -191,18 +191,28 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
         }
 
         // The optimiser: x, then L-BFGS's grad, prev_grad, prev_x, best_x, d, s and y
-        // candidates, 2m history vectors (Wolfe: 3 more), or Adam's 5 vectors.
-        std::size_t optimiser_vectors = 1;
+        // candidates, 2m history vectors (Wolfe: 3 more), or Adam's 5 vectors. With
+        // 16-bit history storage the 2m history vectors and the two candidates are
+        // 16-bit (⌈n/2⌉ floats each), plus one fp32 scratch vector in which s and
+        // y are formed before packing.
+        std::size_t optimiser_vectors = 1, half_vectors = 0;
         std::string optimiser;
         if (r.optimizer == "adam") {
             optimiser_vectors += 5;
             optimiser = "Adam: x and 5 image-sized vectors";
         } else {
             const bool wolfe = r.line_search == "wolfe";
-            optimiser_vectors += 7 + 2 * std::size_t(r.lbfgs_history) + (wolfe ? 3 : 0);
-            optimiser = "L-BFGS: x, " + std::to_string(2 * r.lbfgs_history) + " history and " +
-                        std::to_string(wolfe ? 10 : 7) + " more image-sized vectors";
+            const bool half = r.lbfgs_history_precision != "fp32";
+            const std::size_t history = 2 * std::size_t(r.lbfgs_history);
+            optimiser_vectors += 5 + (half ? 1 : 2) + (half ? 0 : history) + (wolfe ? 3 : 0);
+            half_vectors = half ? history + 2 : 0;
+            optimiser = "L-BFGS: x, " + std::to_string(2 * r.lbfgs_history) +
+                        (half ? " history and 2 candidate vectors in " + r.lbfgs_history_precision +
+                                    ", " + std::to_string(wolfe ? 9 : 6) + " more in fp32"
+                              : " history and " + std::to_string(wolfe ? 10 : 7) +
+                                    " more image-sized vectors");
         }
+        const std::size_t optimiser_floats = optimiser_vectors * n + half_vectors * ((n + 1) / 2);
 
         ScalePlan scale;
         scale.width = width;
@@ -230,7 +240,7 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
             {"gradients at the loss layers", layer_grads * kFloat},
             {"masked-feature scratch", (mask_scratch ? 2 * largest_loss_layer : core_scratch) * kFloat},
             {"tile scratch", tile_scratch * kFloat},
-            {optimiser, optimiser_vectors * n * kFloat + 2 * (scalar_slots + 2 * std::size_t(r.lbfgs_history) + 9) * kFloat},
+            {optimiser, optimiser_floats * kFloat + 2 * (scalar_slots + 2 * std::size_t(r.lbfgs_history) + 11) * kFloat},
         };
         std::size_t run = 0;
         for (const auto& item : scale.items) run += item.bytes;

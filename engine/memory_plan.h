@@ -1,8 +1,9 @@
 // What a transfer will hold in backend memory, known before any work: per scale,
 // the weights, the backend's own caches and scratch, the activations and their
 // gradients, the loss targets, and the image-sized vectors of the optimiser
-// (L-BFGS: 2m + 8 vectors of 3·H·W floats). The figures follow the engine's
-// allocations one for one (engine/vgg19.cpp, engine/objective.cpp,
+// (L-BFGS: 2m + 8 vectors of 3·H·W floats; with lbfgs_history_precision bf16
+// or fp16 the 2m history vectors and the two candidates are 16-bit, plus one
+// fp32 scratch). The figures follow the engine's allocations one for one (engine/vgg19.cpp, engine/objective.cpp,
 // engine/lbfgs.cpp, engine/adam.cpp, engine/transfer.cpp); a test holds the plan
 // within 10 % of the CPU backend's measured peak.
 //

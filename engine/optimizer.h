@@ -49,8 +49,14 @@ using IterationCallback = std::function<bool(const IterationReport&)>;
 
 enum class LineSearch { fixed, wolfe };
 
+// How the L-BFGS history pairs (s_i, y_i) are stored: fp32, or 16-bit (half the
+// memory; the largest part of a high-resolution run's memory). The arithmetic
+// is fp32/double in every case (engine/lbfgs.cpp, LbfgsHistory).
+enum class HistoryPrecision { fp32, bf16, fp16 };
+
 struct LbfgsOptions {
     int history = 100;               // m, curvature pairs kept
+    HistoryPrecision history_precision = HistoryPrecision::fp32;  // storage of the pairs
     LineSearch line_search = LineSearch::fixed;
     double learning_rate = 1.0;      // lr of torch.optim.LBFGS (fixed mode: t = lr after the first step)
     double tolerance_grad = 1e-7;    // stop when max |g_i| ≤ this (torch default)

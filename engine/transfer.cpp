@@ -248,6 +248,7 @@ void TransferRequest::validate() const {
     if (threads < 0 || threads > 1024) throw UsageError("--threads must be in [0, 1024]");
     require_member(optimizer, {"lbfgs", "adam"}, "--optimizer");
     require_member(line_search, {"fixed", "wolfe"}, "--line-search");
+    require_member(lbfgs_history_precision, {"fp32", "bf16", "fp16"}, "--lbfgs-history-precision");
     require_member(pool, {"avg", "max"}, "--pool");
     if (tile != tile_auto && (tile < 0 || tile > 16384))
         throw UsageError("--tile must be auto or a size in [0, 16384] px (0: untiled)");
@@ -331,7 +332,13 @@ void check_memory_budget(const Backend& backend, const VggWeights& weights,
         smaller.tile = request.tile;
     }
     if (request.optimizer == "lbfgs" && fix.empty()) {
-        // The history is 2m image-sized vectors: the largest m that fits, if any.
+        // The history is 2m image-sized vectors: first the same m stored in bf16
+        // (half the bytes), then the largest m that fits, if any.
+        if (request.lbfgs_history_precision == "fp32") {
+            smaller.lbfgs_history_precision = "bf16";
+            if (fits(smaller)) fix = "--lbfgs-history-precision bf16";
+            smaller.lbfgs_history_precision = request.lbfgs_history_precision;
+        }
         for (int m = request.lbfgs_history - 1; m >= 1 && fix.empty(); m = m * 9 / 10) {
             smaller.lbfgs_history = m;
             if (fits(smaller)) fix = "--lbfgs-history " + std::to_string(m);
@@ -470,6 +477,9 @@ TransferResult run_transfer(const VggWeights& weights, const TransferRequest& r,
         } else {
             LbfgsOptions lbfgs;
             lbfgs.history = r.lbfgs_history;
+            lbfgs.history_precision = r.lbfgs_history_precision == "bf16"   ? HistoryPrecision::bf16
+                                      : r.lbfgs_history_precision == "fp16" ? HistoryPrecision::fp16
+                                                                            : HistoryPrecision::fp32;
             lbfgs.line_search = r.line_search == "wolfe" ? LineSearch::wolfe : LineSearch::fixed;
             lbfgs.learning_rate = r.learning_rate.value_or(TransferDefaults::lbfgs_learning_rate);
             result.optimization =

@@ -70,6 +70,7 @@ struct TransferRequest {
     int iterations = TransferDefaults::iterations;
     std::string optimizer = "lbfgs";          // lbfgs | adam
     int lbfgs_history = 100;
+    std::string lbfgs_history_precision = "fp32";  // fp32 | bf16 | fp16: storage of the history pairs
     std::string line_search = "fixed";        // fixed | wolfe
     std::optional<double> learning_rate;      // empty: 1 (L-BFGS) or 0.02 (Adam)
     std::string init = TransferDefaults::init;  // noise | content | style | image (init_image)

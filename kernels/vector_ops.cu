@@ -23,6 +23,22 @@ struct NonFiniteTerm {
     __device__ double operator()(std::size_t i) const { return non_finite_term(x[i]); }
 };
 
+struct DotHalfTerm {
+    HalfFormat format;
+    const std::uint16_t* a;
+    const float* x;
+    __device__ double operator()(std::size_t i) const { return dot_half_term(format, a[i], x[i]); }
+};
+
+struct DotHalfPairTerm {
+    HalfFormat format;
+    const std::uint16_t* a;
+    const std::uint16_t* b;
+    __device__ double operator()(std::size_t i) const {
+        return dot_half_pair_term(format, a[i], b[i]);
+    }
+};
+
 // max_i |x_i| in two passes over the same grid as the sums; a maximum is exact,
 // so the result does not depend on the order.
 __device__ inline void block_tree_max(double* shared) {
@@ -70,6 +86,25 @@ __global__ void axpy_from_kernel(std::size_t count, const double* alpha, const d
     const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
     for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
         y[i] = axpy_value(y[i], a, x[i]);
+}
+
+// The scale is computed by every thread from the device-resident max |x|, so
+// packing needs no host wait.
+__global__ void pack_half_kernel(std::size_t count, HalfFormat format, const float* __restrict__ x,
+                                 const double* amax, std::uint16_t* __restrict__ packed) {
+    const double scale = history_half_scale(format, amax ? *amax : 0.0);
+    const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
+    for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
+        packed[i] = pack_half_value(format, x[i], scale);
+}
+
+__global__ void axpy_from_half_kernel(std::size_t count, const double* alpha, const double* minus,
+                                      double factor, HalfFormat format,
+                                      const std::uint16_t* __restrict__ x, float* __restrict__ y) {
+    const float a = axpy_from_coefficient(*alpha, minus ? *minus : 0.0, factor);
+    const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
+    for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
+        y[i] = axpy_value(y[i], a, unpack_half_value(format, x[i]));
 }
 
 __global__ void scale_kernel(std::size_t count, float alpha, float* x) {
@@ -147,6 +182,41 @@ void axpy_from(std::size_t count, const double* alpha, const double* minus, doub
     if (count == 0) return;
     axpy_from_kernel<<<elementwise_blocks(count), kBlockSize, 0, stream>>>(count, alpha, minus,
                                                                           factor, x, y);
+    CUDA_CHECK_LAUNCH();
+}
+
+void pack_half(std::size_t count, HalfFormat format, const float* x, const double* amax,
+               std::uint16_t* packed, cudaStream_t stream) {
+    NVTX_RANGE("pack_half");
+    NST_ASSERT(x != nullptr && packed != nullptr && (format == HalfFormat::bf16 || amax != nullptr));
+    if (count == 0) return;
+    pack_half_kernel<<<elementwise_blocks(count), kBlockSize, 0, stream>>>(count, format, x, amax,
+                                                                          packed);
+    CUDA_CHECK_LAUNCH();
+}
+
+void dot_half(std::size_t count, HalfFormat format, const std::uint16_t* a, const float* x,
+              double scale, const ReductionScratch& scratch, double* out, cudaStream_t stream) {
+    NVTX_RANGE("dot_half");
+    NST_ASSERT(a != nullptr && x != nullptr);
+    deterministic_sum(count, DotHalfTerm{format, a, x}, scratch, out, scale, stream);
+}
+
+void dot_half_pair(std::size_t count, HalfFormat format, const std::uint16_t* a,
+                   const std::uint16_t* b, double scale, const ReductionScratch& scratch,
+                   double* out, cudaStream_t stream) {
+    NVTX_RANGE("dot_half_pair");
+    NST_ASSERT(a != nullptr && b != nullptr);
+    deterministic_sum(count, DotHalfPairTerm{format, a, b}, scratch, out, scale, stream);
+}
+
+void axpy_from_half(std::size_t count, const double* alpha, const double* minus, double factor,
+                    HalfFormat format, const std::uint16_t* x, float* y, cudaStream_t stream) {
+    NVTX_RANGE("axpy_from_half");
+    NST_ASSERT(alpha != nullptr && x != nullptr && y != nullptr);
+    if (count == 0) return;
+    axpy_from_half_kernel<<<elementwise_blocks(count), kBlockSize, 0, stream>>>(
+        count, alpha, minus, factor, format, x, y);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -206,7 +206,8 @@ PYBIND11_MODULE(nst, m) {
         [](py::object content, py::object style, py::object weights, py::object style_blend_weights,
            int size, double style_scale, double content_weight, std::optional<double> style_weight,
            double tv_weight, py::object content_layers, py::object style_layers, int iterations,
-           std::string optimizer, int lbfgs_history, std::string line_search,
+           std::string optimizer, int lbfgs_history, std::string lbfgs_history_precision,
+           std::string line_search,
            std::optional<double> learning_rate, py::object init, std::uint64_t seed,
            std::string pool, std::string device, int threads, std::optional<std::string> precision,
            std::string preserve_colors, std::string color_transfer, int scales,
@@ -229,6 +230,7 @@ PYBIND11_MODULE(nst, m) {
             r.iterations = iterations;
             r.optimizer = optimizer;
             r.lbfgs_history = lbfgs_history;
+            r.lbfgs_history_precision = lbfgs_history_precision;
             r.line_search = line_search;
             r.learning_rate = learning_rate;
             const std::string named = py::isinstance<py::str>(init) ? init.cast<std::string>() : "";
@@ -314,7 +316,9 @@ PYBIND11_MODULE(nst, m) {
         py::arg("content_layers") = TransferDefaults::content_layers,
         py::arg("style_layers") = TransferDefaults::style_layers,
         py::arg("iterations") = d.iterations, py::arg("optimizer") = d.optimizer,
-        py::arg("lbfgs_history") = d.lbfgs_history, py::arg("line_search") = d.line_search,
+        py::arg("lbfgs_history") = d.lbfgs_history,
+        py::arg("lbfgs_history_precision") = d.lbfgs_history_precision,
+        py::arg("line_search") = d.line_search,
         py::arg("learning_rate") = py::none(), py::arg("init") = d.init, py::arg("seed") = d.seed,
         py::arg("pool") = d.pool, py::arg("device") = d.device, py::arg("threads") = d.threads,
         py::arg("precision") = py::none(), py::arg("preserve_colors") = d.preserve_colors,
@@ -335,6 +339,8 @@ content_weight, style_weight, tv_weight: alpha, beta (None: 1e3, or the normalis
 content_layers, style_layers: comma-separated names or lists (conv1_1 ... conv5_4).
 iterations, optimizer ('lbfgs' or 'adam'), lbfgs_history, line_search ('fixed' or 'wolfe'),
     learning_rate (None: 1 for L-BFGS, 0.02 for Adam).
+lbfgs_history_precision: storage of the L-BFGS history, 'fp32', 'bf16' or 'fp16' (half the
+    memory; the arithmetic stays fp32).
 init: 'noise', 'content', 'style', or an image (path or array); seed: of the noise.
 pool: 'avg' or 'max'. device: 'auto', 'cpu', 'cuda' or 'cuda:N'. threads: CPU threads (0: all).
 precision: None (tf32 on CUDA, fp32 on the CPU), 'fp32' or 'tf32'.

@@ -369,7 +369,8 @@ TEST_CASE("cli: bad input gives one clear line, the right exit code and no outpu
                              "--content-weight -1", "--optimizer sgd", "--pool median", "--device tpu",
                              "--line-search none", "--style-layers conv9_9", "--lbfgs-history 0",
                              "--style-blend-weights 0.5,0.5", "--init", "--no-such-option 3",
-                             "--learning-rate 0", "--style-scale 0", "--precision fp8"};
+                             "--learning-rate 0", "--style-scale 0", "--precision fp8",
+                             "--lbfgs-history-precision fp8"};
         for (const char* extra : bad) {
             INFO("options: " << extra);
             require_clean_failure(run(content, style, weights, extra), 2, "");

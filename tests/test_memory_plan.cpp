@@ -31,12 +31,16 @@ TEST_CASE("memory plan: within 10% of the measured peak", "[plan]") {
         const char* line_search;
         std::vector<int> scale_sizes;
         double style_scale;
+        const char* history_precision = "fp32";
     };
     const Case cases[] = {
         {"64 px, L-BFGS m = 100", 64, 100, "lbfgs", "fixed", {}, 1.0},
         {"128 px, L-BFGS m = 5", 128, 5, "lbfgs", "fixed", {}, 1.0},
         {"96 px, Adam, style at 1.5x", 96, 100, "adam", "fixed", {}, 1.5},
         {"two scales 48 -> 96, Wolfe, m = 20", 96, 20, "lbfgs", "wolfe", {48, 96}, 1.0},
+        // Histories long enough that they, not the set-up, make the peak.
+        {"128 px, L-BFGS m = 1000, bf16 history", 128, 1000, "lbfgs", "fixed", {}, 1.0, "bf16"},
+        {"97 px (odd 3·H·W), Wolfe, m = 3000, fp16 history", 97, 3000, "lbfgs", "wolfe", {}, 1.0, "fp16"},
     };
     for (const Case& c : cases) {
         TransferRequest request;
@@ -49,6 +53,7 @@ TEST_CASE("memory plan: within 10% of the measured peak", "[plan]") {
         request.lbfgs_history = c.history;
         request.optimizer = c.optimizer;
         request.line_search = c.line_search;
+        request.lbfgs_history_precision = c.history_precision;
         request.device = "cpu";
 
         CpuBackend backend;  // the thread count run_transfer's backend gets too
@@ -129,8 +134,18 @@ TEST_CASE("memory plan: a run over budget is refused up front with the cheapest 
         return std::string();
     };
 
+    SECTION("the same history in bf16 fits: it is named first, and it does fit") {
+        request.max_memory = needed * 9 / 10;  // 16-bit storage halves the 2m history vectors
+        const std::string message = refusal(narrow, request);
+        INFO(message);
+        REQUIRE(message.find("try --lbfgs-history-precision bf16") != std::string::npos);
+        TransferRequest fixed = request;
+        fixed.lbfgs_history_precision = "bf16";
+        CHECK(refusal(narrow, fixed).empty());
+    }
     SECTION("a smaller L-BFGS history fits: it is named, and it does fit") {
-        request.max_memory = needed / 2;
+        // A third: below what the 2m history vectors take even in bf16.
+        request.max_memory = needed / 3;
         const std::string message = refusal(narrow, request);
         INFO(message);
         const auto at = message.find("try --lbfgs-history ");

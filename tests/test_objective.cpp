@@ -285,16 +285,21 @@ TEST_CASE("objective and optimisers: host waits per evaluation and per iteration
         return per_iteration;
     };
 
-    SECTION("L-BFGS, fixed step: at most two waits per iteration") {
-        LbfgsOptions options;
-        options.history = 5;
-        const auto per_iteration = waits_per_iteration([&](const IterationCallback& callback) {
-            return minimize_lbfgs(backend, objective, x.data(), 12, options, callback);
-        });
-        REQUIRE(per_iteration.size() == 12);
-        for (std::size_t k = 0; k < per_iteration.size(); ++k) {
-            INFO("iteration " << k + 1 << ": " << per_iteration[k] << " host waits");
-            CHECK(per_iteration[k] <= 2);
+    SECTION("L-BFGS, fixed step: at most two waits per iteration, whatever the history storage") {
+        for (HistoryPrecision precision :
+             {HistoryPrecision::fp32, HistoryPrecision::bf16, HistoryPrecision::fp16}) {
+            INFO("history storage " << int(precision) << " (0 fp32, 1 bf16, 2 fp16)");
+            LbfgsOptions options;
+            options.history = 5;
+            options.history_precision = precision;
+            const auto per_iteration = waits_per_iteration([&](const IterationCallback& callback) {
+                return minimize_lbfgs(backend, objective, x.data(), 12, options, callback);
+            });
+            REQUIRE(per_iteration.size() == 12);
+            for (std::size_t k = 0; k < per_iteration.size(); ++k) {
+                INFO("iteration " << k + 1 << ": " << per_iteration[k] << " host waits");
+                CHECK(per_iteration[k] <= 2);
+            }
         }
     }
 

@@ -6,6 +6,9 @@ namespace nst {
 
 enum class PoolMode { average, max };
 
+// 16-bit storage formats of fp32 vectors (kernels/half.h).
+enum class HalfFormat { bf16, fp16 };
+
 // Preprocessing of DESIGN.md: p(x)_c = (pixel_scale · x_{perm(c)} − mean_c) / std_c
 // where perm is the identity for RGB and reverses channels for BGR.
 struct Preprocessing {

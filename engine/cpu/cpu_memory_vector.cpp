@@ -14,6 +14,7 @@
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/cpu_reduce.h"
 #include "engine/base/error.h"
+#include "kernels/half.h"
 #include "kernels/reductions.h"
 #include "kernels/vector_ops.h"
 
@@ -133,6 +134,37 @@ void CpuBackend::dot_into(std::size_t count, const float* x, const float* y, dou
 void CpuBackend::axpy_from(std::size_t count, const double* alpha, const double* minus,
                            double factor, const float* x, float* y) {
     axpy(count, kernels::axpy_from_coefficient(*alpha, minus ? *minus : 0.0, factor), x, y);
+}
+
+void CpuBackend::pack_half(std::size_t count, HalfFormat format, const float* x,
+                           const double* amax, std::uint16_t* packed) {
+    NST_ASSERT(format == HalfFormat::bf16 || amax != nullptr);
+    const double scale = kernels::history_half_scale(format, amax ? *amax : 0.0);
+#pragma omp parallel for schedule(static)
+    for (std::size_t i = 0; i < count; ++i) packed[i] = kernels::pack_half_value(format, x[i], scale);
+}
+
+void CpuBackend::dot_half_into(std::size_t count, HalfFormat format, const std::uint16_t* a,
+                               const float* x, double scale, double* out) {
+    *out = scale * chunked_sum(count, [&](std::size_t i) {
+        return kernels::dot_half_term(format, a[i], x[i]);
+    });
+}
+
+void CpuBackend::dot_half_pair_into(std::size_t count, HalfFormat format, const std::uint16_t* a,
+                                    const std::uint16_t* b, double scale, double* out) {
+    *out = scale * chunked_sum(count, [&](std::size_t i) {
+        return kernels::dot_half_pair_term(format, a[i], b[i]);
+    });
+}
+
+void CpuBackend::axpy_from_half(std::size_t count, const double* alpha, const double* minus,
+                                double factor, HalfFormat format, const std::uint16_t* x,
+                                float* y) {
+    const float a = kernels::axpy_from_coefficient(*alpha, minus ? *minus : 0.0, factor);
+#pragma omp parallel for schedule(static)
+    for (std::size_t i = 0; i < count; ++i)
+        y[i] = kernels::axpy_value(y[i], a, kernels::unpack_half_value(format, x[i]));
 }
 
 void CpuBackend::amax_into(std::size_t count, const float* x, double* out) {

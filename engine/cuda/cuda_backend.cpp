@@ -170,6 +170,28 @@ void CudaBackend::axpy_from(std::size_t count, const double* alpha, const double
     kernels::axpy_from(count, alpha, minus, factor, x, y, context_.stream());
 }
 
+void CudaBackend::pack_half(std::size_t count, HalfFormat format, const float* x,
+                            const double* amax, std::uint16_t* packed) {
+    kernels::pack_half(count, format, x, amax, packed, context_.stream());
+}
+
+void CudaBackend::dot_half_into(std::size_t count, HalfFormat format, const std::uint16_t* a,
+                                const float* x, double scale, double* out) {
+    kernels::dot_half(count, format, a, x, scale, context_.reduction(), out, context_.stream());
+}
+
+void CudaBackend::dot_half_pair_into(std::size_t count, HalfFormat format, const std::uint16_t* a,
+                                     const std::uint16_t* b, double scale, double* out) {
+    kernels::dot_half_pair(count, format, a, b, scale, context_.reduction(), out,
+                           context_.stream());
+}
+
+void CudaBackend::axpy_from_half(std::size_t count, const double* alpha, const double* minus,
+                                 double factor, HalfFormat format, const std::uint16_t* x,
+                                 float* y) {
+    kernels::axpy_from_half(count, alpha, minus, factor, format, x, y, context_.stream());
+}
+
 void CudaBackend::axpy(std::size_t count, float alpha, const float* x, float* y) {
     kernels::axpy(count, alpha, x, y, context_.stream());
 }

@@ -58,6 +58,7 @@ def run_cli(content, style, output, *extra):
     (["--preserve-colors", "luminance", "--tv-weight", "0.5"], dict(preserve_colors="luminance", tv_weight=0.5)),
     (["--optimizer", "adam", "--scales", "2"], dict(optimizer="adam", scales=2)),
     (["--tile", "16", "--pool", "max"], dict(tile=16, pool="max")),
+    (["--lbfgs-history-precision", "fp16"], dict(lbfgs_history_precision="fp16")),
 ])
 def test_same_result_as_the_cli_bit_for_bit(tmp_path, images, weights, extra, kwargs):
     content, style = images
@@ -87,6 +88,8 @@ def test_usage_errors_are_value_errors_with_the_cli_message(images, weights):
         nst.stylize(content, style, weights=weights, style_scale=9)
     with pytest.raises(ValueError, match="--optimizer: 'sgd' is not one of lbfgs, adam"):
         nst.stylize(content, style, weights=weights, optimizer="sgd")
+    with pytest.raises(ValueError, match="--lbfgs-history-precision: 'fp8' is not one of fp32, bf16, fp16"):
+        nst.stylize(content, style, weights=weights, lbfgs_history_precision="fp8")
     with pytest.raises(ValueError, match="must have shape"):
         nst.stylize(np.zeros((4, 4, 2), np.uint8), style, weights=weights)
     with pytest.raises(TypeError):

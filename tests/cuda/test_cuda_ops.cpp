@@ -5,6 +5,8 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 
@@ -282,6 +284,67 @@ TEST_CASE("optimiser vector ops match the CPU backend", "[cuda][vector]") {
     CHECK(same_bits(copied[1], copied[0]));
     CHECK(same_bits(clamped[1], clamped[0]));
     CHECK(same_bits(filled[1], filled[0]));
+}
+
+TEST_CASE("16-bit history ops match the CPU backend, bit for bit where the arithmetic is shared", "[cuda][vector][half]") {
+    // pack_half and axpy_from_half call the same per-element functions on both
+    // backends (kernels/half.h: integer rounding, exact widening, axpy_value
+    // without FMA), so their results must be identical; the dot products sum
+    // exact products in double in different orders.
+    Backends b;
+    const std::size_t count = 100003;  // odd: the last 16-bit value shares a float with padding
+    auto x = random_vector(count, 61);
+    for (std::size_t i = 0; i < count; i += 7) x[i] *= 1e6f;  // beyond fp16's range unscaled
+    x[5] = 0.0f;
+    const auto y0 = random_vector(count, 62);
+    for (HalfFormat format : {HalfFormat::bf16, HalfFormat::fp16}) {
+        INFO((format == HalfFormat::bf16 ? "bf16" : "fp16"));
+        std::vector<std::uint16_t> packed[2];
+        std::vector<float> updated[2], exact[2];
+        double dots[2], pairs[2];
+        int k = 0;
+        for (Backend* backend : {static_cast<Backend*>(&b.cpu), b.gpu.get()}) {
+            Buffer bx = to_backend(*backend, x), by = to_backend(*backend, y0);
+            Buffer half((*backend), (count + 1) / 2);
+            auto* h = reinterpret_cast<std::uint16_t*>(half.data());
+            ScalarBuffer scalars(*backend, 4);
+            backend->amax_into(count, bx.data(), scalars.slot(0));
+            backend->pack_half(count, format, bx.data(), scalars.slot(0), h);
+            const std::vector<float> words = to_host(*backend, half);
+            packed[k].resize(count);
+            std::memcpy(packed[k].data(), words.data(), count * sizeof(std::uint16_t));
+            backend->dot_half_into(count, format, h, by.data(), 0.5, scalars.slot(1));
+            backend->dot_half_pair_into(count, format, h, h, 1e-5, scalars.slot(2));
+            backend->axpy_from_half(count, scalars.slot(1), scalars.slot(2), -0.25, format, h,
+                                    by.data());
+            scalars.queue_read();
+            backend->synchronize();
+            dots[k] = scalars.host(1);
+            pairs[k] = scalars.host(2);
+            updated[k] = to_host(*backend, by);
+            // With the same coefficient on both (uploaded), axpy_from_half is exact.
+            const double coefficient = 0.3;
+            float coefficient_words[2];
+            std::memcpy(coefficient_words, &coefficient, sizeof coefficient);
+            backend->upload(reinterpret_cast<float*>(scalars.slot(3)), coefficient_words, 2);
+            Buffer bw = to_backend(*backend, y0);
+            backend->axpy_from_half(count, scalars.slot(3), nullptr, 1.0 / 1024, format, h, bw.data());
+            exact[k] = to_host(*backend, bw);
+            ++k;
+        }
+        std::size_t first_mismatch = count;
+        for (std::size_t i = 0; i < count && first_mismatch == count; ++i)
+            if (packed[1][i] != packed[0][i]) first_mismatch = i;
+        INFO("first packed mismatch at " << first_mismatch);
+        CHECK(first_mismatch == count);
+        // Double sums of exact products, different orders: ~1e-16 relative; as dot.
+        require_close(dots[1], dots[0], "dot_half", 1e-12);
+        require_close(pairs[1], pairs[0], "dot_half_pair", 1e-12);
+        // The coefficient comes from the two sums above (~1e-16 apart), then one
+        // float multiply-add per element, as axpy_from.
+        require_close(updated[1], updated[0], "axpy_from_half");
+        CHECK(same_bits(exact[1], exact[0]));
+    }
 }
 
 TEST_CASE("all_finite finds NaN and infinity anywhere", "[cuda][vector]") {
