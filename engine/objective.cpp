@@ -34,6 +34,23 @@ std::vector<LayerWeight> checked(const std::vector<LayerWeight>& layers, const c
     return layers;
 }
 
+// A loss on masked features F ⊙ m (the masked content loss, guided Gram matrices):
+// `loss(masked, masked_grad)` reads F ⊙ m and accumulates ∂L/∂(F ⊙ m) into the
+// zeroed masked_grad; the chain rule through the mask multiply then adds
+// m ⊙ masked_grad to layer_grad. features, masked, masked_grad, layer_grad:
+// (C, plane); mask: (plane).
+template <typename Loss>
+void add_masked_loss(Backend& backend, int channels, std::size_t plane, const float* features,
+                     const float* mask, float* masked, float* masked_grad, float* layer_grad,
+                     Loss&& loss) {
+    const std::size_t count = std::size_t(channels) * plane;
+    backend.mask_channels(channels, plane, features, mask, masked);
+    backend.fill(count, 0.0f, masked_grad);
+    loss(masked, masked_grad);
+    backend.mask_channels(channels, plane, masked_grad, mask, masked_grad);
+    backend.axpy(count, 1.0f, masked_grad, layer_grad);
+}
+
 WindowCopy window(int channels, int rows, int cols, int src_height, int src_width, int src_y,
                   int src_x, int dst_height, int dst_width, int dst_y, int dst_x) {
     WindowCopy w;
@@ -447,15 +464,14 @@ void StyleTransferObjective::queue_evaluation(Backend& backend, const float* x, 
                                        value);
         } else {
             // ½ Σ (m ⊙ F − m ⊙ P)², the target masked at set_content().
-            const int n = network_.channels(layer.index);
-            const std::size_t m = acts_.plane(layer.index), count = layer.target.size();
-            backend_.mask_channels(n, m, acts_.output(layer.index), layer.mask.data(),
-                                   masked_features_.data());
-            backend_.fill(count, 0.0f, masked_grad_.data());
-            backend_.content_loss_into(count, masked_features_.data(), layer.target.data(), weight,
-                                       masked_grad_.data(), value);
-            backend_.mask_channels(n, m, masked_grad_.data(), layer.mask.data(), masked_grad_.data());
-            backend_.axpy(count, 1.0f, masked_grad_.data(), layer_grad_ptrs_[layer.index]);
+            add_masked_loss(backend_, network_.channels(layer.index), acts_.plane(layer.index),
+                            acts_.output(layer.index), layer.mask.data(), masked_features_.data(),
+                            masked_grad_.data(), layer_grad_ptrs_[layer.index],
+                            [&](const float* masked, float* masked_grad) {
+                                backend_.content_loss_into(layer.target.size(), masked,
+                                                           layer.target.data(), weight,
+                                                           masked_grad, value);
+                            });
         }
     }
     for (std::size_t i = 0; i < style_layers_.size(); ++i) {
@@ -474,20 +490,19 @@ void StyleTransferObjective::queue_evaluation(Backend& backend, const float* x, 
         for (std::size_t r = 0; r < layer.regions.size(); ++r) {
             StyleRegion& region = layer.regions[r];
             if (!(region.size > 0)) continue;
-            const std::size_t count = std::size_t(n) * m;
-            backend_.mask_channels(n, m, features, region.mask.data(), masked_features_.data());
-            backend_.gram(n, m, masked_features_.data(), layer.gram.data());
-            backend_.fill(count, 0.0f, masked_grad_.data());
             // style_loss normalises by the plane m, E_{l,r} by the region's size M_r:
             // the gradient's weight is rescaled here by m² / M_r², the value in
             // queued_result().
             const double renormalise = (double(m) * double(m)) / (region.size * region.size);
-            backend_.style_loss_into(n, m, masked_features_.data(), layer.gram.data(),
-                                     region.target.data(),
-                                     static_cast<float>(beta * layer.weight * renormalise),
-                                     masked_grad_.data(), loss_slots_.slot(style_slot(i, r)));
-            backend_.mask_channels(n, m, masked_grad_.data(), region.mask.data(), masked_grad_.data());
-            backend_.axpy(count, 1.0f, masked_grad_.data(), layer_grad_ptrs_[layer.index]);
+            add_masked_loss(backend_, n, m, features, region.mask.data(), masked_features_.data(),
+                            masked_grad_.data(), layer_grad_ptrs_[layer.index],
+                            [&](const float* masked, float* masked_grad) {
+                                backend_.gram(n, m, masked, layer.gram.data());
+                                backend_.style_loss_into(
+                                    n, m, masked, layer.gram.data(), region.target.data(),
+                                    static_cast<float>(beta * layer.weight * renormalise),
+                                    masked_grad, loss_slots_.slot(style_slot(i, r)));
+                            });
         }
     }
     backend_.fill(size(), 0.0f, grad);
@@ -570,14 +585,13 @@ void StyleTransferObjective::queue_tiled_evaluation(const float* x, float* grad)
                                             full_width(index), extent.y, extent.x, extent.rows,
                                             extent.cols, 0, 0),
                                      layer.mask.data(), tile_mask_.data());
-                backend_.mask_channels(n, plane, acts_.output(index), tile_mask_.data(),
-                                       masked_features_.data());
-                backend_.fill(count, 0.0f, masked_grad_.data());
-                backend_.content_loss_into(count, masked_features_.data(), tile_target_.data(), weight,
-                                           masked_grad_.data(), loss_slots_.slot(kDiscardSlot));
-                backend_.mask_channels(n, plane, masked_grad_.data(), tile_mask_.data(),
-                                       masked_grad_.data());
-                backend_.axpy(count, 1.0f, masked_grad_.data(), layer_grad_ptrs_[index]);
+                add_masked_loss(backend_, n, plane, acts_.output(index), tile_mask_.data(),
+                                masked_features_.data(), masked_grad_.data(), layer_grad_ptrs_[index],
+                                [&](const float* masked, float* masked_grad) {
+                                    backend_.content_loss_into(count, masked, tile_target_.data(),
+                                                               weight, masked_grad,
+                                                               loss_slots_.slot(kDiscardSlot));
+                                });
             }
         }
         for (std::size_t i = 0; i < style_layers_.size(); ++i) {
@@ -601,22 +615,20 @@ void StyleTransferObjective::queue_tiled_evaluation(const float* x, float* grad)
             for (std::size_t r = 0; r < layer.regions.size(); ++r) {
                 StyleRegion& region = layer.regions[r];
                 if (!(region.size > 0)) continue;
-                const std::size_t count = std::size_t(n) * m;
                 backend_.copy_window(window(1, extent.rows, extent.cols, full_height(index),
                                             full_width(index), extent.y, extent.x, extent.rows,
                                             extent.cols, 0, 0),
                                      region.mask.data(), tile_mask_.data());
-                backend_.mask_channels(n, m, acts_.output(index), tile_mask_.data(),
-                                       masked_features_.data());
-                backend_.fill(count, 0.0f, masked_grad_.data());
                 const double renormalise = (tile_plane * tile_plane) / (region.size * region.size);
-                backend_.style_loss_into(n, m, masked_features_.data(), region.gram.data(),
-                                         region.target.data(),
-                                         static_cast<float>(beta * layer.weight * renormalise),
-                                         masked_grad_.data(),
-                                         loss_slots_.slot(t == 0 ? style_slot(i, r) : kDiscardSlot));
-                backend_.mask_channels(n, m, masked_grad_.data(), tile_mask_.data(), masked_grad_.data());
-                backend_.axpy(count, 1.0f, masked_grad_.data(), layer_grad_ptrs_[index]);
+                add_masked_loss(backend_, n, m, acts_.output(index), tile_mask_.data(),
+                                masked_features_.data(), masked_grad_.data(), layer_grad_ptrs_[index],
+                                [&](const float* masked, float* masked_grad) {
+                                    backend_.style_loss_into(
+                                        n, m, masked, region.gram.data(), region.target.data(),
+                                        static_cast<float>(beta * layer.weight * renormalise),
+                                        masked_grad,
+                                        loss_slots_.slot(t == 0 ? style_slot(i, r) : kDiscardSlot));
+                                });
             }
         }
         const PixelRect& rect = tile.backward;
