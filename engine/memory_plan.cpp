@@ -35,6 +35,7 @@ struct NetworkAt {
     std::vector<ConvShape> convolutions;
     std::vector<std::size_t> planes;  // h·w of each conv layer
     std::size_t activation_floats = 0;  // preprocessed input, outputs, pooled, 2 gradient buffers
+    std::size_t scratch_floats = 0;     // each gradient buffer (Vgg19::feature_scratch_floats)
 };
 
 NetworkAt network_at(const VggWeights& weights, int deepest, int width, int height) {
@@ -59,6 +60,7 @@ NetworkAt network_at(const VggWeights& weights, int deepest, int width, int heig
         }
     }
     net.activation_floats += 2 * largest;
+    net.scratch_floats = largest;
     return net;
 }
 
@@ -127,8 +129,8 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
     MemoryPlan plan;
     for (int side : r.sizes()) {
         const auto [width, height] = resized(r.content.width, r.content.height, side);
-        // Tiled: the network's activations (and the loss layers' gradients) are
-        // those of the largest tile extent; targets and masks stay image-sized.
+        // Tiled: the network's activations are those of the largest tile extent;
+        // targets and masks stay image-sized.
         const std::vector<Tile> tiles = tiles_of(width, height, r.tile, deepest);
         const auto [extent_width, extent_height] =
             tiles.empty() ? std::pair<int, int>{width, height} : largest_extent(tiles);
@@ -138,8 +140,8 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
         std::vector<int> style_channels;
         for (int l : style_layers) style_channels.push_back(weights.layers[std::size_t(l)].out_channels);
 
-        // Loss targets and the gradient buffers of the loss layers.
-        std::size_t targets = 0, layer_grads = 0, largest_loss_layer = 1;
+        // Loss targets (the losses' gradients go straight into the backward pass's).
+        std::size_t targets = 0, largest_loss_layer = 1;
         std::set<int> loss_layers;
         for (int l : content_layers) {
             const std::size_t floats = std::size_t(net.convolutions[std::size_t(l)].out_channels) * image_net.planes[std::size_t(l)];
@@ -147,18 +149,18 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
             if (r.content_mask.width > 0) targets += image_net.planes[std::size_t(l)];
             loss_layers.insert(l);
         }
+        std::size_t region_floats = 0;  // guided: each style's regions, all layers
         for (int l : style_layers) {
             const std::size_t c = std::size_t(net.convolutions[std::size_t(l)].out_channels);
             targets += 2 * c * c;  // A^l and the current G^l
             // mask and target per region (tiled: and the region's G_r)
-            if (masks) targets += regions * (image_net.planes[std::size_t(l)] + (tiles.empty() ? 1 : 2) * c * c);
+            if (masks) region_floats += image_net.planes[std::size_t(l)] + (tiles.empty() ? 1 : 2) * c * c;
             loss_layers.insert(l);
         }
-        for (int l : loss_layers) {
-            const std::size_t floats = std::size_t(net.convolutions[std::size_t(l)].out_channels) * net.planes[std::size_t(l)];
-            layer_grads += floats;
-            largest_loss_layer = std::max(largest_loss_layer, floats);
-        }
+        targets += regions * region_floats;
+        for (int l : loss_layers)
+            largest_loss_layer = std::max(largest_loss_layer, std::size_t(net.convolutions[std::size_t(l)].out_channels) *
+                                                                  net.planes[std::size_t(l)]);
         const bool mask_scratch = masks || r.content_mask.width > 0;
         // Tiled without masks: pass 1's crop of one loss layer's core.
         std::size_t core_scratch = 0;
@@ -223,13 +225,26 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
             scale.extent_width = extent_width;
             scale.extent_height = extent_height;
         }
-        // Every input size the network sees in the run: the image, or each tile extent.
+        // Every input size the network sees in the run: the image, or each tile
+        // extent, and each style image (or its tiles') at set-up; the backend's
+        // scratch grows to the largest and stays.
         std::vector<std::pair<int, int>> sizes;
-        if (tiles.empty()) sizes.push_back({width, height});
+        const auto add_size = [&](int w, int h) {
+            if (std::find(sizes.begin(), sizes.end(), std::pair<int, int>{w, h}) == sizes.end())
+                sizes.push_back({w, h});
+        };
+        if (tiles.empty()) add_size(width, height);
         for (const Tile& t : tiles)
-            for (const PixelRect& e : {t.forward, t.backward})
-                if (std::find(sizes.begin(), sizes.end(), std::pair<int, int>{e.width(), e.height()}) == sizes.end())
-                    sizes.push_back({e.width(), e.height()});
+            for (const PixelRect& e : {t.forward, t.backward}) add_size(e.width(), e.height());
+        std::vector<std::pair<int, int>> style_sizes;
+        for (const Image& style : r.styles) {
+            const int style_side = std::max(16, int(std::lround(r.style_scale * std::max(width, height))));
+            style_sizes.push_back(resized(style.width, style.height, style_side));
+            const auto [sw, sh] = style_sizes.back();
+            const std::vector<Tile> style_tiles = tiles_of(sw, sh, r.tile, deepest);
+            if (style_tiles.empty()) add_size(sw, sh);
+            for (const Tile& t : style_tiles) add_size(t.forward.width(), t.forward.height());
+        }
         const auto [cache, scratch] = cache_and_scratch(backend, weights, deepest, sizes, style_channels);
         scale.items = {
             {"VGG-19 weights up to " + vgg19_layer_names()[std::size_t(deepest)], weight_floats * kFloat},
@@ -237,7 +252,6 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
             {"backend's scratch", scratch},
             {"activations and their gradients", net.activation_floats * kFloat},
             {"loss targets", targets * kFloat},
-            {"gradients at the loss layers", layer_grads * kFloat},
             {"masked-feature scratch", (mask_scratch ? 2 * largest_loss_layer : core_scratch) * kFloat},
             {"tile scratch", tile_scratch * kFloat},
             {optimiser, optimiser_floats * kFloat + 2 * (scalar_slots + 2 * std::size_t(r.lbfgs_history) + 11) * kFloat},
@@ -245,20 +259,33 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
         std::size_t run = 0;
         for (const auto& item : scale.items) run += item.bytes;
 
-        // While the targets are made, each style image's own activations and the
-        // uploaded image are held too (the optimiser's vectors are not yet).
-        // Each style's Gram matrices are held until blended in. Tiled, a style image
-        // larger than a tile runs pass 1 over its own tiles: their activations
-        // (unless the output's tiles are as large), the tile input and scratch.
+        // While the targets are made, each style image and its Gram matrices are
+        // held (the optimiser's vectors are not yet), until blended in (guided:
+        // until they become the regions' targets; the regions of the styles
+        // after it do not exist yet). Untiled,
+        // its forward pass ping-pongs in the objective's backward scratch, or in
+        // two buffers of its own when it needs larger ones; with a mask of the
+        // style image, one masked layer at a time. Tiled, a style image larger
+        // than a tile runs pass 1 over its own tiles: their activations (unless
+        // the output's tiles are as large), the tile input and scratch.
         std::size_t largest_style = 0, style_grams = 0;
         for (int c : style_channels) style_grams += std::size_t(c) * c;
-        for (const Image& style : r.styles) {
-            const int style_side = std::max(16, int(std::lround(r.style_scale * std::max(width, height))));
-            const auto [sw, sh] = resized(style.width, style.height, style_side);
+        for (std::size_t k = 0; k < r.styles.size(); ++k) {
+            const auto [sw, sh] = style_sizes[k];
             std::size_t floats = 3 * std::size_t(sw) * sh + style_grams;
             const std::vector<Tile> style_tiles = tiles_of(sw, sh, r.tile, deepest);
             if (style_tiles.empty()) {
-                floats += network_at(weights, deepest, sw, sh).activation_floats;
+                const NetworkAt style_net = network_at(weights, deepest, sw, sh);
+                if (style_net.scratch_floats > net.scratch_floats) floats += 2 * style_net.scratch_floats;
+                if (k < r.style_image_masks.size() && r.style_image_masks[k].width > 0) {
+                    std::size_t masked = 0;
+                    for (int l : style_layers) {
+                        const std::size_t plane = style_net.planes[std::size_t(l)];
+                        floats += plane;  // the mask at that layer
+                        masked = std::max(masked, std::size_t(style_net.convolutions[std::size_t(l)].out_channels) * plane);
+                    }
+                    floats += masked;
+                }
             } else {
                 const auto [fw, fh] = largest_forward_extent(style_tiles);
                 const NetworkAt style_net = network_at(weights, deepest, fw, fh);
@@ -273,7 +300,8 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
                 }
                 floats += 3 * std::size_t(fw) * fh + features + plane + gram;
             }
-            largest_style = std::max(largest_style, floats * kFloat);
+            const std::size_t later_regions = masks ? (regions - k) * region_floats : 0;
+            largest_style = std::max(largest_style, floats * kFloat - std::min(floats, later_regions) * kFloat);
         }
         scale.setup_bytes = run - scale.items.back().bytes + largest_style;
         scale.peak_bytes = std::max(run, scale.setup_bytes);

@@ -4,7 +4,8 @@
 //   L_tv = Σ_c Σ_ij (x_{c,i,j+1} − x_{c,i,j})² + (x_{c,i+1,j} − x_{c,i,j})²
 //   L = α L_c + β L_s + γ L_tv
 // The backend's loss ops accumulate α c_l ∂/∂F (content) and β w_l ∂E_l/∂F (style)
-// into one gradient buffer per loss layer; VGG-19's backward pass carries them to x.
+// into the gradient of VGG-19's backward pass when it reaches their layer (no
+// buffer per loss layer); the values are those of the forward pass's features.
 // Spatial control (guided Gram matrices, the masked content loss; formulas in
 // objective.h) runs the same loss ops on F ⊙ m and multiplies their gradient by m
 // again (the chain rule through the mask multiply) before adding it.
@@ -105,20 +106,13 @@ StyleTransferObjective::StyleTransferObjective(Backend& backend, const VggWeight
     for (double w : {config.content_weight, config.style_weight, config.tv_weight})
         if (!std::isfinite(w) || w < 0)
             throw UsageError("content, style and TV weights must be finite numbers >= 0");
-    const int layer_count = network_.deepest_layer() + 1;
-    layer_grad_ptrs_.assign(layer_count, nullptr);
-    auto grad_for = [&](int index) {
-        if (!layer_grad_ptrs_[index]) {
-            layer_grads_.emplace_back(backend_, network_.channels(index) * acts_.planned_plane(index));
-            layer_grad_ptrs_[index] = layer_grads_.back().data();
-        }
-    };
+    has_loss_.assign(network_.deepest_layer() + 1, false);
     for (const auto& l : config.content_layers) {
         LossLayer layer;
         layer.index = vgg19_layer_index(l.layer);
         layer.weight = l.weight;
         layer.target = Buffer(backend_, network_.channels(layer.index) * full_plane(layer.index));
-        grad_for(layer.index);
+        has_loss_[layer.index] = true;
         content_layers_.push_back(std::move(layer));
     }
     for (const auto& l : config.style_layers) {
@@ -128,7 +122,7 @@ StyleTransferObjective::StyleTransferObjective(Backend& backend, const VggWeight
         const std::size_t n = network_.channels(layer.index);
         layer.target = Buffer(backend_, n * n);
         layer.gram = Buffer(backend_, n * n);
-        grad_for(layer.index);
+        has_loss_[layer.index] = true;
         style_layers_.push_back(std::move(layer));
     }
     terms_.style_per_layer.assign(style_layers_.size(), 0.0);
@@ -220,21 +214,25 @@ void StyleTransferObjective::style_image_grams(const Image& image, const LayerMa
                                         ? tile_layout(image.width, image.height, config_.tile, deepest)
                                         : std::vector<Tile>{};
     if (tiles.size() <= 1) {
-        Vgg19::Activations acts = network_.plan(image.height, image.width);
-        network_.forward(pixels.data(), acts);
-        for (std::size_t i = 0; i < style_layers_.size(); ++i) {
-            const int index = style_layers_[i].index, n = network_.channels(index);
-            const std::size_t plane = acts.plane(index);
-            if (mask_buffers[i].empty()) {
-                backend_.gram(n, plane, acts.output(index), grams[i].data());
-            } else {
-                NST_ASSERT(mask_buffers[i].size() == plane);
-                Buffer masked(backend_, n * plane);
-                backend_.mask_channels(n, plane, acts.output(index), mask_buffers[i].data(),
-                                       masked.data());
-                backend_.gram(n, plane, masked.data(), grams[i].data());
+        // Only the Gram matrices are kept: a forward pass in the objective's
+        // backward scratch (or two buffers of its own when the style image needs
+        // larger ones), not a second set of activations.
+        network_.forward_features(pixels.data(), image.height, image.width, acts_,
+                                  [&](int index, const float* features, int h, int w) {
+            for (std::size_t i = 0; i < style_layers_.size(); ++i) {
+                if (style_layers_[i].index != index) continue;
+                const int n = network_.channels(index);
+                const std::size_t plane = std::size_t(h) * w;
+                if (mask_buffers[i].empty()) {
+                    backend_.gram(n, plane, features, grams[i].data());
+                } else {
+                    NST_ASSERT(mask_buffers[i].size() == plane);
+                    Buffer masked(backend_, n * plane);
+                    backend_.mask_channels(n, plane, features, mask_buffers[i].data(), masked.data());
+                    backend_.gram(n, plane, masked.data(), grams[i].data());
+                }
             }
-        }
+        });
         return;
     }
     // Pass 1 of the tiled evaluation on the style image. The objective's own
@@ -450,68 +448,70 @@ void StyleTransferObjective::queue_evaluation(Backend& backend, const float* x, 
         return;
     }
     network_.forward(x, acts_);
-    for (auto& buffer : layer_grads_) backend_.fill(buffer.size(), 0.0f, buffer.data());
-
-    const double alpha = config_.content_weight, beta = config_.style_weight;
-    for (std::size_t i = 0; i < content_layers_.size(); ++i) {
-        LossLayer& layer = content_layers_[i];
-        NVTX_RANGE("content loss");
-        const float weight = static_cast<float>(alpha * layer.weight);
-        double* value = loss_slots_.slot(content_slot(i));
-        if (layer.mask.empty()) {
-            backend_.content_loss_into(layer.target.size(), acts_.output(layer.index),
-                                       layer.target.data(), weight, layer_grad_ptrs_[layer.index],
-                                       value);
-        } else {
-            // ½ Σ (m ⊙ F − m ⊙ P)², the target masked at set_content().
-            add_masked_loss(backend_, network_.channels(layer.index), acts_.plane(layer.index),
-                            acts_.output(layer.index), layer.mask.data(), masked_features_.data(),
-                            masked_grad_.data(), layer_grad_ptrs_[layer.index],
-                            [&](const float* masked, float* masked_grad) {
-                                backend_.content_loss_into(layer.target.size(), masked,
-                                                           layer.target.data(), weight,
-                                                           masked_grad, value);
-                            });
-        }
-    }
-    for (std::size_t i = 0; i < style_layers_.size(); ++i) {
-        LossLayer& layer = style_layers_[i];
-        NVTX_RANGE("style loss");
-        const int n = network_.channels(layer.index);
-        const std::size_t m = acts_.plane(layer.index);
-        const float* features = acts_.output(layer.index);
-        layer.value_plane = double(m);
-        if (layer.regions.empty()) {
-            backend_.gram(n, m, features, layer.gram.data());
-            backend_.style_loss_into(n, m, features, layer.gram.data(), layer.target.data(),
-                                     static_cast<float>(beta * layer.weight),
-                                     layer_grad_ptrs_[layer.index], loss_slots_.slot(style_slot(i, 0)));
-        }
-        for (std::size_t r = 0; r < layer.regions.size(); ++r) {
-            StyleRegion& region = layer.regions[r];
-            if (!(region.size > 0)) continue;
-            // style_loss normalises by the plane m, E_{l,r} by the region's size M_r:
-            // the gradient's weight is rescaled here by m² / M_r², the value in
-            // queued_result().
-            const double renormalise = (double(m) * double(m)) / (region.size * region.size);
-            add_masked_loss(backend_, n, m, features, region.mask.data(), masked_features_.data(),
-                            masked_grad_.data(), layer_grad_ptrs_[layer.index],
-                            [&](const float* masked, float* masked_grad) {
-                                backend_.gram(n, m, masked, layer.gram.data());
-                                backend_.style_loss_into(
-                                    n, m, masked, layer.gram.data(), region.target.data(),
-                                    static_cast<float>(beta * layer.weight * renormalise),
-                                    masked_grad, loss_slots_.slot(style_slot(i, r)));
-                            });
-        }
-    }
     backend_.fill(size(), 0.0f, grad);
     {
         NVTX_RANGE("tv loss");
         backend_.tv_loss_into(3, height_, width_, x, static_cast<float>(config_.tv_weight), grad,
                               loss_slots_.slot(kTvSlot));
     }
-    network_.backward(acts_, layer_grad_ptrs_, grad);
+    const double alpha = config_.content_weight, beta = config_.style_weight;
+    // The loss ops of layer `index`, their gradients added to layer_grad.
+    auto add_losses = [&](int index, float* layer_grad) {
+        for (std::size_t i = 0; i < content_layers_.size(); ++i) {
+            LossLayer& layer = content_layers_[i];
+            if (layer.index != index) continue;
+            NVTX_RANGE("content loss");
+            const float weight = static_cast<float>(alpha * layer.weight);
+            double* value = loss_slots_.slot(content_slot(i));
+            if (layer.mask.empty()) {
+                backend_.content_loss_into(layer.target.size(), acts_.output(index), layer.target.data(),
+                                           weight, layer_grad, value);
+            } else {
+                // ½ Σ (m ⊙ F − m ⊙ P)², the target masked at set_content().
+                add_masked_loss(backend_, network_.channels(index), acts_.plane(index),
+                                acts_.output(index), layer.mask.data(), masked_features_.data(),
+                                masked_grad_.data(), layer_grad,
+                                [&](const float* masked, float* masked_grad) {
+                                    backend_.content_loss_into(layer.target.size(), masked,
+                                                               layer.target.data(), weight,
+                                                               masked_grad, value);
+                                });
+            }
+        }
+        for (std::size_t i = 0; i < style_layers_.size(); ++i) {
+            LossLayer& layer = style_layers_[i];
+            if (layer.index != index) continue;
+            NVTX_RANGE("style loss");
+            const int n = network_.channels(index);
+            const std::size_t m = acts_.plane(index);
+            const float* features = acts_.output(index);
+            layer.value_plane = double(m);
+            if (layer.regions.empty()) {
+                backend_.gram(n, m, features, layer.gram.data());
+                backend_.style_loss_into(n, m, features, layer.gram.data(), layer.target.data(),
+                                         static_cast<float>(beta * layer.weight), layer_grad,
+                                         loss_slots_.slot(style_slot(i, 0)));
+            }
+            for (std::size_t r = 0; r < layer.regions.size(); ++r) {
+                StyleRegion& region = layer.regions[r];
+                if (!(region.size > 0)) continue;
+                // style_loss normalises by the plane m, E_{l,r} by the region's size M_r:
+                // the gradient's weight is rescaled here by m² / M_r², the value in
+                // queued_result().
+                const double renormalise = (double(m) * double(m)) / (region.size * region.size);
+                add_masked_loss(backend_, n, m, features, region.mask.data(), masked_features_.data(),
+                                masked_grad_.data(), layer_grad,
+                                [&](const float* masked, float* masked_grad) {
+                                    backend_.gram(n, m, masked, layer.gram.data());
+                                    backend_.style_loss_into(
+                                        n, m, masked, layer.gram.data(), region.target.data(),
+                                        static_cast<float>(beta * layer.weight * renormalise),
+                                        masked_grad, loss_slots_.slot(style_slot(i, r)));
+                                });
+            }
+        }
+    };
+    network_.backward(acts_, has_loss_, add_losses, grad);
     backend_.non_finite_into(size(), grad, loss_slots_.slot(kNonFiniteSlot));
     loss_slots_.queue_read();
 }
@@ -542,10 +542,10 @@ void StyleTransferObjective::queue_tiled_evaluation(const float* x, float* grad)
                 backend_.mask_channels(n, std::size_t(core.rows) * core.cols, masked_features_.data(),
                                        tile_mask_.data(), masked_features_.data());
             }
-            // Only the value: with weight 0 the gradient buffer (cleared before each
-            // tile of pass 2, which makes the real one) receives nothing.
+            // Only the value: with weight 0 the gradient goes to the backward
+            // pass's scratch, which pass 2's backward pass clears before use.
             backend_.content_loss_into(count, masked_features_.data(), tile_target_.data(), 0.0f,
-                                       layer_grad_ptrs_[index], loss_slots_.slot(content_slot(i, t)));
+                                       acts_.scratch(), loss_slots_.slot(content_slot(i, t)));
         }
         for (auto& layer : style_layers_) {
             const int index = layer.index;
@@ -567,73 +567,77 @@ void StyleTransferObjective::queue_tiled_evaluation(const float* x, float* grad)
         NVTX_RANGE("tile pass 2");
         const Tile& tile = tiles_[t];
         forward_tile(x, tile.backward);
-        for (auto& buffer : layer_grads_) backend_.fill(buffer.size(), 0.0f, buffer.data());
-        for (auto& layer : content_layers_) {
-            const int index = layer.index, n = network_.channels(index);
-            const LayerWindow extent = window_at_layer(tile.backward, tile.backward, width_, height_, index);
-            const std::size_t plane = acts_.plane(index), count = std::size_t(n) * plane;
-            NST_ASSERT(std::size_t(extent.rows) * extent.cols == plane);
-            const float weight = static_cast<float>(alpha * layer.weight);
-            backend_.copy_window(window(n, extent.rows, extent.cols, full_height(index), full_width(index),
-                                        extent.y, extent.x, extent.rows, extent.cols, 0, 0),
-                                 layer.target.data(), tile_target_.data());
-            if (layer.mask.empty()) {
-                backend_.content_loss_into(count, acts_.output(index), tile_target_.data(), weight,
-                                           layer_grad_ptrs_[index], loss_slots_.slot(kDiscardSlot));
-            } else {
-                backend_.copy_window(window(1, extent.rows, extent.cols, full_height(index),
-                                            full_width(index), extent.y, extent.x, extent.rows,
-                                            extent.cols, 0, 0),
-                                     layer.mask.data(), tile_mask_.data());
-                add_masked_loss(backend_, n, plane, acts_.output(index), tile_mask_.data(),
-                                masked_features_.data(), masked_grad_.data(), layer_grad_ptrs_[index],
-                                [&](const float* masked, float* masked_grad) {
-                                    backend_.content_loss_into(count, masked, tile_target_.data(),
-                                                               weight, masked_grad,
-                                                               loss_slots_.slot(kDiscardSlot));
-                                });
+        // The loss ops of layer `index` on this tile, their gradients added to layer_grad.
+        auto add_losses = [&](int index, float* layer_grad) {
+            for (auto& layer : content_layers_) {
+                if (layer.index != index) continue;
+                const int n = network_.channels(index);
+                const LayerWindow extent = window_at_layer(tile.backward, tile.backward, width_, height_, index);
+                const std::size_t plane = acts_.plane(index), count = std::size_t(n) * plane;
+                NST_ASSERT(std::size_t(extent.rows) * extent.cols == plane);
+                const float weight = static_cast<float>(alpha * layer.weight);
+                backend_.copy_window(window(n, extent.rows, extent.cols, full_height(index), full_width(index),
+                                            extent.y, extent.x, extent.rows, extent.cols, 0, 0),
+                                     layer.target.data(), tile_target_.data());
+                if (layer.mask.empty()) {
+                    backend_.content_loss_into(count, acts_.output(index), tile_target_.data(), weight,
+                                               layer_grad, loss_slots_.slot(kDiscardSlot));
+                } else {
+                    backend_.copy_window(window(1, extent.rows, extent.cols, full_height(index),
+                                                full_width(index), extent.y, extent.x, extent.rows,
+                                                extent.cols, 0, 0),
+                                         layer.mask.data(), tile_mask_.data());
+                    add_masked_loss(backend_, n, plane, acts_.output(index), tile_mask_.data(),
+                                    masked_features_.data(), masked_grad_.data(), layer_grad,
+                                    [&](const float* masked, float* masked_grad) {
+                                        backend_.content_loss_into(count, masked, tile_target_.data(),
+                                                                   weight, masked_grad,
+                                                                   loss_slots_.slot(kDiscardSlot));
+                                    });
+                }
             }
-        }
-        for (std::size_t i = 0; i < style_layers_.size(); ++i) {
-            LossLayer& layer = style_layers_[i];
-            const int index = layer.index, n = network_.channels(index);
-            const std::size_t m = acts_.plane(index);
-            // style_loss_into normalises by this tile's plane m; E_l by the image's
-            // M (or the region's M_r): the weight carries m² / M².
-            const double tile_plane = double(m), image_plane = double(full_plane(index));
-            // The value (computed by every tile alike) is kept from the first.
-            if (t == 0) layer.value_plane = tile_plane;
-            if (layer.regions.empty()) {
-                const double renormalise = (tile_plane * tile_plane) / (image_plane * image_plane);
-                backend_.style_loss_into(n, m, acts_.output(index), layer.gram.data(),
-                                         layer.target.data(),
-                                         static_cast<float>(beta * layer.weight * renormalise),
-                                         layer_grad_ptrs_[index],
-                                         loss_slots_.slot(t == 0 ? style_slot(i, 0) : kDiscardSlot));
+            for (std::size_t i = 0; i < style_layers_.size(); ++i) {
+                LossLayer& layer = style_layers_[i];
+                if (layer.index != index) continue;
+                const int n = network_.channels(index);
+                const std::size_t m = acts_.plane(index);
+                // style_loss_into normalises by this tile's plane m; E_l by the image's
+                // M (or the region's M_r): the weight carries m² / M².
+                const double tile_plane = double(m), image_plane = double(full_plane(index));
+                // The value (computed by every tile alike) is kept from the first.
+                if (t == 0) layer.value_plane = tile_plane;
+                if (layer.regions.empty()) {
+                    const double renormalise = (tile_plane * tile_plane) / (image_plane * image_plane);
+                    backend_.style_loss_into(n, m, acts_.output(index), layer.gram.data(),
+                                             layer.target.data(),
+                                             static_cast<float>(beta * layer.weight * renormalise),
+                                             layer_grad,
+                                             loss_slots_.slot(t == 0 ? style_slot(i, 0) : kDiscardSlot));
+                }
+                const LayerWindow extent = window_at_layer(tile.backward, tile.backward, width_, height_, index);
+                for (std::size_t r = 0; r < layer.regions.size(); ++r) {
+                    StyleRegion& region = layer.regions[r];
+                    if (!(region.size > 0)) continue;
+                    backend_.copy_window(window(1, extent.rows, extent.cols, full_height(index),
+                                                full_width(index), extent.y, extent.x, extent.rows,
+                                                extent.cols, 0, 0),
+                                         region.mask.data(), tile_mask_.data());
+                    const double renormalise = (tile_plane * tile_plane) / (region.size * region.size);
+                    add_masked_loss(backend_, n, m, acts_.output(index), tile_mask_.data(),
+                                    masked_features_.data(), masked_grad_.data(), layer_grad,
+                                    [&](const float* masked, float* masked_grad) {
+                                        backend_.style_loss_into(
+                                            n, m, masked, region.gram.data(), region.target.data(),
+                                            static_cast<float>(beta * layer.weight * renormalise),
+                                            masked_grad,
+                                            loss_slots_.slot(t == 0 ? style_slot(i, r) : kDiscardSlot));
+                                    });
+                }
             }
-            const LayerWindow extent = window_at_layer(tile.backward, tile.backward, width_, height_, index);
-            for (std::size_t r = 0; r < layer.regions.size(); ++r) {
-                StyleRegion& region = layer.regions[r];
-                if (!(region.size > 0)) continue;
-                backend_.copy_window(window(1, extent.rows, extent.cols, full_height(index),
-                                            full_width(index), extent.y, extent.x, extent.rows,
-                                            extent.cols, 0, 0),
-                                     region.mask.data(), tile_mask_.data());
-                const double renormalise = (tile_plane * tile_plane) / (region.size * region.size);
-                add_masked_loss(backend_, n, m, acts_.output(index), tile_mask_.data(),
-                                masked_features_.data(), masked_grad_.data(), layer_grad_ptrs_[index],
-                                [&](const float* masked, float* masked_grad) {
-                                    backend_.style_loss_into(
-                                        n, m, masked, region.gram.data(), region.target.data(),
-                                        static_cast<float>(beta * layer.weight * renormalise),
-                                        masked_grad,
-                                        loss_slots_.slot(t == 0 ? style_slot(i, r) : kDiscardSlot));
-                                });
-            }
-        }
+        };
         const PixelRect& rect = tile.backward;
         backend_.fill(3 * std::size_t(rect.width()) * rect.height(), 0.0f, tile_grad_.data());
-        network_.backward(acts_, layer_grad_ptrs_, tile_grad_.data());
+        network_.backward(acts_, has_loss_, add_losses, tile_grad_.data());
         const LayerWindow core = window_at_layer(tile.core, rect, width_, height_, 0);
         backend_.copy_window(window(3, core.rows, core.cols, rect.height(), rect.width(), core.local_y,
                                     core.local_x, height_, width_, core.y, core.x),

@@ -168,8 +168,7 @@ private:
     std::vector<Tile> tiles_;  // empty: untiled
     Vgg19::Activations acts_;  // the image's, or the largest tile's when tiled
     std::vector<LossLayer> content_layers_, style_layers_;
-    std::vector<Buffer> layer_grads_;       // ∂L/∂output(l) for layers with a loss
-    std::vector<float*> layer_grad_ptrs_;   // per layer index, null where no loss
+    std::vector<bool> has_loss_;  // per layer index: a content or style loss there
     bool has_content_ = false, has_style_ = false;
     LossTerms terms_;
     Buffer masked_features_, masked_grad_;

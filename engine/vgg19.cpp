@@ -45,21 +45,15 @@ Vgg19::Activations Vgg19::plan(int height, int width) const {
     Activations acts;
     acts.input_height_ = height;
     acts.input_width_ = width;
+    const std::size_t scratch = feature_scratch_floats(height, width);  // checks the size
     acts.preprocessed_ = Buffer(backend_, 3 * std::size_t(height) * width);
-    std::size_t largest = 3 * std::size_t(height) * width;
     int h = height, w = width;
     for (int l = 0; l <= deepest_layer_; ++l) {
         const Layer& layer = layers_[l];
-        if (h < 1 || w < 1)
-            throw InputError("an image of " + std::to_string(width) + "x" + std::to_string(height) +
-                             " is too small for layer " + vgg19_layer_names()[l] +
-                             " (each pool halves it)");
         acts.heights_.push_back(h);
         acts.widths_.push_back(w);
         const std::size_t plane = std::size_t(h) * w;
         acts.outputs_.emplace_back(backend_, layer.shape.out_channels * plane);
-        largest = std::max(largest, std::size_t(std::max(layer.shape.out_channels,
-                                                         layer.shape.in_channels)) * plane);
         if (layer.pool_after) {
             acts.pooled_.emplace_back(backend_, layer.shape.out_channels * std::size_t(h / 2) * (w / 2));
             h /= 2;
@@ -68,8 +62,8 @@ Vgg19::Activations Vgg19::plan(int height, int width) const {
             acts.pooled_.emplace_back();
         }
     }
-    acts.grad_a_ = Buffer(backend_, largest);
-    acts.grad_b_ = Buffer(backend_, largest);
+    acts.grad_a_ = Buffer(backend_, scratch);
+    acts.grad_b_ = Buffer(backend_, scratch);
     acts.planned_heights_ = acts.heights_;
     acts.planned_widths_ = acts.widths_;
     return acts;
@@ -95,35 +89,86 @@ void Vgg19::fit(Activations& acts, int height, int width) const {
     }
 }
 
-void Vgg19::forward(const float* image, Activations& acts) const {
-    const std::size_t input_plane = std::size_t(acts.input_height_) * acts.input_width_;
-    {
-        NVTX_RANGE("preprocess");
-        backend_.preprocess(preprocessing_, input_plane, image, acts.preprocessed_.data());
-    }
-    const float* input = acts.preprocessed_.data();
+template <typename Output, typename Pooled>
+void Vgg19::run_layers(const float* input, int height, int width, Output output, Pooled pooled,
+                       const FeatureVisitor* visit) const {
+    int h = height, w = width;
     for (int l = 0; l <= deepest_layer_; ++l) {
         const Layer& layer = layers_[l];
         NVTX_RANGE(layer.forward_range.c_str());
         ConvShape shape = layer.shape;
-        shape.height = acts.heights_[l];
-        shape.width = acts.widths_[l];
-        float* out = acts.outputs_[l].data();
+        shape.height = h;
+        shape.width = w;
+        float* out = output(l, input);
         backend_.conv3x3_forward(shape, input, layer.weight.data(), out);
-        backend_.bias_relu_forward(shape.out_channels, acts.plane(l), layer.bias.data(), out);
+        backend_.bias_relu_forward(shape.out_channels, std::size_t(h) * w, layer.bias.data(), out);
+        if (visit) (*visit)(l, out, h, w);
+        input = out;
         if (layer.pool_after) {
-            backend_.pool_forward(pool_, shape.out_channels, shape.height, shape.width, out,
-                                  acts.pooled_[l].data());
-            input = acts.pooled_[l].data();
-        } else {
-            input = out;
+            float* pool_out = pooled(l, out);
+            backend_.pool_forward(pool_, shape.out_channels, h, w, out, pool_out);
+            input = pool_out;
+            h /= 2;
+            w /= 2;
         }
     }
 }
 
-void Vgg19::backward(Activations& acts, const std::vector<float*>& layer_grads,
-                     float* image_grad) const {
-    NST_ASSERT(int(layer_grads.size()) > deepest_layer_);
+void Vgg19::forward(const float* image, Activations& acts) const {
+    {
+        NVTX_RANGE("preprocess");
+        backend_.preprocess(preprocessing_, std::size_t(acts.input_height_) * acts.input_width_, image,
+                            acts.preprocessed_.data());
+    }
+    run_layers(
+        acts.preprocessed_.data(), acts.input_height_, acts.input_width_,
+        [&](int l, const float*) { return acts.outputs_[l].data(); },
+        [&](int l, const float*) { return acts.pooled_[l].data(); }, nullptr);
+}
+
+std::size_t Vgg19::feature_scratch_floats(int height, int width) const {
+    NST_ASSERT(height >= 1 && width >= 1);
+    std::size_t largest = 3 * std::size_t(height) * width;
+    int h = height, w = width;
+    for (int l = 0; l <= deepest_layer_; ++l) {
+        if (h < 1 || w < 1)
+            throw InputError("an image of " + std::to_string(width) + "x" + std::to_string(height) +
+                             " is too small for layer " + vgg19_layer_names()[l] +
+                             " (each pool halves it)");
+        const ConvShape& shape = layers_[l].shape;
+        largest = std::max(largest, std::size_t(std::max(shape.out_channels, shape.in_channels)) *
+                                        std::size_t(h) * w);
+        if (layers_[l].pool_after) {
+            h /= 2;
+            w /= 2;
+        }
+    }
+    return largest;
+}
+
+void Vgg19::forward_features(const float* image, int height, int width, Activations& spare,
+                             const FeatureVisitor& visit) const {
+    const std::size_t floats = feature_scratch_floats(height, width);
+    Buffer own_a, own_b;
+    float* a = spare.grad_a_.data();
+    float* b = spare.grad_b_.data();
+    if (spare.grad_a_.size() < floats || spare.grad_b_.size() < floats) {
+        own_a = Buffer(backend_, floats);
+        own_b = Buffer(backend_, floats);
+        a = own_a.data();
+        b = own_b.data();
+    }
+    // Each op reads one buffer and writes the other.
+    const auto other = [a, b](const float* p) { return p == a ? b : a; };
+    backend_.preprocess(preprocessing_, std::size_t(height) * width, image, a);
+    run_layers(
+        a, height, width, [&](int, const float* input) { return other(input); },
+        [&](int, const float* out) { return other(out); }, &visit);
+}
+
+void Vgg19::backward(Activations& acts, const std::vector<bool>& has_loss,
+                     const LossGradient& add_loss_gradient, float* image_grad) const {
+    NST_ASSERT(int(has_loss.size()) > deepest_layer_);
     // The gradient ping-pongs between the two scratch buffers: `grad` holds
     // ∂L/∂out_l, the other one receives the next gradient down.
     float* grad = nullptr;
@@ -132,14 +177,13 @@ void Vgg19::backward(Activations& acts, const std::vector<float*>& layer_grads,
     for (int l = deepest_layer_; l >= 0; --l) {
         const Layer& layer = layers_[l];
         const std::size_t count = layer.shape.out_channels * acts.plane(l);
-        if (layer_grads[l]) {
-            if (grad) {
-                backend_.axpy(count, 1.0f, layer_grads[l], grad);
-            } else {
+        if (has_loss[l]) {
+            if (!grad) {
                 grad = spare;
                 std::swap(spare, other);
-                backend_.copy(count, layer_grads[l], grad);
+                backend_.fill(count, 0.0f, grad);
             }
+            add_loss_gradient(l, grad);
         }
         if (!grad) continue;  // no loss at or above this layer
         NVTX_RANGE(layer.backward_range.c_str());

@@ -3,6 +3,7 @@
 // once; activations for one image size are planned and allocated once.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,10 @@ public:
             return std::size_t(planned_heights_[layer]) * planned_widths_[layer];
         }
 
+        // The backward pass's scratch (the largest layer's size), free for other
+        // use outside backward() and forward_features().
+        float* scratch() { return grad_a_.data(); }
+
     private:
         friend class Vgg19;
         int input_height_ = 0, input_width_ = 0;
@@ -59,12 +64,42 @@ public:
     // x (3, H, W) in [0,1] -> all activations up to deepest_layer().
     void forward(const float* image, Activations& acts) const;
 
-    // Backward pass. `layer_grads[l]` (null or (C_l, h_l, w_l)) holds ∂L/∂output(l)
-    // for layers with a loss; it is consumed (overwritten) on the way down.
+    // A layer's post-ReLU output (C_l, height, width), valid during the call.
+    using FeatureVisitor = std::function<void(int layer, const float* output, int height, int width)>;
+
+    // Floats of each of the two buffers forward_features() needs for a
+    // height × width image (the largest layer, as the backward scratch).
+    // Throws InputError when the image is too small for the deepest layer.
+    std::size_t feature_scratch_floats(int height, int width) const;
+
+    // A forward pass whose activations no backward pass needs (the style
+    // images' Gram matrices): visit(l, …) sees each layer's output before the
+    // next one overwrites it. The pass ping-pongs between two buffers of
+    // feature_scratch_floats(): the backward scratch of `spare` when it is at
+    // least that large (its activations are left untouched, its scratch
+    // overwritten), else two allocated for the call. image (3, height, width).
+    void forward_features(const float* image, int height, int width, Activations& spare,
+                          const FeatureVisitor& visit) const;
+
+    // ∂L/∂output(l) of the losses at layer l, added to grad (C_l, h_l, w_l).
+    using LossGradient = std::function<void(int layer, float* grad)>;
+
+    // Backward pass, from the deepest layer with a loss (has_loss[l]) down. At
+    // each such layer add_loss_gradient(l, g) adds its losses' gradient to g,
+    // the gradient from above (zero at the deepest), while output(l) is intact:
+    // the losses' gradients need no buffers of their own.
     // image_grad (3, H, W) += ∂L/∂x.
-    void backward(Activations& acts, const std::vector<float*>& layer_grads, float* image_grad) const;
+    void backward(Activations& acts, const std::vector<bool>& has_loss,
+                  const LossGradient& add_loss_gradient, float* image_grad) const;
 
 private:
+    // The layers from p(x) in `input` (3, height, width): layer l writes its
+    // output to output(l, its input) and its pool, if any, to pooled(l, its
+    // output); visit (if not null) sees each output.
+    template <typename Output, typename Pooled>
+    void run_layers(const float* input, int height, int width, Output output, Pooled pooled,
+                    const FeatureVisitor* visit) const;
+
     struct Layer {
         ConvShape shape;  // height/width unused here; set per Activations
         Buffer weight;

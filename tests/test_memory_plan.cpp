@@ -71,6 +71,43 @@ TEST_CASE("memory plan: within 10% of the measured peak", "[plan]") {
     }
 }
 
+TEST_CASE("memory plan: guided styles with masks of the style images, set-up the peak", "[plan]") {
+    // Adam (five image-sized vectors) and style images 1.5x the output, one of
+    // them masked: the style images' forward passes need buffers larger than the
+    // objective's scratch, plus a masked copy of one layer at a time.
+    // 1 left of column `split`, 0 right of it (or the reverse).
+    const auto mask = [](int width, int height, int split, bool left) {
+        Image m;
+        m.width = width;
+        m.height = height;
+        for (int c = 0; c < 3; ++c)
+            for (int y = 0; y < height; ++y)
+                for (int x = 0; x < width; ++x) m.pixels.push_back((x < split) == left ? 1.0f : 0.0f);
+        return m;
+    };
+    TransferRequest request;
+    request.content = test::random_image(96, 72, 38);
+    request.styles = {test::random_image(72, 96, 39), test::random_image(96, 64, 40)};
+    request.style_masks = {mask(96, 72, 40, true), mask(96, 72, 40, false)};
+    request.style_image_masks = {mask(72, 96, 50, true)};
+    request.size = 96;
+    request.style_scale = 1.5;
+    request.optimizer = "adam";
+    request.iterations = 2;
+    request.device = "cpu";
+    CpuBackend backend;
+    const MemoryPlan plan = plan_memory(backend, shared_weights(), request);
+    REQUIRE(plan.scales.size() == 1);
+    const TransferResult result = run_transfer(shared_weights(), request);
+    const double ratio = double(plan.peak_bytes) / double(result.peak_bytes);
+    INFO("planned " << plan.peak_bytes << " B, measured " << result.peak_bytes << " B (ratio " << ratio
+                    << ")\n" << format_memory_plan(plan));
+    CHECK(plan.scales[0].setup_bytes == plan.peak_bytes);
+    CHECK(std::fabs(ratio - 1.0) <= 0.10);  // the bound, as above
+    std::printf("memory plan: guided, masked style images at 1.5x: planned %.2f MiB, measured %.2f MiB (%+.2f%%)\n",
+                double(plan.peak_bytes) / 1048576.0, double(result.peak_bytes) / 1048576.0, 100 * (ratio - 1));
+}
+
 TEST_CASE("memory plan: a tiled run within 10% of the measured peak, below the untiled plan", "[plan][tiles]") {
     // Layers up to conv3_1 (halos 12 and 24 px, engine/tiles.h) so 64 px cores
     // leave a 192x144 output in 3x3 tiles of at most 112x112 px with their halos;
