@@ -10,7 +10,9 @@
 //   - a per-op, per-shape breakdown of one evaluation, from a decorator that
 //     wraps the backend and times each call (with synchronize() around it, so
 //     the figures hold for asynchronous devices too);
-//   - the backend's peak bytes and the process's maximum resident set.
+//   - the backend's peak bytes (the evaluations' backend; the L-BFGS runs',
+//     which hold the history, as lbfgs_peak_bytes) and the process's maximum
+//     resident set (one backend at a time).
 //
 // Weights and images need not be real: speed does not depend on the values.
 // By default the weights are generated in memory with VGG-19's real channel
@@ -411,7 +413,10 @@ struct Options {
     std::string lbfgs_history_precision = "fp32";
 };
 
-json run_size(const Options& options, const VggWeights& weights, int size) {
+// The timed evaluations and the per-op breakdown, on a backend of their own
+// that is gone when this returns (so that the L-BFGS runs, which build theirs,
+// do not hold two at once).
+json time_evaluations(const Options& options, const VggWeights& weights, int size) {
     const bool tf32 = options.precision == "tf32";
     std::unique_ptr<Backend> device = make_backend(parse_device(options.device), options.threads, tf32);
     TimingBackend backend(*device);
@@ -470,6 +475,14 @@ json run_size(const Options& options, const VggWeights& weights, int size) {
                    {"style_loss", terms.style},
                    {"gradient_l1", gradient_l1}};
 
+    result["breakdown"] = breakdown_json(per_evaluation, network_geometry(weights, config, vgg19_layer_index("conv5_1"), size));
+    result["peak_bytes"] = backend.peak_bytes();
+    result["backend"] = backend.name();
+    return result;
+}
+
+json run_size(const Options& options, const VggWeights& weights, int size) {
+    json result = time_evaluations(options, weights, size);
     if (options.lbfgs_iterations > 0) {
         // Through the API a user runs (engine/transfer.h): the same content, style
         // and start, the paper's layers, fixed-step L-BFGS with history 100. The
@@ -480,7 +493,7 @@ json run_size(const Options& options, const VggWeights& weights, int size) {
         request.content = random_image(size, kContentStream);
         request.styles = {random_image(size, kStyleStream)};
         request.init = "image";
-        request.init_image = start;
+        request.init_image = random_image(size, kStartStream);  // the evaluations' x
         request.size = size;
         request.iterations = options.lbfgs_iterations;
         request.lbfgs_history = 100;
@@ -491,6 +504,7 @@ json run_size(const Options& options, const VggWeights& weights, int size) {
         request.precision = options.precision == "fp32" ? "fp32" : "";  // "": tf32 on CUDA only
         std::vector<double> iteration_seconds;
         double final_loss = 0.0;
+        std::size_t lbfgs_peak = 0;
         for (int r = 0; r < options.lbfgs_repeats; ++r) {
             Clock::time_point after_initial{};
             TransferCallbacks callbacks;
@@ -506,18 +520,17 @@ json run_size(const Options& options, const VggWeights& weights, int size) {
                                      run.optimization.message);
             iteration_seconds.push_back(elapsed / iterations);
             final_loss = run.optimization.loss;
+            lbfgs_peak = std::max(lbfgs_peak, run.peak_bytes);
             std::fprintf(stderr, "nst-bench: %dx%d L-BFGS run %d/%d: %d iterations, %.1f ms each\n",
                          size, size, r + 1, options.lbfgs_repeats, iterations,
                          1e3 * iteration_seconds.back());
         }
         result["lbfgs_iteration_ms"] = summary_ms(iteration_seconds);
         result["lbfgs_loss_after"] = final_loss;
+        result["lbfgs_peak_bytes"] = lbfgs_peak;
     }
 
-    result["breakdown"] = breakdown_json(per_evaluation, network_geometry(weights, config, vgg19_layer_index("conv5_1"), size));
-    result["peak_bytes"] = backend.peak_bytes();
     result["max_rss_bytes"] = max_rss_bytes();
-    result["backend"] = backend.name();
     return result;
 }
 

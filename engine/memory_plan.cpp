@@ -34,14 +34,15 @@ std::pair<int, int> resized(int width, int height, int longest) {
 struct NetworkAt {
     std::vector<ConvShape> convolutions;
     std::vector<std::size_t> planes;  // h·w of each conv layer
-    std::size_t activation_floats = 0;  // preprocessed input, outputs, pooled, 2 gradient buffers
-    std::size_t scratch_floats = 0;     // each gradient buffer (Vgg19::feature_scratch_floats)
+    std::size_t activation_floats = 0;  // the outputs and the scratch (two where widths shrink)
+    std::size_t scratch_floats = 0;     // the scratch (Vgg19::feature_scratch_floats)
+    std::size_t first_output_floats = 0;
 };
 
 NetworkAt network_at(const VggWeights& weights, int deepest, int width, int height) {
     NetworkAt net;
-    net.activation_floats = 3 * std::size_t(width) * height;
-    std::size_t largest = net.activation_floats;
+    std::size_t largest = 3 * std::size_t(width) * height;
+    bool shrinks = false;
     int h = height, w = width;
     for (int l = 0; l <= deepest; ++l) {
         if (h < 1 || w < 1)
@@ -53,13 +54,14 @@ NetworkAt network_at(const VggWeights& weights, int deepest, int width, int heig
         net.planes.push_back(plane);
         net.activation_floats += std::size_t(layer.out_channels) * plane;
         largest = std::max(largest, std::size_t(std::max(layer.in_channels, layer.out_channels)) * plane);
+        shrinks = shrinks || layer.in_channels > layer.out_channels;
         if (vgg19_pool_after(l)) {
-            net.activation_floats += std::size_t(layer.out_channels) * std::size_t(h / 2) * (w / 2);
             h /= 2;
             w /= 2;
         }
     }
-    net.activation_floats += 2 * largest;
+    net.first_output_floats = std::size_t(weights.layers[0].out_channels) * net.planes[0];
+    net.activation_floats += (shrinks ? 2 : 1) * largest;
     net.scratch_floats = largest;
     return net;
 }
@@ -262,12 +264,12 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
         // While the targets are made, each style image and its Gram matrices are
         // held (the optimiser's vectors are not yet), until blended in (guided:
         // until they become the regions' targets; the regions of the styles
-        // after it do not exist yet). Untiled,
-        // its forward pass ping-pongs in the objective's backward scratch, or in
-        // two buffers of its own when it needs larger ones; with a mask of the
-        // style image, one masked layer at a time. Tiled, a style image larger
-        // than a tile runs pass 1 over its own tiles: their activations (unless
-        // the output's tiles are as large), the tile input and scratch.
+        // after it do not exist yet). Untiled, its forward pass ping-pongs in the
+        // objective's scratch and first output, or in two buffers of its own when
+        // it needs larger ones; with a mask of the style image, one masked layer
+        // at a time. Tiled, a style image larger than a tile runs pass 1 over its
+        // own tiles: their activations (unless the output's tiles are as large),
+        // the tile input and scratch.
         std::size_t largest_style = 0, style_grams = 0;
         for (int c : style_channels) style_grams += std::size_t(c) * c;
         for (std::size_t k = 0; k < r.styles.size(); ++k) {
@@ -276,7 +278,9 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
             const std::vector<Tile> style_tiles = tiles_of(sw, sh, r.tile, deepest);
             if (style_tiles.empty()) {
                 const NetworkAt style_net = network_at(weights, deepest, sw, sh);
-                if (style_net.scratch_floats > net.scratch_floats) floats += 2 * style_net.scratch_floats;
+                // forward_features borrows the scratch and the first output
+                if (style_net.scratch_floats > std::min(net.scratch_floats, net.first_output_floats))
+                    floats += 2 * style_net.scratch_floats;
                 if (k < r.style_image_masks.size() && r.style_image_masks[k].width > 0) {
                     std::size_t masked = 0;
                     for (int l : style_layers) {

@@ -6,6 +6,14 @@
 // Backward, from the deepest layer down, with g = ∂L/∂out_l (losses add theirs):
 //   g ← g ⊙ [out_l > 0];  ∂L/∂in_l = conv3x3_backward_data(g, W_l);
 //   through a pool: ∂L/∂out_{l−1} = pool_backward(∂L/∂in_l);  finally ∂L/∂x += pᵀ(∂L/∂p(x)).
+// Memory: the outputs out_l, kept for the backward pass's ReLU masks (and max
+// pooling, and the losses), and one scratch buffer of the largest layer. The
+// forward pass puts p(x) and each pool's output there, each read only by the
+// next convolution. The backward pass writes ∂L/∂in_l into out_l, free once its
+// mask is applied (C_in ≤ C_out: VGG-19's widths never shrink), and a pool's
+// gradient into the scratch; so it needs no buffers of its own. Widths that
+// shrink somewhere (test networks) get a second scratch for the layers whose
+// input gradient does not fit their output.
 #include "engine/vgg19.h"
 
 #include <algorithm>
@@ -46,24 +54,21 @@ Vgg19::Activations Vgg19::plan(int height, int width) const {
     acts.input_height_ = height;
     acts.input_width_ = width;
     const std::size_t scratch = feature_scratch_floats(height, width);  // checks the size
-    acts.preprocessed_ = Buffer(backend_, 3 * std::size_t(height) * width);
     int h = height, w = width;
+    bool shrinks = false;
     for (int l = 0; l <= deepest_layer_; ++l) {
         const Layer& layer = layers_[l];
         acts.heights_.push_back(h);
         acts.widths_.push_back(w);
-        const std::size_t plane = std::size_t(h) * w;
-        acts.outputs_.emplace_back(backend_, layer.shape.out_channels * plane);
+        acts.outputs_.emplace_back(backend_, layer.shape.out_channels * std::size_t(h) * w);
+        shrinks = shrinks || layer.shape.in_channels > layer.shape.out_channels;
         if (layer.pool_after) {
-            acts.pooled_.emplace_back(backend_, layer.shape.out_channels * std::size_t(h / 2) * (w / 2));
             h /= 2;
             w /= 2;
-        } else {
-            acts.pooled_.emplace_back();
         }
     }
-    acts.grad_a_ = Buffer(backend_, scratch);
-    acts.grad_b_ = Buffer(backend_, scratch);
+    acts.scratch_ = Buffer(backend_, scratch);
+    if (shrinks) acts.scratch2_ = Buffer(backend_, scratch);
     acts.planned_heights_ = acts.heights_;
     acts.planned_widths_ = acts.widths_;
     return acts;
@@ -115,15 +120,16 @@ void Vgg19::run_layers(const float* input, int height, int width, Output output,
 }
 
 void Vgg19::forward(const float* image, Activations& acts) const {
+    float* scratch = acts.scratch_.data();
     {
         NVTX_RANGE("preprocess");
         backend_.preprocess(preprocessing_, std::size_t(acts.input_height_) * acts.input_width_, image,
-                            acts.preprocessed_.data());
+                            scratch);
     }
     run_layers(
-        acts.preprocessed_.data(), acts.input_height_, acts.input_width_,
+        scratch, acts.input_height_, acts.input_width_,
         [&](int l, const float*) { return acts.outputs_[l].data(); },
-        [&](int l, const float*) { return acts.pooled_[l].data(); }, nullptr);
+        [&](int, const float*) { return scratch; }, nullptr);
 }
 
 std::size_t Vgg19::feature_scratch_floats(int height, int width) const {
@@ -150,9 +156,9 @@ void Vgg19::forward_features(const float* image, int height, int width, Activati
                              const FeatureVisitor& visit) const {
     const std::size_t floats = feature_scratch_floats(height, width);
     Buffer own_a, own_b;
-    float* a = spare.grad_a_.data();
-    float* b = spare.grad_b_.data();
-    if (spare.grad_a_.size() < floats || spare.grad_b_.size() < floats) {
+    float* a = spare.scratch_.data();
+    float* b = spare.outputs_[0].data();
+    if (spare.scratch_.size() < floats || spare.outputs_[0].size() < floats) {
         own_a = Buffer(backend_, floats);
         own_b = Buffer(backend_, floats);
         a = own_a.data();
@@ -169,18 +175,20 @@ void Vgg19::forward_features(const float* image, int height, int width, Activati
 void Vgg19::backward(Activations& acts, const std::vector<bool>& has_loss,
                      const LossGradient& add_loss_gradient, float* image_grad) const {
     NST_ASSERT(int(has_loss.size()) > deepest_layer_);
-    // The gradient ping-pongs between the two scratch buffers: `grad` holds
-    // ∂L/∂out_l, the other one receives the next gradient down.
+    // `grad` holds ∂L/∂out_l, in the scratch or in an output already used.
+    // One live gradient at a time: a scratch that does not hold it is free.
     float* grad = nullptr;
-    float* spare = acts.grad_a_.data();
-    float* other = acts.grad_b_.data();
+    const auto free_scratch = [&] {
+        if (grad != acts.scratch_.data()) return acts.scratch_.data();
+        NST_ASSERT(!acts.scratch2_.empty());
+        return acts.scratch2_.data();
+    };
     for (int l = deepest_layer_; l >= 0; --l) {
         const Layer& layer = layers_[l];
         const std::size_t count = layer.shape.out_channels * acts.plane(l);
         if (has_loss[l]) {
             if (!grad) {
-                grad = spare;
-                std::swap(spare, other);
+                grad = acts.scratch_.data();
                 backend_.fill(count, 0.0f, grad);
             }
             add_loss_gradient(l, grad);
@@ -191,9 +199,10 @@ void Vgg19::backward(Activations& acts, const std::vector<bool>& has_loss,
         ConvShape shape = layer.shape;
         shape.height = acts.heights_[l];
         shape.width = acts.widths_[l];
-        float* input_grad = spare;
+        // out_l's values are no longer needed: it receives ∂L/∂in_l where it fits.
+        float* input_grad = layer.shape.in_channels <= layer.shape.out_channels ? acts.output(l)
+                                                                                 : free_scratch();
         backend_.conv3x3_backward_data(shape, grad, layer.weight.data(), input_grad);
-        std::swap(spare, grad);  // spare <- old grad buffer, grad <- input_grad
         grad = input_grad;
         if (l == 0) {
             const std::size_t plane = std::size_t(acts.input_height_) * acts.input_width_;
@@ -202,10 +211,9 @@ void Vgg19::backward(Activations& acts, const std::vector<bool>& has_loss,
         }
         const Layer& below = layers_[l - 1];
         if (below.pool_after) {
-            float* unpooled = spare;
+            float* unpooled = free_scratch();
             backend_.pool_backward(pool_, below.shape.out_channels, acts.heights_[l - 1],
                                    acts.widths_[l - 1], acts.output(l - 1), grad, unpooled);
-            std::swap(spare, grad);
             grad = unpooled;
         }
     }

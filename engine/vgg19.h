@@ -40,19 +40,20 @@ public:
             return std::size_t(planned_heights_[layer]) * planned_widths_[layer];
         }
 
-        // The backward pass's scratch (the largest layer's size), free for other
-        // use outside backward() and forward_features().
-        float* scratch() { return grad_a_.data(); }
+        // The scratch of the passes (the largest layer's size), free for other
+        // use outside forward(), backward() and forward_features().
+        float* scratch() { return scratch_.data(); }
 
     private:
         friend class Vgg19;
         int input_height_ = 0, input_width_ = 0;
-        Buffer preprocessed_;               // p(x) (3, H, W)
         std::vector<Buffer> outputs_;       // post-ReLU conv outputs
-        std::vector<Buffer> pooled_;        // pool output after a layer (empty where none)
         std::vector<int> heights_, widths_; // spatial size of each conv layer
         std::vector<int> planned_heights_, planned_widths_;  // at plan(): the buffers' capacity
-        Buffer grad_a_, grad_b_;            // backward scratch, sized for the largest layer
+        // Forward: p(x), then each pool's output, until the next layer reads it.
+        // Backward: the gradient where no freed output holds it (engine/vgg19.cpp).
+        Buffer scratch_;
+        Buffer scratch2_;  // only for widths that shrink somewhere (not VGG-19's)
     };
 
     Activations plan(int height, int width) const;
@@ -68,16 +69,18 @@ public:
     using FeatureVisitor = std::function<void(int layer, const float* output, int height, int width)>;
 
     // Floats of each of the two buffers forward_features() needs for a
-    // height × width image (the largest layer, as the backward scratch).
-    // Throws InputError when the image is too small for the deepest layer.
+    // height × width image: the largest layer's input or output, as the
+    // passes' scratch. Throws InputError when the image is too small for the
+    // deepest layer.
     std::size_t feature_scratch_floats(int height, int width) const;
 
     // A forward pass whose activations no backward pass needs (the style
     // images' Gram matrices): visit(l, …) sees each layer's output before the
     // next one overwrites it. The pass ping-pongs between two buffers of
-    // feature_scratch_floats(): the backward scratch of `spare` when it is at
-    // least that large (its activations are left untouched, its scratch
-    // overwritten), else two allocated for the call. image (3, height, width).
+    // feature_scratch_floats(): the scratch and first layer's output of `spare`
+    // when both are that large (overwriting them: spare's activations are
+    // not valid afterwards), else two allocated for the call.
+    // image (3, height, width).
     void forward_features(const float* image, int height, int width, Activations& spare,
                           const FeatureVisitor& visit) const;
 
@@ -87,8 +90,9 @@ public:
     // Backward pass, from the deepest layer with a loss (has_loss[l]) down. At
     // each such layer add_loss_gradient(l, g) adds its losses' gradient to g,
     // the gradient from above (zero at the deepest), while output(l) is intact:
-    // the losses' gradients need no buffers of their own.
-    // image_grad (3, H, W) += ∂L/∂x.
+    // the losses' gradients need no buffers of their own. The pass keeps the
+    // gradient in the outputs it no longer needs, so acts' outputs are not
+    // valid afterwards. image_grad (3, H, W) += ∂L/∂x.
     void backward(Activations& acts, const std::vector<bool>& has_loss,
                   const LossGradient& add_loss_gradient, float* image_grad) const;
 
