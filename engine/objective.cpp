@@ -215,8 +215,8 @@ void StyleTransferObjective::style_image_grams(const Image& image, const LayerMa
                                         : std::vector<Tile>{};
     if (tiles.size() <= 1) {
         // Only the Gram matrices are kept: a forward pass in the objective's
-        // backward scratch (or two buffers of its own when the style image needs
-        // larger ones), not a second set of activations.
+        // scratch and first output, unused at set-up (or two buffers of its own
+        // when the style image needs larger ones), not a second set of activations.
         network_.forward_features(pixels.data(), image.height, image.width, acts_,
                                   [&](int index, const float* features, int h, int w) {
             for (std::size_t i = 0; i < style_layers_.size(); ++i) {

@@ -23,6 +23,19 @@
 
 namespace nst {
 
+namespace {
+
+// Throws InputError when layer l's plane h × w, of an input (`what`) of
+// width × height, is empty: the pools before it halved it away.
+void require_plane(const char* what, int width, int height, int l, int h, int w) {
+    if (h < 1 || w < 1)
+        throw InputError(std::string(what) + " of " + std::to_string(width) + "x" +
+                         std::to_string(height) + " is too small for layer " +
+                         vgg19_layer_names()[l] + " (each pool halves it)");
+}
+
+}  // namespace
+
 Vgg19::Vgg19(Backend& backend, const VggWeights& weights, int deepest_layer, PoolMode pool)
     : backend_(backend), preprocessing_(weights.preprocessing), pool_(pool),
       deepest_layer_(deepest_layer) {
@@ -81,10 +94,7 @@ void Vgg19::fit(Activations& acts, int height, int width) const {
     acts.input_width_ = width;
     int h = height, w = width;
     for (int l = 0; l <= deepest_layer_; ++l) {
-        if (h < 1 || w < 1)
-            throw InputError("a tile of " + std::to_string(width) + "x" + std::to_string(height) +
-                             " is too small for layer " + vgg19_layer_names()[l] +
-                             " (each pool halves it)");
+        require_plane("a tile", width, height, l, h, w);
         acts.heights_[l] = h;
         acts.widths_[l] = w;
         if (layers_[l].pool_after) {
@@ -137,10 +147,7 @@ std::size_t Vgg19::feature_scratch_floats(int height, int width) const {
     std::size_t largest = 3 * std::size_t(height) * width;
     int h = height, w = width;
     for (int l = 0; l <= deepest_layer_; ++l) {
-        if (h < 1 || w < 1)
-            throw InputError("an image of " + std::to_string(width) + "x" + std::to_string(height) +
-                             " is too small for layer " + vgg19_layer_names()[l] +
-                             " (each pool halves it)");
+        require_plane("an image", width, height, l, h, w);
         const ConvShape& shape = layers_[l].shape;
         largest = std::max(largest, std::size_t(std::max(shape.out_channels, shape.in_channels)) *
                                         std::size_t(h) * w);
