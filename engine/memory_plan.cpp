@@ -239,13 +239,14 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
         for (const Tile& t : tiles)
             for (const PixelRect& e : {t.forward, t.backward}) add_size(e.width(), e.height());
         std::vector<std::pair<int, int>> style_sizes;
+        std::vector<std::vector<Tile>> style_tile_sets;
         for (const Image& style : r.styles) {
             const int style_side = std::max(16, int(std::lround(r.style_scale * std::max(width, height))));
             style_sizes.push_back(resized(style.width, style.height, style_side));
             const auto [sw, sh] = style_sizes.back();
-            const std::vector<Tile> style_tiles = tiles_of(sw, sh, r.tile, deepest);
-            if (style_tiles.empty()) add_size(sw, sh);
-            for (const Tile& t : style_tiles) add_size(t.forward.width(), t.forward.height());
+            style_tile_sets.push_back(tiles_of(sw, sh, r.tile, deepest));
+            if (style_tile_sets.back().empty()) add_size(sw, sh);
+            for (const Tile& t : style_tile_sets.back()) add_size(t.forward.width(), t.forward.height());
         }
         const auto [cache, scratch] = cache_and_scratch(backend, weights, deepest, sizes, style_channels);
         scale.items = {
@@ -275,7 +276,7 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
         for (std::size_t k = 0; k < r.styles.size(); ++k) {
             const auto [sw, sh] = style_sizes[k];
             std::size_t floats = 3 * std::size_t(sw) * sh + style_grams;
-            const std::vector<Tile> style_tiles = tiles_of(sw, sh, r.tile, deepest);
+            const std::vector<Tile>& style_tiles = style_tile_sets[k];
             if (style_tiles.empty()) {
                 const NetworkAt style_net = network_at(weights, deepest, sw, sh);
                 // forward_features borrows the scratch and the first output
