@@ -1,30 +1,42 @@
-// The CUDA backend's own contracts: memory accounting and out-of-memory errors,
-// the row-major gemm wrapper against a naive double-precision product, bitwise
+// The device backend's own contracts, written against the Backend interface and
+// run on the device under test (device_under_test.h: the CUDA backend on a GPU,
+// the CPU stand-in elsewhere): memory accounting and out-of-memory errors, the
+// row-major gemm wrapper against a naive double-precision product, bitwise
 // reproducibility, and the TF32 mode's accuracy.
 #include <catch2/catch.hpp>
 
 #include <cstring>
 #include <memory>
 
-#include "engine/cpu/cpu_backend.h"
-#include "engine/cuda/cuda_backend.h"
-#include "engine/cuda/gemm.h"
-#include "engine/cuda_api.h"
+#include "engine/backend.h"
 #include "engine/base/error.h"
+#include "engine/cpu/cpu_backend.h"
+#include "engine/cuda_api.h"
 #include "tests/cuda/cuda_test_support.h"
+#include "tests/cuda/device_under_test.h"
 
 using namespace nst;
 using namespace nst::test;
 
 TEST_CASE("device discovery and naming", "[cuda][device]") {
-    REQUIRE(cuda_device_count() >= 1);
-    CHECK(cuda_device_description(0).find("sm_") != std::string::npos);
-    CHECK(make_cuda_backend(0, false)->name() == "cuda:0");
-    CHECK_THROWS_AS(make_cuda_backend(cuda_device_count(), false), DeviceError);
+    const auto backend = make_backend_under_test();
+    if (test_device() == TestDevice::cuda) {
+        REQUIRE(cuda_device_count() >= 1);
+        CHECK(cuda_device_description(0).find("sm_") != std::string::npos);
+        CHECK(backend->name() == "cuda:0");
+    } else {
+        CHECK(backend->name().rfind("cpu", 0) == 0);
+    }
+    // A device index past the last is refused by the factory the CLI uses, with
+    // or without a GPU (without one, every index is past the last).
+    DeviceChoice past_the_last;
+    past_the_last.kind = DeviceChoice::cuda;
+    past_the_last.cuda_index = cuda_device_count();
+    CHECK_THROWS_AS(make_backend(past_the_last, 0, false), DeviceError);
 }
 
 TEST_CASE("allocation is counted and out-of-memory names the sizes", "[cuda][memory][oom]") {
-    auto backend = make_cuda_backend(0, false);
+    auto backend = make_backend_under_test();
     const std::size_t base = backend->bytes_in_use();  // the reductions' scratch
     {
         Buffer a(*backend, 1000), b(*backend, 3);
@@ -32,15 +44,22 @@ TEST_CASE("allocation is counted and out-of-memory names the sizes", "[cuda][mem
     }
     CHECK(backend->bytes_in_use() == base);
     CHECK(backend->peak_bytes() >= base + 1003 * sizeof(float));
-    // 2^40 floats = 4 TiB: more than any card has.
+    // 2^40 floats = 4 TiB: more than any card or this machine has. Both backends
+    // throw OutOfMemory (exit code 4, MemoryError in Python), which is not a
+    // DeviceError: each names the size asked for.
     try {
         Buffer huge(*backend, std::size_t(1) << 40);
         FAIL("allocating 4 TiB did not throw");
-    } catch (const DeviceError& error) {
+    } catch (const OutOfMemory& error) {
         const std::string message = error.what();
         INFO(message);
-        CHECK(message.find("out of device memory: needed 4194304.0 MiB") != std::string::npos);
-        CHECK(message.find("MiB free") != std::string::npos);
+        CHECK(message.find("4194304") != std::string::npos);
+        if (test_device() == TestDevice::cuda) {
+            CHECK(message.find("out of device memory: needed 4194304.0 MiB") != std::string::npos);
+            CHECK(message.find("MiB free") != std::string::npos);
+        } else {
+            CHECK(message.find("out of host memory") != std::string::npos);
+        }
     }
     // The failure is not sticky: the backend still works.
     Buffer after = to_backend(*backend, {1.0f, 2.0f});
@@ -48,15 +67,17 @@ TEST_CASE("allocation is counted and out-of-memory names the sizes", "[cuda][mem
 }
 
 TEST_CASE("gemm wrapper computes row-major products on odd, non-square shapes", "[cuda][gemm]") {
-    cuda::CudaBackend backend(0, /*tf32=*/false);
+    // On CUDA, cuda::gemm (engine/cuda/gemm.h: the row-major/column-major swap);
+    // on the CPU stand-in, cblas_sgemm with the same arguments.
+    const auto device = make_backend_under_test();
+    Backend& backend = *device;
     const int m = 7, n = 5, k = 11;
-    using cuda::Transpose;
-    for (Transpose ta : {Transpose::no, Transpose::yes}) {
-        for (Transpose tb : {Transpose::no, Transpose::yes}) {
+    for (bool ta : {false, true}) {
+        for (bool tb : {false, true}) {
             // Stored shapes: A is m×k (no) or k×m (yes); B is k×n or n×k. Row
             // strides one wider than needed, to check that ld is honoured.
-            const int a_rows = ta == Transpose::no ? m : k, a_cols = ta == Transpose::no ? k : m;
-            const int b_rows = tb == Transpose::no ? k : n, b_cols = tb == Transpose::no ? n : k;
+            const int a_rows = ta ? k : m, a_cols = ta ? m : k;
+            const int b_rows = tb ? n : k, b_cols = tb ? k : n;
             const int lda = a_cols + 1, ldb = b_cols + 1, ldc = n + 1;
             const auto a = random_vector(std::size_t(a_rows) * lda, 31);
             const auto b = random_vector(std::size_t(b_rows) * ldb, 32);
@@ -68,22 +89,22 @@ TEST_CASE("gemm wrapper computes row-major products on odd, non-square shapes", 
                 for (int j = 0; j < n; ++j) {
                     double sum = 0.0;
                     for (int p = 0; p < k; ++p) {
-                        const double av = ta == Transpose::no ? a[i * lda + p] : a[p * lda + i];
-                        const double bv = tb == Transpose::no ? b[p * ldb + j] : b[j * ldb + p];
+                        const double av = ta ? a[p * lda + i] : a[i * lda + p];
+                        const double bv = tb ? b[j * ldb + p] : b[p * ldb + j];
                         sum += av * bv;
                     }
                     expected[i * ldc + j] = alpha * sum + beta * double(c0[i * ldc + j]);
                 }
             Buffer da = to_backend(backend, a), db = to_backend(backend, b),
                    dc = to_backend(backend, c0);
-            cuda::gemm(backend.context().cublas(), ta, tb, m, n, k, alpha, da.data(), lda,
-                       db.data(), ldb, beta, dc.data(), ldc);
+            gemm_under_test(backend, ta, tb, m, n, k, alpha, da.data(), lda, db.data(), ldb, beta,
+                            dc.data(), ldc);
             const auto actual = to_host(backend, dc);
             // 11-term FP32 sums of values ≤ 1: absolute error ≤ 11·2·u·max|term| ≈
             // 1.3e-6; 1e-5 absolute plus 1e-5 relative covers it. The padding
             // columns (j = n) must be untouched, which the same bound checks.
             const Comparison c = compare(actual, expected, 1e-5, 1e-5);
-            INFO("trans_a " << (ta == Transpose::yes) << ", trans_b " << (tb == Transpose::yes)
+            INFO("trans_a " << ta << ", trans_b " << tb
                             << "\n" << c.report);
             CHECK(c.ok);
         }
@@ -131,8 +152,8 @@ TEST_CASE("results are bit-identical across runs and backends on the same card",
         INFO("tf32 " << tf32);
         // Two separate backends: handles, algorithm choice and workspace are all
         // made afresh, as in two runs of the program.
-        const Snapshot first = run_once(*make_cuda_backend(0, tf32));
-        const Snapshot second = run_once(*make_cuda_backend(0, tf32));
+        const Snapshot first = run_once(*make_backend_under_test(tf32));
+        const Snapshot second = run_once(*make_backend_under_test(tf32));
         CHECK(same_bits(first.conv, second.conv));
         CHECK(same_bits(first.dconv, second.dconv));
         CHECK(same_bits(first.gram, second.gram));
@@ -145,7 +166,7 @@ TEST_CASE("results are bit-identical across runs and backends on the same card",
 }
 
 TEST_CASE("the byte counter stays flat after the first pass", "[cuda][memory]") {
-    auto backend = make_cuda_backend(0, false);
+    auto backend = make_backend_under_test();
     run_once(*backend);  // chooses the conv algorithms, sizes the workspace and scratch
     const std::size_t settled = backend->bytes_in_use();
     const std::size_t peak = backend->peak_bytes();
@@ -161,8 +182,9 @@ TEST_CASE("TF32 mode stays within TF32's rounding of the FP32 reference", "[cuda
     // about 1e-3·(RMS term·√K)/(RMS output) ≈ 1e-3. We allow 5e-3: a mistake
     // (wrong algorithm, wrong layout) gives errors of order 1.
     constexpr double kTf32RelativeL2 = 5e-3;
+    // (The CPU stand-in has no TF32: it computes in FP32, well inside the bound.)
     CpuBackend cpu(0);
-    auto gpu = make_cuda_backend(0, /*tf32=*/true);
+    auto gpu = make_backend_under_test(/*tf32=*/true);
     const ConvShape s{64, 32, 21, 17};
     const std::size_t in = std::size_t(s.in_channels) * s.height * s.width;
     const std::size_t out = std::size_t(s.out_channels) * s.height * s.width;
