@@ -24,7 +24,7 @@ namespace nst::kernels {
 
 // F_i, P_i; dF_i += w (F_i − P_i). Returns ½ (F_i − P_i)².
 NST_HD double content_term(float feature, float target, float weight, float& grad) {
-    grad += weight * (feature - target);
+    grad += mul_rn(weight, feature - target);  // two roundings on both backends, never an FMA
     const double d = double(feature) - double(target);
     return 0.5 * d * d;
 }
@@ -57,7 +57,7 @@ NST_HD double tv_term(const float* x, std::size_t index, int row, int col, int h
     }
     if (col > 0) g += value - x[index - 1];
     if (row > 0) g += value - x[index - width];
-    grad[index] += (2.0f * weight) * g;
+    grad[index] += mul_rn(2.0f * weight, g);
     return loss;
 }
 
