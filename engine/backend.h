@@ -75,8 +75,9 @@ public:
     virtual std::size_t available_bytes() const = 0;
     // Bytes the backend holds of its own for a network of these convolutions
     // (height and width set) and style layers of these channel counts: scratch
-    // grown to the largest need, and data kept per weight buffer. 0 where a
-    // backend cannot know before running (cuDNN's workspace).
+    // grown to the largest need, and data kept per weight buffer. Where a backend
+    // cannot know before running (cuDNN's workspace, chosen with the algorithms
+    // at the first pass), the bound it never exceeds.
     virtual std::size_t planned_scratch_bytes(const std::vector<ConvShape>& convolutions,
                                               const std::vector<int>& style_channels) const {
         (void)convolutions, (void)style_channels;
@@ -86,6 +87,11 @@ public:
         (void)convolutions;
         return 0;
     }
+    // The most elements one activation tensor may hold on this backend (cuDNN's
+    // tensor descriptors index with int: 2³¹ − 1). The plan refuses a run whose
+    // network would exceed it, naming the tile size that does not; --tile auto
+    // picks one.
+    virtual std::size_t max_tensor_elements() const { return static_cast<std::size_t>(-1); }
 
     // ---- the compute ops: engine/backend_ops.h lists them with their contracts ---------
     NST_BACKEND_OPS(NST_BACKEND_PURE_OP)

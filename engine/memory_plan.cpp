@@ -37,6 +37,7 @@ struct NetworkAt {
     std::size_t activation_floats = 0;  // the outputs and the scratch (two where widths shrink)
     std::size_t scratch_floats = 0;     // the scratch (Vgg19::feature_scratch_floats)
     std::size_t first_output_floats = 0;
+    int largest_layer = -1;             // the layer of scratch_floats (-1: the image)
 };
 
 NetworkAt network_at(const VggWeights& weights, int deepest, int width, int height) {
@@ -53,7 +54,11 @@ NetworkAt network_at(const VggWeights& weights, int deepest, int width, int heig
         const std::size_t plane = std::size_t(h) * w;
         net.planes.push_back(plane);
         net.activation_floats += std::size_t(layer.out_channels) * plane;
-        largest = std::max(largest, std::size_t(std::max(layer.in_channels, layer.out_channels)) * plane);
+        const std::size_t widest = std::size_t(std::max(layer.in_channels, layer.out_channels)) * plane;
+        if (widest > largest) {
+            largest = widest;
+            net.largest_layer = l;
+        }
         shrinks = shrinks || layer.in_channels > layer.out_channels;
         if (vgg19_pool_after(l)) {
             h /= 2;
@@ -249,6 +254,15 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
             for (const Tile& t : style_tile_sets.back()) add_size(t.forward.width(), t.forward.height());
         }
         const auto [cache, scratch] = cache_and_scratch(backend, weights, deepest, sizes, style_channels);
+        for (const auto& [w, h] : sizes) {
+            const NetworkAt at = network_at(weights, deepest, w, h);
+            if (at.scratch_floats > scale.largest_tensor_elements) {
+                scale.largest_tensor_elements = at.scratch_floats;
+                scale.largest_tensor_layer =
+                    (at.largest_layer < 0 ? std::string("the input") : vgg19_layer_names()[std::size_t(at.largest_layer)]) +
+                    " at " + std::to_string(w) + "x" + std::to_string(h);
+            }
+        }
         scale.items = {
             {"VGG-19 weights up to " + vgg19_layer_names()[std::size_t(deepest)], weight_floats * kFloat},
             {"backend's cache of the weights", cache},
@@ -311,6 +325,7 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
         scale.setup_bytes = run - scale.items.back().bytes + largest_style;
         scale.peak_bytes = std::max(run, scale.setup_bytes);
         plan.peak_bytes = std::max(plan.peak_bytes, scale.peak_bytes);
+        plan.largest_tensor_elements = std::max(plan.largest_tensor_elements, scale.largest_tensor_elements);
         plan.scales.push_back(std::move(scale));
     }
     return plan;
@@ -346,7 +361,7 @@ int auto_tile(const Backend& backend, const VggWeights& weights, const TransferR
     const std::size_t budget = memory_budget(backend, request);
     TransferRequest candidate = request;
     candidate.tile = 0;
-    if (plan_memory(backend, weights, candidate).peak_bytes <= budget) return 0;
+    if (plan_memory(backend, weights, candidate).fits(backend, budget)) return 0;
     int deepest = 0;
     for (const auto& name : request.content_layers) deepest = std::max(deepest, vgg19_layer_index(name));
     for (const auto& name : request.style_layers) deepest = std::max(deepest, vgg19_layer_index(name));
@@ -356,7 +371,7 @@ int auto_tile(const Backend& backend, const VggWeights& weights, const TransferR
     // Largest first, one grid step at a time (a plan is arithmetic only).
     for (int core = tile_core(longest, deepest) - grid; core > grid; core -= grid) {
         candidate.tile = core;
-        if (plan_memory(backend, weights, candidate).peak_bytes <= budget) return core;
+        if (plan_memory(backend, weights, candidate).fits(backend, budget)) return core;
     }
     return grid;
 }

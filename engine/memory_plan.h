@@ -7,8 +7,10 @@
 // engine/lbfgs.cpp, engine/adam.cpp, engine/transfer.cpp); a test holds the plan
 // within 10 % of the CPU backend's measured peak.
 //
-// The CUDA backend's cuDNN workspace is chosen at the first evaluation and is
-// not in the plan (Backend::planned_scratch_bytes says 0 for it).
+// The CUDA backend's cuDNN workspace is chosen at the first evaluation; the plan
+// counts its cap (Backend::planned_scratch_bytes), which it never exceeds. The
+// plan also records the largest tensor the network will see, which a backend
+// may limit (Backend::max_tensor_elements: cuDNN indexes with int).
 #pragma once
 
 #include <cstddef>
@@ -34,11 +36,22 @@ struct ScalePlan {
     std::vector<MemoryPlanItem> items;  // held while the scale's optimiser runs
     std::size_t setup_bytes = 0;        // peak while the targets are computed
     std::size_t peak_bytes = 0;         // max(setup, the items' sum)
+    // Elements of the largest tensor a convolution sees (the image, an
+    // activation or its gradient, at the largest input size of the scale: the
+    // image, a tile extent or a style image), and the layer where it is.
+    std::size_t largest_tensor_elements = 0;
+    std::string largest_tensor_layer;
 };
 
 struct MemoryPlan {
     std::vector<ScalePlan> scales;
     std::size_t peak_bytes = 0;  // the largest scale's
+    std::size_t largest_tensor_elements = 0;  // the largest scale's
+
+    // Whether a run of this plan fits `budget` bytes and `backend`'s tensor limit.
+    bool fits(const Backend& backend, std::size_t budget) const {
+        return peak_bytes <= budget && largest_tensor_elements <= backend.max_tensor_elements();
+    }
 };
 
 // The plan of `request` on `backend` (its caches and scratch depend on it).
@@ -51,9 +64,10 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
 // has free, else what it has free.
 std::size_t memory_budget(const Backend& backend, const TransferRequest& request);
 
-// --tile auto: 0 when the untiled plan fits memory_budget(); else the largest
-// tile core (a multiple of the pooling grid) whose plan fits; else the smallest
-// core (one grid step), which check_memory_budget then refuses with advice.
+// --tile auto: 0 when the untiled plan fits memory_budget() and the backend's
+// tensor limit (MemoryPlan::fits); else the largest tile core (a multiple of the
+// pooling grid) whose plan fits; else the smallest core (one grid step), which
+// check_memory_budget then refuses with advice.
 int auto_tile(const Backend& backend, const VggWeights& weights, const TransferRequest& request);
 
 // The plan as a table, one line per item, for --plan.

@@ -310,16 +310,33 @@ void check_memory_budget(const Backend& backend, const VggWeights& weights,
     const std::size_t available = backend.available_bytes();
     const bool capped = request.max_memory > 0 && request.max_memory < available;
     const std::size_t budget = memory_budget(backend, request);
-    const std::size_t needed = plan_memory(backend, weights, request).peak_bytes;
+    const MemoryPlan plan = plan_memory(backend, weights, request);
+    const auto fits = [&](const TransferRequest& candidate) {
+        return plan_memory(backend, weights, candidate).fits(backend, budget);
+    };
+    if (plan.largest_tensor_elements > backend.max_tensor_elements()) {
+        // Tiles are the one fix that keeps the output as asked: the largest core
+        // whose tensors (and memory) fit, if any.
+        TransferRequest tiled = request;
+        tiled.tile = auto_tile(backend, weights, request);
+        std::string largest_layer;
+        for (const ScalePlan& scale : plan.scales)
+            if (scale.largest_tensor_elements == plan.largest_tensor_elements) largest_layer = scale.largest_tensor_layer;
+        throw RuntimeFailure(
+            "this run's largest tensor (" + largest_layer + ": " + std::to_string(plan.largest_tensor_elements) +
+            " elements) is more than " + backend.name() + " can index (" +
+            std::to_string(backend.max_tensor_elements()) + "); " +
+            (fits(tiled) ? "try --tile " + std::to_string(tiled.tile) + " (or --tile auto)"
+                         : std::string("try a smaller --size")) +
+            " (the table: neural-style --plan)");
+    }
+    const std::size_t needed = plan.peak_bytes;
     if (needed <= budget) return;
 
     const auto mib = [](std::size_t bytes) {
         char text[32];
         std::snprintf(text, sizeof text, "%.1f MiB", double(bytes) / (1 << 20));
         return std::string(text);
-    };
-    const auto fits = [&](const TransferRequest& candidate) {
-        return plan_memory(backend, weights, candidate).peak_bytes <= budget;
     };
     std::string fix;
     TransferRequest smaller = request;

@@ -179,7 +179,9 @@ TransferResult run_transfer(const VggWeights& weights, const TransferRequest& re
 // Throws RuntimeFailure, before any work, when the memory plan of `request`
 // (engine/memory_plan.h) exceeds what `backend` has free or request.max_memory:
 // the message gives both numbers and the cheapest fix (a smaller L-BFGS history
-// when that suffices, else the largest --size that fits). run_transfer calls it.
+// when that suffices, else the largest --size that fits); and when a tensor of
+// the network would exceed the backend's limit (Backend::max_tensor_elements,
+// cuDNN's int indexing), naming the tile size that fits. run_transfer calls it.
 void check_memory_budget(const Backend& backend, const VggWeights& weights,
                          const TransferRequest& request);
 

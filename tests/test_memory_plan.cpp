@@ -278,3 +278,59 @@ TEST_CASE("memory plan: neural-style --plan prints it and runs nothing, --max-me
     CHECK(bad.exit_code == 2);
     CHECK(bad.err.find("--max-memory: 'lots' is not a size") != std::string::npos);
 }
+
+namespace {
+
+// A CPU backend with the tensor limit of a smaller cuDNN: what the CUDA backend
+// does at 2³¹ − 1 elements (conv1 of an 8192×4320 image), at a size this machine
+// plans in milliseconds.
+class TensorLimitedBackend final : public CpuBackend {
+public:
+    explicit TensorLimitedBackend(std::size_t limit) : limit_(limit) {}
+    std::size_t max_tensor_elements() const override { return limit_; }
+
+private:
+    std::size_t limit_;
+};
+
+}  // namespace
+
+TEST_CASE("memory plan: a tensor beyond the backend's limit is refused up front, naming the tile that fits", "[plan][tiles]") {
+    TransferRequest request;
+    request.content = test::random_image(384, 288, 33);
+    request.styles = {test::random_image(288, 384, 34)};
+    request.size = 384;
+    request.device = "cpu";
+    request.lbfgs_history = 5;
+    request.content_layers = {"conv2_2"};
+    request.style_layers = {"conv1_1", "conv2_1", "conv3_1"};
+    // conv1's 64 channels at 384×288 (and the style image's 288×384): 7 077 888
+    // elements. A limit of 2 000 000 is met by tiles with their halos, not by
+    // the whole image.
+    const std::size_t limit = 2000000;
+    TensorLimitedBackend backend(limit);
+    const MemoryPlan untiled = plan_memory(backend, shared_weights(), request);
+    CHECK(untiled.largest_tensor_elements == std::size_t(64) * 384 * 288);
+    CHECK(untiled.scales[0].largest_tensor_layer.find("conv1_") == 0);
+
+    std::string message;
+    try {
+        check_memory_budget(backend, shared_weights(), request);
+    } catch (const RuntimeFailure& e) {
+        message = e.what();
+    }
+    INFO(message);
+    REQUIRE(message.find("7077888 elements") != std::string::npos);
+    const auto at = message.find("try --tile ");
+    REQUIRE(at != std::string::npos);
+    TransferRequest fixed = request;
+    fixed.tile = std::stoi(message.substr(at + 11));
+    const MemoryPlan tiled = plan_memory(backend, shared_weights(), fixed);
+    CHECK(tiled.largest_tensor_elements <= limit);
+    CHECK_NOTHROW(check_memory_budget(backend, shared_weights(), fixed));
+
+    // --tile auto takes the same core; an unlimited backend needs no tiles.
+    CHECK(auto_tile(backend, shared_weights(), request) == fixed.tile);
+    CpuBackend unlimited;
+    CHECK(auto_tile(unlimited, shared_weights(), request) == 0);
+}

@@ -11,11 +11,6 @@ namespace nst::cuda {
 
 namespace {
 
-// The largest workspace an algorithm may ask for. The VGG-19 layers at 512 px
-// need a few MiB with the implicit-GEMM and Winograd algorithms; FFT variants
-// can ask for gigabytes and are not worth it for 3×3 kernels.
-constexpr std::size_t kWorkspaceCap = std::size_t(512) << 20;
-
 std::string describe(const ConvShape& s) {
     return std::to_string(s.in_channels) + "->" + std::to_string(s.out_channels) + " channels, " +
            std::to_string(s.height) + "x" + std::to_string(s.width);
@@ -83,7 +78,7 @@ void choose_forward(cudnnHandle_t handle, bool tf32, ConvAlgorithms::Plan& plan)
     for (int i = 0; i < returned; ++i) {
         const auto& c = candidates[i];
         if (c.status == CUDNN_STATUS_SUCCESS && c.determinism == CUDNN_DETERMINISTIC &&
-            c.memory <= kWorkspaceCap && math_allowed(c.mathType, tf32)) {
+            c.memory <= kConvWorkspaceCap && math_allowed(c.mathType, tf32)) {
             plan.forward_algo = c.algo;
             if (tf32) math = c.mathType;
             break;
@@ -106,7 +101,7 @@ void choose_backward_data(cudnnHandle_t handle, bool tf32, ConvAlgorithms::Plan&
     for (int i = 0; i < returned; ++i) {
         const auto& c = candidates[i];
         if (c.status == CUDNN_STATUS_SUCCESS && c.determinism == CUDNN_DETERMINISTIC &&
-            c.memory <= kWorkspaceCap && math_allowed(c.mathType, tf32)) {
+            c.memory <= kConvWorkspaceCap && math_allowed(c.mathType, tf32)) {
             plan.backward_algo = c.algo;
             if (tf32) math = c.mathType;
             break;

@@ -29,6 +29,17 @@
 
 namespace nst::cuda {
 
+// The largest workspace an algorithm may ask for. The VGG-19 layers at 512 px
+// need a few MiB with the implicit-GEMM and Winograd algorithms; FFT variants
+// can ask for gigabytes and are not worth it for 3×3 kernels. The memory plan
+// counts the cap (CudaBackend::planned_scratch_bytes).
+constexpr std::size_t kConvWorkspaceCap = std::size_t(512) << 20;
+
+// cuDNN's (legacy) tensor descriptors hold int element counts and strides: a
+// tensor of 2³¹ elements or more gets CUDNN_STATUS_NOT_SUPPORTED. The plan
+// refuses such a run up front (Backend::max_tensor_elements).
+constexpr std::size_t kMaxCudnnTensorElements = (std::size_t(1) << 31) - 1;
+
 class ConvAlgorithms {
 public:
     explicit ConvAlgorithms(CudaContext& context);

@@ -58,6 +58,12 @@ std::size_t CudaBackend::available_bytes() const {
     return free_bytes;
 }
 
+std::size_t CudaBackend::planned_scratch_bytes(const std::vector<ConvShape>& convolutions,
+                                               const std::vector<int>& style_channels) const {
+    (void)convolutions, (void)style_channels;
+    return kConvWorkspaceCap;
+}
+
 void CudaBackend::queue_scalar_read(const double* src, std::size_t count, double* host_dst) {
     if (context_.staging_full(count)) synchronize();
     context_.queue_scalar_read(src, count, host_dst);

@@ -31,6 +31,11 @@ public:
     void synchronize() override;
     void queue_scalar_read(const double* src, std::size_t count, double* host_dst) override;
     std::size_t available_bytes() const override;  // cudaMemGetInfo's free bytes
+    // cuDNN's workspace is chosen with the algorithms at the first pass: the plan
+    // counts its cap (kConvWorkspaceCap), which no chosen algorithm exceeds.
+    std::size_t planned_scratch_bytes(const std::vector<ConvShape>& convolutions,
+                                      const std::vector<int>& style_channels) const override;
+    std::size_t max_tensor_elements() const override { return kMaxCudnnTensorElements; }
 
     // The compute ops of engine/backend_ops.h, defined in engine/cuda/cuda_backend.cpp.
     NST_BACKEND_OPS(NST_BACKEND_OVERRIDE_OP)

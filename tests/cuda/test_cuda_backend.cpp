@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "engine/backend.h"
 #include "engine/base/error.h"
@@ -173,6 +174,40 @@ TEST_CASE("the byte counter stays flat after the first pass", "[cuda][memory]") 
     run_once(*backend);
     CHECK(backend->bytes_in_use() == settled);
     CHECK(backend->peak_bytes() == peak);
+}
+
+TEST_CASE("the planned scratch bounds what the backend holds of its own after VGG-like passes", "[cuda][memory][plan]") {
+    // engine/memory_plan.cpp counts Backend::planned_scratch_bytes and
+    // planned_weight_cache_bytes for the backend's own memory: the CPU's
+    // im2col scratch and Winograd filters, the CUDA backend's cuDNN workspace
+    // (its cap, which no chosen algorithm exceeds). After forward and backward
+    // passes over VGG-19's first layers at an odd size, what the backend holds
+    // beyond the tensors allocated here must be within the plan.
+    auto backend = make_backend_under_test();
+    const std::vector<ConvShape> shapes = {
+        {3, 64, 45, 37}, {64, 64, 45, 37}, {64, 128, 22, 18}, {128, 128, 22, 18}, {128, 256, 11, 9}};
+    const std::size_t base = backend->bytes_in_use();
+    std::size_t tensors = 0;
+    std::vector<Buffer> buffers;
+    const auto make = [&](std::size_t count, unsigned seed) -> float* {
+        buffers.push_back(to_backend(*backend, random_vector(count, seed)));
+        tensors += count * sizeof(float);
+        return buffers.back().data();
+    };
+    for (const ConvShape& s : shapes) {
+        const std::size_t plane = std::size_t(s.height) * s.width;
+        float* x = make(s.in_channels * plane, 81);
+        float* w = make(std::size_t(s.out_channels) * s.in_channels * 9, 82);
+        float* y = make(s.out_channels * plane, 83);
+        backend->conv3x3_forward(s, x, w, y);
+        backend->conv3x3_backward_data(s, y, w, x);
+    }
+    backend->synchronize();
+    const std::size_t own = backend->peak_bytes() - base - tensors;
+    std::size_t planned = backend->planned_scratch_bytes(shapes, {});
+    for (const ConvShape& s : shapes) planned += backend->planned_weight_cache_bytes({s});
+    INFO("held of its own " << own << " B, planned " << planned << " B");
+    CHECK(own <= planned);
 }
 
 TEST_CASE("TF32 mode stays within TF32's rounding of the FP32 reference", "[cuda][tf32]") {
