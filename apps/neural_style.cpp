@@ -192,7 +192,7 @@ std::string format_duration(double seconds) {
 // Decodes the files the options name into the request (load_image errors name
 // the file: exit code 3).
 TransferRequest load_request(const cli::Options& o) {
-    TransferRequest r = cli::request_without_images(o);
+    TransferRequest r = o.request;
     r.content = load_image(o.content);
     r.content_name = o.content;
     r.style_names = o.styles;
@@ -201,14 +201,14 @@ TransferRequest load_request(const cli::Options& o) {
     for (std::size_t k = 0; k < o.style_image_masks.size(); ++k)
         if (!o.style_image_masks[k].empty()) r.style_image_masks[k] = load_image(o.style_image_masks[k]);
     if (!o.content_mask.empty()) r.content_mask = load_image(o.content_mask);
-    if (r.init == "image") r.init_image = load_image(o.init);
+    if (r.init == InitKind::image) r.init_image = load_image(o.init);
     return r;
 }
 
 // --plan: the memory table of the run on the backend it would use; nothing runs or is written.
 int print_plan(const VggWeights& weights, const TransferRequest& request) {
     const std::unique_ptr<Backend> backend = make_backend(
-        parse_device(request.device), request.threads, request.precision != "fp32");
+        parse_device(request.device), request.threads, request.precision != Precision::fp32);
     const MemoryPlan plan = plan_memory(*backend, weights, request);
     std::printf("memory plan on %s (%.0f MiB free):\n%s", backend->name().c_str(),
                 double(backend->available_bytes()) / (1 << 20), format_memory_plan(plan).c_str());
@@ -249,7 +249,7 @@ int run(const cli::Options& o) {
             std::fprintf(stderr, "neural-style: %s%s, %dx%d, %zu style image(s), %d %s iterations, style weight %g, weights %s\n",
                          multiscale ? ("scale " + std::to_string(scale.scale + 1) + "/" + std::to_string(scale.scales) + ": ").c_str() : "",
                          scale.backend.c_str(), scale.width, scale.height, scale.style_count, scale.iterations,
-                         o.optimizer.c_str(), scale.style_weight, weights_path.c_str());
+                         o.request.optimizer.name(), scale.style_weight, weights_path.c_str());
     };
     callbacks.on_iteration = [&](const TransferProgress& p) {
         open_log();

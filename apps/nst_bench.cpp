@@ -501,7 +501,7 @@ json run_size(const Options& options, const VggWeights& weights, int size) {
         request.lbfgs_history_precision = options.lbfgs_history_precision;
         request.device = options.device;
         request.threads = options.threads;
-        request.precision = options.precision == "fp32" ? "fp32" : "";  // "": tf32 on CUDA only
+        request.precision = options.precision == "fp32" ? Precision::fp32 : Precision::automatic;  // tf32 on CUDA only
         std::vector<double> iteration_seconds;
         double final_loss = 0.0;
         std::size_t lbfgs_peak = 0;

@@ -206,17 +206,17 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
         // y are formed before packing.
         std::size_t optimiser_vectors = 1, half_vectors = 0;
         std::string optimiser;
-        if (r.optimizer == "adam") {
+        if (r.optimizer == Optimizer::adam) {
             optimiser_vectors += 5;
             optimiser = "Adam: x and 5 image-sized vectors";
         } else {
-            const bool wolfe = r.line_search == "wolfe";
-            const bool half = r.lbfgs_history_precision != "fp32";
+            const bool wolfe = r.line_search == LineSearch::wolfe;
+            const bool half = r.lbfgs_history_precision != HistoryPrecision::fp32;
             const std::size_t history = 2 * std::size_t(r.lbfgs_history);
             optimiser_vectors += 5 + (half ? 1 : 2) + (half ? 0 : history) + (wolfe ? 3 : 0);
             half_vectors = half ? history + 2 : 0;
             optimiser = "L-BFGS: x, " + std::to_string(2 * r.lbfgs_history) +
-                        (half ? " history and 2 candidate vectors in " + r.lbfgs_history_precision +
+                        (half ? " history and 2 candidate vectors in " + std::string(r.lbfgs_history_precision.name()) +
                                     ", " + std::to_string(wolfe ? 9 : 6) + " more in fp32"
                               : " history and " + std::to_string(wolfe ? 10 : 7) +
                                     " more image-sized vectors");

@@ -23,18 +23,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-void require_finite_nonnegative(double value, const char* option) {
-    if (!std::isfinite(value) || value < 0)
-        throw UsageError(std::string(option) + " must be a finite number >= 0");
-}
-
-// A loss or blend weight: finite, ≥ 0 and at most max_weight.
-void require_weight(double value, const char* option) {
-    require_finite_nonnegative(value, option);
-    if (value > TransferRequest::max_weight)
-        throw UsageError(std::string(option) + " must be at most 1e24 (larger weights overflow the objective's fp32 gradient)");
-}
-
 // The size resize_longest_side(image, longest) gives, without resampling.
 std::pair<int, int> longest_side_size(const Image& image, int longest) {
     const int current = std::max(image.width, image.height);
@@ -43,16 +31,6 @@ std::pair<int, int> longest_side_size(const Image& image, int longest) {
         return std::max(1, static_cast<int>(std::lround(length * (static_cast<double>(longest) / current))));
     };
     return {side(image.width), side(image.height)};
-}
-
-void require_member(const std::string& value, std::initializer_list<const char*> allowed,
-                    const char* option) {
-    std::string list;
-    for (const char* a : allowed) {
-        if (value == a) return;
-        list += list.empty() ? a : std::string(", ") + a;
-    }
-    throw UsageError(std::string(option) + ": '" + value + "' is not one of " + list);
 }
 
 std::vector<LayerWeight> equal_weights(const std::vector<std::string>& layers) {
@@ -112,16 +90,15 @@ TransferInputs transfer_inputs(const TransferRequest& r) {
     inputs.style_scale = r.style_scale;
     inputs.blend_weights = r.style_blend_weights;
     inputs.styles = r.styles;
-    if (r.preserve_colors == "luminance") {
+    if (r.preserve_colors == PreserveColors::luminance) {
         const std::vector<float> content_y = luminance(r.content);
         inputs.content = grey_image(content_y, r.content.width, r.content.height);
         for (Image& style : inputs.styles)
             style = grey_image(match_mean_std(luminance(style), content_y), style.width, style.height);
     } else {
         inputs.content = r.content;
-        if (r.preserve_colors == "histogram") {
-            const ColorTransfer method = parse_color_transfer(r.color_transfer);
-            for (Image& style : inputs.styles) style = match_color_statistics(style, r.content, method);
+        if (r.preserve_colors == PreserveColors::histogram) {
+            for (Image& style : inputs.styles) style = match_color_statistics(style, r.content, r.color_transfer);
         }
     }
     inputs.style_masks = r.style_masks;
@@ -133,8 +110,8 @@ TransferInputs transfer_inputs(const TransferRequest& r) {
 // The starting image of the first scale, at the size of `content` (that scale's
 // content, grey in luminance mode).
 Image initial_image(const TransferRequest& r, const Image& content, const Image& first_style) {
-    if (r.init == "content") return content;
-    if (r.init == "noise") {
+    if (r.init == InitKind::content) return content;
+    if (r.init == InitKind::noise) {
         Image init;
         init.width = content.width;
         init.height = content.height;
@@ -144,8 +121,8 @@ Image initial_image(const TransferRequest& r, const Image& content, const Image&
         for (auto& v : init.pixels) v = uniform(rng);
         return init;
     }
-    Image init = r.init == "style" ? first_style : r.init_image;
-    if (r.init == "image" && r.preserve_colors == "luminance")
+    Image init = r.init == InitKind::style ? first_style : r.init_image;
+    if (r.init == InitKind::image && r.preserve_colors == PreserveColors::luminance)
         init = grey_image(luminance(init), init.width, init.height);
     return resize_image(init, content.width, content.height);
 }
@@ -158,7 +135,7 @@ ObjectiveConfig objective_config(const TransferRequest& r, double style_weight) 
     config.content_weight = r.content_weight;
     config.style_weight = style_weight;
     config.tv_weight = r.tv_weight;
-    config.pool = r.pool == "max" ? PoolMode::max : PoolMode::average;
+    config.pool = r.pool;
     config.erode_style_masks = r.mask_erosion;
     config.tile.core = r.tile;
     return config;
@@ -198,7 +175,7 @@ void TransferRequest::validate_images() const {
         if (style.width <= 0 || style.height <= 0) throw UsageError("a style image is empty");
     for (const Image& mask : style_masks)
         if (mask.width <= 0 || mask.height <= 0) throw UsageError("a style mask is empty");
-    if (init == "image" && init_image.width <= 0)
+    if (init == InitKind::image && init_image.width <= 0)
         throw UsageError("--init image needs an initial image");
 
     // Each pool halves a side (rounding down) and a layer needs one pixel, so the
@@ -231,41 +208,17 @@ void TransferRequest::validate_images() const {
 }
 
 void TransferRequest::validate() const {
-    if (size < 16 || size > 16384) throw UsageError("--size must be in [16, 16384]");
-    require_weight(content_weight, "--content-weight");
-    if (style_weight) require_weight(*style_weight, "--style-weight");
-    require_weight(tv_weight, "--tv-weight");
-    if (!std::isfinite(style_scale) || style_scale <= 0 || style_scale > 8)
-        throw UsageError("--style-scale must be in (0, 8]");
-    if (learning_rate && (!std::isfinite(*learning_rate) || *learning_rate <= 0))
-        throw UsageError("--learning-rate must be a finite number > 0");
-    if (learning_rate && *learning_rate > max_learning_rate)
-        throw UsageError("--learning-rate must be at most 1e6 (a step moves pixels whose whole range is 1)");
-    if (iterations < 0 || iterations > 1000000)
-        throw UsageError("--iterations must be in [0, 1000000]");
-    if (lbfgs_history < 1 || lbfgs_history > 10000)
-        throw UsageError("--lbfgs-history must be in [1, 10000]");
-    if (threads < 0 || threads > 1024) throw UsageError("--threads must be in [0, 1024]");
-    require_member(optimizer, {"lbfgs", "adam"}, "--optimizer");
-    require_member(line_search, {"fixed", "wolfe"}, "--line-search");
-    require_member(lbfgs_history_precision, {"fp32", "bf16", "fp16"}, "--lbfgs-history-precision");
-    require_member(pool, {"avg", "max"}, "--pool");
-    if (tile != tile_auto && (tile < 0 || tile > 16384))
-        throw UsageError("--tile must be auto or a size in [0, 16384] px (0: untiled)");
-    require_member(precision, {"", "fp32", "tf32"}, "--precision");
-    require_member(preserve_colors, {"none", "luminance", "histogram", "post"}, "--preserve-colors");
-    require_member(color_transfer, {"cholesky", "pca", "symmetric"}, "--color-transfer");
-    require_member(init, {"noise", "content", "style", "image"}, "--init");
-    parse_device(device);  // throws UsageError
+    // Each option on its own (ranges, choices: engine/run_options.h), then how
+    // they go together.
+    check_run_options(*this);
+    if (!init.valid())
+        throw UsageError("--init: '" + init.text() + "' is not one of noise, content, style, image");
 
     if (!style_blend_weights.empty() && style_blend_weights.size() != styles.size())
         throw UsageError("--style-blend-weights has " + std::to_string(style_blend_weights.size()) +
                          " values for " + std::to_string(styles.size()) + " --style images");
     double blend_total = 0;
-    for (double b : style_blend_weights) {
-        require_weight(b, "--style-blend-weights");
-        blend_total += b;  // at most 1e24 per style: finite
-    }
+    for (double b : style_blend_weights) blend_total += b;  // each checked: at most 1e24, finite
     if (!style_blend_weights.empty() && !(blend_total > 0))
         throw UsageError("--style-blend-weights must not all be zero");
     if (content_layers.empty() && style_layers.empty())
@@ -287,9 +240,6 @@ void TransferRequest::validate() const {
 
     const std::vector<int> scale_list = sizes();
     for (std::size_t k = 0; k < scale_list.size(); ++k) {
-        if (scale_list[k] < 16 || scale_list[k] > 16384)
-            throw UsageError("--scale-sizes: " + std::to_string(scale_list[k]) +
-                             " is not in [16, 16384]");
         if (k > 0 && scale_list[k] <= scale_list[k - 1])
             throw UsageError("--scale-sizes must increase, coarsest first");
     }
@@ -300,8 +250,6 @@ void TransferRequest::validate() const {
         if (scale_iterations.size() != scale_list.size())
             throw UsageError("--scale-iterations has " + std::to_string(scale_iterations.size()) +
                              " values for " + std::to_string(scale_list.size()) + " scales");
-        for (int n : scale_iterations)
-            if (n < 0 || n > 1000000) throw UsageError("--scale-iterations must be in [0, 1000000]");
     }
 }
 
@@ -348,11 +296,11 @@ void check_memory_budget(const Backend& backend, const VggWeights& weights,
             fix = "--tile " + std::to_string(smaller.tile) + " (or --tile auto)";
         smaller.tile = request.tile;
     }
-    if (request.optimizer == "lbfgs" && fix.empty()) {
+    if (request.optimizer == Optimizer::lbfgs && fix.empty()) {
         // The history is 2m image-sized vectors: first the same m stored in bf16
         // (half the bytes), then the largest m that fits, if any.
-        if (request.lbfgs_history_precision == "fp32") {
-            smaller.lbfgs_history_precision = "bf16";
+        if (request.lbfgs_history_precision == HistoryPrecision::fp32) {
+            smaller.lbfgs_history_precision = HistoryPrecision::bf16;
             if (fits(smaller)) fix = "--lbfgs-history-precision bf16";
             smaller.lbfgs_history_precision = request.lbfgs_history_precision;
         }
@@ -411,16 +359,17 @@ TransferResult run_transfer(const VggWeights& weights, const TransferRequest& r,
     const auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
 
     const TransferInputs inputs = transfer_inputs(r);
-    const bool keep_content_chroma = r.preserve_colors == "luminance" || r.preserve_colors == "post";
+    const bool keep_content_chroma =
+        r.preserve_colors == PreserveColors::luminance || r.preserve_colors == PreserveColors::post;
     // The image as the caller sees it: with the content's chroma in luminance and post modes.
     const auto finished = [&](Image current, int side) {
         if (!keep_content_chroma) return current;
         return combine_luminance_chroma(current, resize_longest_side(r.content, side));
     };
 
-    const bool tf32 = r.precision != "fp32";
+    const bool tf32 = r.precision != Precision::fp32;
     std::unique_ptr<Backend> backend = make_backend(parse_device(r.device), r.threads, tf32);
-    if (r.precision == "tf32" && backend->name() == "cpu")
+    if (r.precision == Precision::tf32 && backend->name() == "cpu")
         throw UsageError("--precision tf32 needs the CUDA backend (the CPU computes in fp32)");
 
     // --tile auto becomes a core size (or untiled) for this backend's memory.
@@ -487,17 +436,15 @@ TransferResult run_transfer(const VggWeights& weights, const TransferRequest& r,
             return !result.stopped_early;
         };
 
-        if (r.optimizer == "adam") {
+        if (r.optimizer == Optimizer::adam) {
             AdamOptions adam;
             adam.learning_rate = r.learning_rate.value_or(TransferDefaults::adam_learning_rate);
             result.optimization = minimize_adam(*backend, recorder, x.data(), iterations, adam, on_iteration);
         } else {
             LbfgsOptions lbfgs;
             lbfgs.history = r.lbfgs_history;
-            lbfgs.history_precision = r.lbfgs_history_precision == "bf16"   ? HistoryPrecision::bf16
-                                      : r.lbfgs_history_precision == "fp16" ? HistoryPrecision::fp16
-                                                                            : HistoryPrecision::fp32;
-            lbfgs.line_search = r.line_search == "wolfe" ? LineSearch::wolfe : LineSearch::fixed;
+            lbfgs.history_precision = r.lbfgs_history_precision;
+            lbfgs.line_search = r.line_search;
             lbfgs.learning_rate = r.learning_rate.value_or(TransferDefaults::lbfgs_learning_rate);
             result.optimization =
                 minimize_lbfgs(*backend, recorder, x.data(), iterations, lbfgs, on_iteration);

@@ -25,26 +25,20 @@
 #include "engine/image.h"
 #include "engine/objective.h"
 #include "engine/optimizer.h"
+#include "engine/run_options.h"
 #include "engine/weights.h"
 
 namespace nst {
 
-// The defaults of a transfer, for the shared (un-normalised, Caffe-derived)
-// VGG-19 weights; docs/DEFAULTS.md explains them.
+// The defaults that depend on other options (the values of the others are in
+// engine/run_options.h); docs/DEFAULTS.md explains them.
 struct TransferDefaults {
-    static constexpr double content_weight = 1.0;
     static constexpr double style_weight = 1e3;  // for un-normalised (Caffe) weights
     // For weights made by `nst-weights normalize` (attribute `normalized`): β at a
     // 256 px output, scaled by the pixel count (L_c sums over positions, E_l does not).
     static constexpr double normalized_style_weight_256 = 1e7;
-    static constexpr double tv_weight = 0.0;
-    static constexpr int size = 512;
-    static constexpr int iterations = 500;
-    static constexpr const char* init = "content";
     static constexpr double lbfgs_learning_rate = 1.0;
     static constexpr double adam_learning_rate = 0.02;
-    static constexpr const char* content_layers = "conv4_2";
-    static constexpr const char* style_layers = "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1";
 };
 
 // Every option of `neural-style`, with its defaults. Images are given decoded
@@ -52,43 +46,23 @@ struct TransferDefaults {
 struct TransferRequest {
     Image content;
     std::vector<Image> styles;                // one or more
-    std::vector<double> style_blend_weights;  // empty: equal; normalised to sum 1
     std::vector<Image> style_masks;           // empty, or the output region of each style
     std::vector<Image> style_image_masks;     // empty, or ≤ one per style (width 0: whole image)
     Image content_mask;                       // width 0: none
-    bool mask_erosion = false;                // "inside" guidance (masks.h)
 
-    int size = TransferDefaults::size;        // longest side of the output
-    std::vector<int> scale_sizes;             // coarse to fine, ending at `size`; empty: {size}
-    std::vector<int> scale_iterations;        // per scale; empty: `iterations` each
-    double style_scale = 1.0;
-    double content_weight = TransferDefaults::content_weight;
-    std::optional<double> style_weight;       // empty: the default for the weights
-    double tv_weight = TransferDefaults::tv_weight;
-    std::vector<std::string> content_layers = split_layer_list(TransferDefaults::content_layers);
-    std::vector<std::string> style_layers = split_layer_list(TransferDefaults::style_layers);
-    int iterations = TransferDefaults::iterations;
-    std::string optimizer = "lbfgs";          // lbfgs | adam
-    int lbfgs_history = 100;
-    std::string lbfgs_history_precision = "fp32";  // fp32 | bf16 | fp16: storage of the history pairs
-    std::string line_search = "fixed";        // fixed | wolfe
-    std::optional<double> learning_rate;      // empty: 1 (L-BFGS) or 0.02 (Adam)
-    std::string init = TransferDefaults::init;  // noise | content | style | image (init_image)
-    Image init_image;                         // with init == "image"
-    std::uint64_t seed = 0;                   // of the noise initialisation
-    std::string pool = "avg";                 // avg | max
-    std::string device = "auto";              // auto | cpu | cuda | cuda:N
-    int threads = 0;                          // CPU threads; 0: all cores
-    std::string precision;                    // empty: tf32 on CUDA, fp32 on the CPU; fp32 | tf32
-    std::string preserve_colors = "none";     // none | luminance | histogram | post
-    std::string color_transfer = "symmetric";  // cholesky | pca | symmetric (histogram only)
-    std::size_t max_memory = 0;               // bytes the run may hold; 0: what the device has
-    // Tiled evaluation (engine/tiles.h): the core side in px of each tile,
-    // rounded up to the pooling grid; the loss and gradient are those of the
-    // untiled run (up to float rounding) while the network's activations are
-    // held for one tile. 0: untiled; tile_auto: the largest core whose memory
-    // plan fits (untiled when the whole image does; auto_tile, memory_plan.h).
-    int tile = 0;
+    // The options of engine/run_options.h, with their defaults: size,
+    // style_scale, the loss weights and layers, iterations, optimizer and its
+    // settings, init (with init_image), seed, pool, device, threads, precision,
+    // colour control, max_memory, tile (tile_auto: the largest core whose plan
+    // fits, auto_tile in memory_plan.h), style_blend_weights (empty: equal),
+    // scale_sizes (coarse to fine, ending at `size`; empty: {size}),
+    // scale_iterations (per scale; empty: `iterations` each), mask_erosion.
+#define NST_REQUEST_FIELD(kind, type, field, option_flag, default_value, shown, check, help) \
+    type field = default_value;
+    NST_RUN_OPTIONS(NST_REQUEST_FIELD)
+#undef NST_REQUEST_FIELD
+    Choice<InitKind> init = InitKind::content;  // noise | content | style | image (init_image)
+    Image init_image;                         // with init == image
     static constexpr int tile_auto = -1;
     // Optional names of the images (file names, in the CLI), only for messages:
     // empty names read "the content image" and "style image K".

@@ -28,6 +28,7 @@
 #include "engine/base/error.h"
 #include "engine/image.h"
 #include "engine/objective.h"
+#include "engine/run_options.h"
 #include "engine/transfer.h"
 #include "engine/weights.h"
 
@@ -109,12 +110,6 @@ py::array_t<float> to_array(const Image& image) {
     return out;
 }
 
-std::vector<std::string> to_layers(py::handle object) {
-    if (py::isinstance<py::str>(object))
-        return TransferRequest::split_layer_list(object.cast<std::string>());
-    return object.cast<std::vector<std::string>>();
-}
-
 // What a callback receives after each iteration.
 struct Report {
     int iteration, iterations, evaluations, scale, scales, size;
@@ -122,6 +117,213 @@ struct Report {
     std::size_t peak_bytes;
     std::string event;
 };
+
+
+// ---- stylize's keyword arguments: the run options of engine/run_options.h --------------------
+
+// The Python type of an option's kind, for the docstring and the type check.
+const char* python_type(RunOptionKind kind) {
+    switch (kind) {
+    case RunOptionKind::integer:
+    case RunOptionKind::unsigned_integer: return "int";
+    case RunOptionKind::real: return "float";
+    case RunOptionKind::optional_real: return "float | None";
+    case RunOptionKind::layers: return "str | list[str]";
+    case RunOptionKind::reals: return "list[float] | None";
+    case RunOptionKind::integers: return "list[int] | None";
+    case RunOptionKind::choice:
+    case RunOptionKind::text: return "str";
+    case RunOptionKind::bytes: return "int | str";
+    case RunOptionKind::tile: return "int | str | None";
+    case RunOptionKind::flag: return "bool";
+    }
+    return "object";
+}
+
+// The default as Python spells it: the value, or None where it depends on other
+// options (the docstring's line then says what it is).
+std::string python_default(const RunOption& option) {
+    const TransferRequest defaults;
+    const std::string value = run_option_text(defaults, option.flag);
+    if (option.kind == RunOptionKind::flag) return value == "true" ? "True" : "False";
+    if (option.default_text != value || value.empty()) return "None";
+    const bool quoted = option.kind == RunOptionKind::choice || option.kind == RunOptionKind::text ||
+                        option.kind == RunOptionKind::layers;
+    return quoted ? "'" + value + "'" : value;
+}
+
+[[noreturn]] void wrong_type(const RunOption& option, py::handle value) {
+    throw py::type_error(option.field + " must be " + python_type(option.kind) + ", got " +
+                         std::string(py::str(py::type::of(value).attr("__name__"))));
+}
+
+// A keyword argument as the option's text (the CLI's syntax), after checking its type.
+std::string option_text(const RunOption& option, py::handle value) {
+    const bool is_int = py::isinstance<py::int_>(value) && !py::isinstance<py::bool_>(value);
+    const bool is_number = is_int || py::isinstance<py::float_>(value);
+    const auto join = [&](auto&& item_text) {
+        if (py::isinstance<py::str>(value)) return value.cast<std::string>();
+        if (!py::isinstance<py::list>(value) && !py::isinstance<py::tuple>(value)) wrong_type(option, value);
+        std::string text;
+        for (py::handle item : value) text += (text.empty() ? "" : ",") + item_text(item);
+        return text;
+    };
+    switch (option.kind) {
+    case RunOptionKind::integer:
+    case RunOptionKind::unsigned_integer:
+        if (!is_int) wrong_type(option, value);
+        return std::string(py::str(value));
+    case RunOptionKind::real:
+    case RunOptionKind::optional_real:
+        if (!is_number) wrong_type(option, value);
+        return std::string(py::repr(py::float_(py::reinterpret_borrow<py::object>(value))));  // reads back exactly
+    case RunOptionKind::bytes:
+    case RunOptionKind::tile:
+        if (!is_int && !py::isinstance<py::str>(value)) wrong_type(option, value);
+        return std::string(py::str(value));
+    case RunOptionKind::flag:
+        if (!py::isinstance<py::bool_>(value)) wrong_type(option, value);
+        return value.cast<bool>() ? "true" : "false";
+    case RunOptionKind::choice:
+    case RunOptionKind::text:
+        if (!py::isinstance<py::str>(value)) wrong_type(option, value);
+        return value.cast<std::string>();
+    case RunOptionKind::layers:
+        return join([&](py::handle item) {
+            if (!py::isinstance<py::str>(item)) wrong_type(option, item);
+            return item.cast<std::string>();
+        });
+    case RunOptionKind::reals:
+        return join([&](py::handle item) {
+            return std::string(py::repr(py::float_(py::reinterpret_borrow<py::object>(item))));
+        });
+    case RunOptionKind::integers:
+        return join([&](py::handle item) {
+            if (!py::isinstance<py::int_>(item)) wrong_type(option, item);
+            return std::string(py::str(item));
+        });
+    }
+    wrong_type(option, value);
+}
+
+// The keyword arguments of stylize that are not run options.
+constexpr const char* kFrontEndArguments[] = {"weights", "init", "scales", "style_masks",
+                                              "style_image_masks", "content_mask", "callback"};
+
+std::string stylize_doc() {
+    std::string signature = "stylize(content, style, *, weights=None, init='content', scales=1";
+    std::string options;
+    for (const RunOption& option : run_options()) {
+        signature += ", " + option.field + "=" + python_default(option);
+        options += option.field + ": " + python_type(option.kind) + " = " + python_default(option) + "\n    " +
+                   option.help + (python_default(option) == "None" && !option.default_text.empty()
+                                      ? " (default: " + option.default_text + ")" : "") + "\n";
+    }
+    signature += ", style_masks=None, style_image_masks=None, content_mask=None, callback=None)";
+    return signature + R"(
+
+Stylises `content` with `style` and returns the image, float32 (H, W, 3) in [0, 1].
+
+content, style: a path or an array (H, W, 3) uint8 or float in [0, 1]; style may be a list
+    of them (blended by style_blend_weights, equal by default).
+weights: an nst.Weights, a path, or None ($NST_WEIGHTS, then ~/.cache/nst/vgg19.h5).
+init: 'noise', 'content', 'style', or an image (path or array); seed: of the noise.
+scales: coarse-to-fine sizes halving up to size (or scale_sizes, coarsest first).
+style_masks: one output region per style; style_image_masks: each style image's own region
+    (None entries: the whole image); content_mask: the content loss's region.
+callback: called after each iteration with an nst.Report; return False to stop early.
+
+The options of the run (the CLI's, dashes as underscores; None: the default):
+
+)" + options + R"(
+The run releases the GIL; Ctrl-C stops it after the current iteration (KeyboardInterrupt).
+Raises ValueError for bad options (the CLI's messages), TypeError for a value of the wrong
+type or an unknown keyword, nst.InputError for bad images or weights, MemoryError when out
+of memory, RuntimeError for device errors.)";
+}
+
+// The request of a stylize call: images, then every run option given.
+TransferRequest stylize_request(py::handle content, py::handle style, const py::kwargs& kwargs) {
+    TransferRequest r;
+    r.content = to_image(content, "content");
+    r.styles = to_images(style, "style");
+    for (const auto& [key, value] : kwargs) {
+        const std::string name = py::str(key);
+        bool front_end = false;
+        for (const char* argument : kFrontEndArguments) front_end = front_end || name == argument;
+        if (front_end) continue;
+        const RunOption* option = find_run_option(name);
+        if (option == nullptr || option->field != name)
+            throw py::type_error("stylize() got an unexpected keyword argument '" + name + "'");
+        if (!value.is_none()) set_run_option(r, option->flag, option_text(*option, value));
+    }
+    const auto given = [&](const char* name) { return kwargs.contains(name) && !kwargs[name].is_none(); };
+    const py::object init = given("init") ? py::object(kwargs["init"]) : py::str("content");
+    const std::string named = py::isinstance<py::str>(init) ? init.cast<std::string>() : "";
+    if (named == "noise" || named == "content" || named == "style") {
+        r.init = named;
+    } else {
+        r.init = InitKind::image;
+        r.init_image = to_image(init, "init");
+    }
+    const int scales = given("scales") ? kwargs["scales"].cast<int>() : 1;
+    if (!r.scale_sizes.empty()) {
+        if (scales > 1) throw UsageError("give scales or scale_sizes, not both");
+    } else {
+        r.scale_sizes = coarse_to_fine_sizes(r.size, scales);
+    }
+    if (given("style_masks")) r.style_masks = to_images(kwargs["style_masks"], "style mask");
+    if (given("style_image_masks"))
+        for (py::handle item : kwargs["style_image_masks"])
+            r.style_image_masks.push_back(item.is_none() ? Image{} : to_image(item, "style image mask"));
+    if (given("content_mask")) r.content_mask = to_image(kwargs["content_mask"], "content mask");
+    r.validate();
+    return r;
+}
+
+py::array_t<float> stylize(py::object content, py::object style, py::kwargs kwargs) {
+    const TransferRequest r = stylize_request(content, style, kwargs);
+    const py::object weights = kwargs.contains("weights") ? py::object(kwargs["weights"]) : py::none();
+    const py::object callback = kwargs.contains("callback") ? py::object(kwargs["callback"]) : py::none();
+    Weights loaded = weights.is_none() || is_path(weights)
+                         ? read_weights_file(weights.is_none() ? "" : to_path(weights))
+                         : weights.cast<Weights>();
+
+        // Python errors raised in the callback (KeyboardInterrupt included)
+        // are left set in the interpreter and re-raised after the run.
+        bool python_error = false;
+        std::atomic<bool> cancel{false};
+        TransferCallbacks callbacks;
+        callbacks.cancel = &cancel;
+        callbacks.on_iteration = [&](const TransferProgress& p) {
+            py::gil_scoped_acquire gil;
+            if (PyErr_CheckSignals() != 0) {
+                python_error = true;
+                return false;
+            }
+            if (callback.is_none()) return true;
+            const Report report{p.iteration, p.iterations, p.evaluations, p.scale,
+                                p.scales, p.size, p.terms.loss, p.terms.content,
+                                p.terms.style, p.terms.tv, p.seconds, p.peak_bytes, p.event};
+            try {
+                const py::object answer = callback(report);
+                return answer.is_none() || answer.cast<bool>();
+            } catch (py::error_already_set& e) {
+                e.restore();
+                python_error = true;
+                return false;
+            }
+        };
+        TransferResult result;
+        {
+            py::gil_scoped_release released;
+            result = run_transfer(*loaded.weights, r, callbacks);
+        }
+        if (python_error) throw py::error_already_set();
+        if (result.optimization.reason == StopReason::failed)
+            throw RuntimeFailure("the optimisation failed: " + result.optimization.message);
+        return to_array(result.image);
+}
 
 }  // namespace
 
@@ -200,163 +402,5 @@ PYBIND11_MODULE(nst, m) {
           "Writes an image (array or path) as 8-bit PNG or JPEG, chosen by the extension;\n"
           "atomically: a failure never leaves a partial file.");
 
-    const TransferRequest d;  // the defaults, once
-    m.def(
-        "stylize",
-        [](py::object content, py::object style, py::object weights, py::object style_blend_weights,
-           int size, double style_scale, double content_weight, std::optional<double> style_weight,
-           double tv_weight, py::object content_layers, py::object style_layers, int iterations,
-           std::string optimizer, int lbfgs_history, std::string lbfgs_history_precision,
-           std::string line_search,
-           std::optional<double> learning_rate, py::object init, std::uint64_t seed,
-           std::string pool, std::string device, int threads, std::optional<std::string> precision,
-           std::string preserve_colors, std::string color_transfer, int scales,
-           std::optional<std::vector<int>> scale_sizes,
-           std::optional<std::vector<int>> scale_iterations, py::object style_masks,
-           py::object style_image_masks, py::object content_mask, bool mask_erosion,
-           std::size_t max_memory, py::object tile, py::object callback) {
-            TransferRequest r;
-            r.content = to_image(content, "content");
-            r.styles = to_images(style, "style");
-            if (!style_blend_weights.is_none())
-                r.style_blend_weights = style_blend_weights.cast<std::vector<double>>();
-            r.size = size;
-            r.style_scale = style_scale;
-            r.content_weight = content_weight;
-            r.style_weight = style_weight;
-            r.tv_weight = tv_weight;
-            r.content_layers = to_layers(content_layers);
-            r.style_layers = to_layers(style_layers);
-            r.iterations = iterations;
-            r.optimizer = optimizer;
-            r.lbfgs_history = lbfgs_history;
-            r.lbfgs_history_precision = lbfgs_history_precision;
-            r.line_search = line_search;
-            r.learning_rate = learning_rate;
-            const std::string named = py::isinstance<py::str>(init) ? init.cast<std::string>() : "";
-            if (named == "noise" || named == "content" || named == "style") {
-                r.init = named;
-            } else {
-                r.init = "image";
-                r.init_image = to_image(init, "init");
-            }
-            r.seed = seed;
-            r.pool = pool;
-            r.device = device;
-            r.threads = threads;
-            r.precision = precision.value_or("");
-            r.preserve_colors = preserve_colors;
-            r.color_transfer = color_transfer;
-            if (scale_sizes) {
-                if (scales > 1) throw UsageError("give scales or scale_sizes, not both");
-                r.scale_sizes = *scale_sizes;
-            } else {
-                r.scale_sizes = coarse_to_fine_sizes(size, scales);
-            }
-            if (scale_iterations) r.scale_iterations = *scale_iterations;
-            if (!style_masks.is_none()) r.style_masks = to_images(style_masks, "style mask");
-            if (!style_image_masks.is_none())
-                for (py::handle item : style_image_masks)
-                    r.style_image_masks.push_back(item.is_none() ? Image{} : to_image(item, "style image mask"));
-            if (!content_mask.is_none()) r.content_mask = to_image(content_mask, "content mask");
-            r.mask_erosion = mask_erosion;
-            r.max_memory = max_memory;
-            if (py::isinstance<py::str>(tile)) {
-                if (tile.cast<std::string>() != "auto")
-                    throw UsageError("tile must be an int (px), 0, None or 'auto'");
-                r.tile = TransferRequest::tile_auto;
-            } else if (!tile.is_none()) {
-                r.tile = tile.cast<int>();
-            }
-            r.validate();
-
-            Weights loaded = weights.is_none() || is_path(weights)
-                                 ? read_weights_file(weights.is_none() ? "" : to_path(weights))
-                                 : weights.cast<Weights>();
-
-            // Python errors raised in the callback (KeyboardInterrupt included)
-            // are left set in the interpreter and re-raised after the run.
-            bool python_error = false;
-            std::atomic<bool> cancel{false};
-            TransferCallbacks callbacks;
-            callbacks.cancel = &cancel;
-            callbacks.on_iteration = [&](const TransferProgress& p) {
-                py::gil_scoped_acquire gil;
-                if (PyErr_CheckSignals() != 0) {
-                    python_error = true;
-                    return false;
-                }
-                if (callback.is_none()) return true;
-                const Report report{p.iteration, p.iterations, p.evaluations, p.scale,
-                                    p.scales, p.size, p.terms.loss, p.terms.content,
-                                    p.terms.style, p.terms.tv, p.seconds, p.peak_bytes, p.event};
-                try {
-                    const py::object answer = callback(report);
-                    return answer.is_none() || answer.cast<bool>();
-                } catch (py::error_already_set& e) {
-                    e.restore();
-                    python_error = true;
-                    return false;
-                }
-            };
-            TransferResult result;
-            {
-                py::gil_scoped_release released;
-                result = run_transfer(*loaded.weights, r, callbacks);
-            }
-            if (python_error) throw py::error_already_set();
-            if (result.optimization.reason == StopReason::failed)
-                throw RuntimeFailure("the optimisation failed: " + result.optimization.message);
-            return to_array(result.image);
-        },
-        py::arg("content"), py::arg("style"), py::kw_only(), py::arg("weights") = py::none(),
-        py::arg("style_blend_weights") = py::none(), py::arg("size") = d.size,
-        py::arg("style_scale") = d.style_scale, py::arg("content_weight") = d.content_weight,
-        py::arg("style_weight") = py::none(), py::arg("tv_weight") = d.tv_weight,
-        py::arg("content_layers") = TransferDefaults::content_layers,
-        py::arg("style_layers") = TransferDefaults::style_layers,
-        py::arg("iterations") = d.iterations, py::arg("optimizer") = d.optimizer,
-        py::arg("lbfgs_history") = d.lbfgs_history,
-        py::arg("lbfgs_history_precision") = d.lbfgs_history_precision,
-        py::arg("line_search") = d.line_search,
-        py::arg("learning_rate") = py::none(), py::arg("init") = d.init, py::arg("seed") = d.seed,
-        py::arg("pool") = d.pool, py::arg("device") = d.device, py::arg("threads") = d.threads,
-        py::arg("precision") = py::none(), py::arg("preserve_colors") = d.preserve_colors,
-        py::arg("color_transfer") = d.color_transfer, py::arg("scales") = 1,
-        py::arg("scale_sizes") = py::none(), py::arg("scale_iterations") = py::none(),
-        py::arg("style_masks") = py::none(), py::arg("style_image_masks") = py::none(),
-        py::arg("content_mask") = py::none(), py::arg("mask_erosion") = false,
-        py::arg("max_memory") = d.max_memory, py::arg("tile") = py::none(),
-        py::arg("callback") = py::none(),
-        R"(Stylises `content` with `style` and returns the image, float32 (H, W, 3) in [0, 1].
-
-content, style: a path or an array (H, W, 3) uint8 or float in [0, 1]; style may be a list
-    of them (blended by style_blend_weights, equal by default).
-weights: an nst.Weights, a path, or None ($NST_WEIGHTS, then ~/.cache/nst/vgg19.h5).
-size: longest side of the output. style_scale: the style's longest side as a multiple of it.
-content_weight, style_weight, tv_weight: alpha, beta (None: 1e3, or the normalised
-    weights' default) and gamma.
-content_layers, style_layers: comma-separated names or lists (conv1_1 ... conv5_4).
-iterations, optimizer ('lbfgs' or 'adam'), lbfgs_history, line_search ('fixed' or 'wolfe'),
-    learning_rate (None: 1 for L-BFGS, 0.02 for Adam).
-lbfgs_history_precision: storage of the L-BFGS history, 'fp32', 'bf16' or 'fp16' (half the
-    memory; the arithmetic stays fp32).
-init: 'noise', 'content', 'style', or an image (path or array); seed: of the noise.
-pool: 'avg' or 'max'. device: 'auto', 'cpu', 'cuda' or 'cuda:N'. threads: CPU threads (0: all).
-precision: None (tf32 on CUDA, fp32 on the CPU), 'fp32' or 'tf32'.
-preserve_colors: 'none', 'luminance', 'histogram' or 'post'; color_transfer: 'symmetric',
-    'cholesky' or 'pca' (histogram only).
-scales: coarse-to-fine sizes halving down to size; or scale_sizes (coarsest first) and
-    scale_iterations (per scale).
-style_masks: one output region per style; style_image_masks: each style image's own region
-    (None entries: the whole image); content_mask; mask_erosion: "inside" guidance.
-max_memory: bytes the run may hold (0: what the device has free); a run whose memory plan
-    exceeds it is refused before any work (MemoryError naming the cheapest fix).
-tile: None or 0 (untiled), an int (core side in px of tiled evaluation: the same result,
-    the network's activations held for one tile) or 'auto' (the largest that fits max_memory).
-callback: called after each iteration with an nst.Report; return False to stop early.
-
-The run releases the GIL; Ctrl-C stops it after the current iteration (KeyboardInterrupt).
-Raises ValueError for bad options (the CLI's messages), nst.InputError for bad images or
-weights, MemoryError when out of memory, RuntimeError for device errors.)");
+    m.def("stylize", &stylize, py::arg("content"), py::arg("style"), stylize_doc().c_str());
 }
