@@ -221,6 +221,7 @@ std::string stylize_doc() {
     }
     signature += ", style_masks=None, style_image_masks=None, content_mask=None, callback=None)";
     return signature + R"(
+--
 
 Stylises `content` with `style` and returns the image, float32 (H, W, 3) in [0, 1].
 
@@ -245,8 +246,6 @@ of memory, RuntimeError for device errors.)";
 // The request of a stylize call: images, then every run option given.
 TransferRequest stylize_request(py::handle content, py::handle style, const py::kwargs& kwargs) {
     TransferRequest r;
-    r.content = to_image(content, "content");
-    r.styles = to_images(style, "style");
     for (const auto& [key, value] : kwargs) {
         const std::string name = py::str(key);
         bool front_end = false;
@@ -257,6 +256,8 @@ TransferRequest stylize_request(py::handle content, py::handle style, const py::
             throw py::type_error("stylize() got an unexpected keyword argument '" + name + "'");
         if (!value.is_none()) set_run_option(r, option->flag, option_text(*option, value));
     }
+    r.content = to_image(content, "content");
+    r.styles = to_images(style, "style");
     const auto given = [&](const char* name) { return kwargs.contains(name) && !kwargs[name].is_none(); };
     const py::object init = given("init") ? py::object(kwargs["init"]) : py::str("content");
     const std::string named = py::isinstance<py::str>(init) ? init.cast<std::string>() : "";
@@ -402,5 +403,21 @@ PYBIND11_MODULE(nst, m) {
           "Writes an image (array or path) as 8-bit PNG or JPEG, chosen by the extension;\n"
           "atomically: a failure never leaves a partial file.");
 
-    m.def("stylize", &stylize, py::arg("content"), py::arg("style"), stylize_doc().c_str());
+    {
+        // The docstring's first line is the whole signature, generated from the list,
+        // in the form inspect.signature reads (name(...)\n--\n\n).
+        py::options options;
+        options.disable_function_signatures();
+        m.def("stylize", &stylize, py::arg("content"), py::arg("style"), stylize_doc().c_str());
+    }
+    m.def(
+        "run_options",
+        [] {
+            py::list rows;
+            for (const RunOption& option : run_options())
+                rows.append(py::make_tuple(option.flag, option.field, option.default_text, option.help));
+            return rows;
+        },
+        "The run's options, as stylize's keyword arguments and the CLI's options take them:\n"
+        "(flag, keyword, default as shown, help) for each, in the order of engine/run_options.h.");
 }
