@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "engine/backend.h"
-#include "engine/transfer.h"
+#include "engine/request.h"
 #include "engine/weights.h"
 
 namespace nst {
@@ -72,5 +72,14 @@ int auto_tile(const Backend& backend, const VggWeights& weights, const TransferR
 
 // The plan as a table, one line per item, for --plan.
 std::string format_memory_plan(const MemoryPlan& plan);
+
+// Throws RuntimeFailure, before any work, when the memory plan of `request`
+// (engine/memory_plan.h) exceeds what `backend` has free or request.max_memory:
+// the message gives both numbers and the cheapest fix (a smaller L-BFGS history
+// when that suffices, else the largest --size that fits); and when a tensor of
+// the network would exceed the backend's limit (Backend::max_tensor_elements,
+// cuDNN's int indexing), naming the tile size that fits. run_transfer calls it.
+void check_memory_budget(const Backend& backend, const VggWeights& weights,
+                         const TransferRequest& request);
 
 }  // namespace nst

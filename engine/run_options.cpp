@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "engine/backend.h"
-#include "engine/transfer.h"
+#include "engine/request.h"
 
 namespace nst {
 
