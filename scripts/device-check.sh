@@ -5,8 +5,9 @@
 # packages, no network. It runs in phases, each under `timeout` and within an
 # overall budget, each writing its line to $OUT/summary.txt as it finishes:
 #
-#   facts        nvidia-smi, driver, nvcc, where cuDNN/cuBLAS were found, torch
+#   facts        nvidia-smi, driver, nvcc, where cuDNN/cuBLAS were found, torch, numpy
 #   start        the prebuilt executables load (ldd finds every library) and run
+#                (neural-style --help, each test program's --list-tests)
 #   build        only when they do not: build from the bundle's dev prefix
 #   gpu-tests    tests/cuda executables; skipped tests FAIL when nvidia-smi
 #                lists a GPU (the runtime must see what the driver sees)
@@ -15,8 +16,15 @@
 #   determinism  two identical short neural-style runs: cmp of the two PNGs
 #   bench        bench/compare.sh when present (SKIP_BENCH=1 leaves it out)
 #
+# Each result is PASS, FAIL or SKIPPED (with its reason); the last line is
+# "device check: PASSED ..." or "device check: FAILED (phases) ...". A phase
+# that fails does not stop the later ones: only a missing bundle, or nothing to
+# run after a failed fallback build, ends the check early. Every decision is a
+# function of scripts/device-check-lib.sh, tested by tests/scripts/test_device_check.sh.
+#
 # On the development machine (Debian 12), before the transfer:
 #
+#   scripts/prepare-device-check.sh     # both of these, timed:
 #   scripts/make-device-bundle.sh       # .device-bundle/nst-deps.tar.gz (libraries, headers)
 #   scripts/make-device-binaries.sh     # .device-bundle/nst-prebuilt.tar.gz (executables)
 #
@@ -30,98 +38,128 @@
 #   OUT            folder for the results (default: build-device/logs). At most 8
 #                  files: summary.txt machine.log build.log tests.log sanitizer.log
 #                  render.log bench.log bench-reports.txt
-#   CHECK_BUDGET_S seconds for the whole check (default 330); each phase gets
-#                  its own timeout, cut to what is left
+#   CHECK_BUDGET_S seconds for the whole check (default 330); each phase has its
+#                  own limit (scripts/device-check-lib.sh, phase_limit), cut to
+#                  what is left; CHECK_LIMIT_<PHASE>_S overrides one
+#                  (CHECK_LIMIT_GPU_TESTS_S=600)
+#   NST_TEST_DEVICE=cpu  the CPU-as-device rehearsal: the test programs run their
+#                  bodies on a CPU backend standing in for the GPU and must pass;
+#                  compute-sanitizer is whatever is on PATH (the rehearsal's stub);
+#                  determinism and bench run on the CPU. Every summary line says so.
 #   JOBS           parallelism of the fallback build (default: nproc)
 #   CUDA_ARCH      its CMAKE_CUDA_ARCHITECTURES (default: native with a GPU, else 80-real;90)
 #   BUILD_DIR      its folder (default: build-device)
 #   DEPS_DIR       where the bundle is unpacked (default: /tmp/nst-deps)
+#   CUDA_HOME      the CUDA toolkit (default: /usr/local/cuda)
 #   PYTHON         the Python with torch (default: the first of python3,
 #                  /opt/torch/.venv/bin/python3 that imports torch)
+#   BENCH_BASELINE a Python script run instead of bench/torch_baseline.py, with
+#                  its arguments: the rehearsal's stub baseline
+#                  (tests/scripts/stub-python/stub_torch_baseline.py)
 #   FORCE_FALLBACK=1  ignore the prebuilt executables (rehearses the fallback)
 #   SKIP_BENCH=1   do not run the benchmark
+#   NST_DEVICE_DIR where the prebuilt tests find the source tree (default
+#                  /tmp/nst-device, compiled into them; only the script's own
+#                  tests point it elsewhere)
 #
-# Exit status 0 when every phase that ran passed. A phase is SKIPPED only for a
-# stated reason (no GPU at all, no compute-sanitizer, no time left, SKIP_BENCH).
+# Exit status 0 when no phase failed.
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=device-check-lib.sh
+. "$root/scripts/device-check-lib.sh"
 out=${OUT:-$root/build-device/logs}
 build=${BUILD_DIR:-$root/build-device}
 deps=${DEPS_DIR:-/tmp/nst-deps}
 jobs=${JOBS:-$(nproc)}
 budget=${CHECK_BUDGET_S:-330}
-fixed=/tmp/nst-device   # where the prebuilt tests look for tests/reference (make-device-binaries.sh)
+cuda_home=${CUDA_HOME:-/usr/local/cuda}
+fixed=${NST_DEVICE_DIR:-/tmp/nst-device}   # where the prebuilt tests look for tests/reference (make-device-binaries.sh)
+device_mode=cuda
+[[ ${NST_TEST_DEVICE:-} == cpu ]] && device_mode=cpu
 mkdir -p "$out"
 summary=$out/summary.txt
 machine=$out/machine.log
 : >"$summary"
 : >"$machine"
-status=0
 check_start=$(date +%s)
 original_ld_path=${LD_LIBRARY_PATH:-}
-export PATH=$PATH:/usr/local/cuda/bin
+export PATH=$PATH:$cuda_home/bin
 
 # One line per phase: "phase: RESULT (N s) detail [-> next: what to look at]".
 line() { echo "$*" | tee -a "$summary"; }
+cpu_note=
+[[ $device_mode == cpu ]] && cpu_note="[CPU-as-device rehearsal (NST_TEST_DEVICE=cpu): not a GPU result]"
+failed_phases=()
 phase_start=0
-begin() { phase_start=$(date +%s); }
+phase_end=0
+begin() { phase_start=$(date +%s); phase_end=$(( phase_start + $(phase_limit "$1") )); }
 report() {  # report PHASE RESULT DETAIL [NEXT]
     local text="$1: $2 ($(( $(date +%s) - phase_start )) s)${3:+ $3}"
+    [[ -n $cpu_note ]] && text="$text $cpu_note"
     [[ -n ${4:-} ]] && text="$text -> next: $4"
     line "$text"
-    [[ $2 == FAIL ]] && status=1
+    [[ $2 == FAIL ]] && failed_phases+=("$1")
     return 0
 }
-# Seconds a phase may take: its own limit, cut to what is left of the budget.
-limit() {
-    local left=$(( budget - ($(date +%s) - check_start) - 5 ))
-    (( left < 1 )) && left=1
-    (( left < $1 )) && echo "$left" || echo "$1"
+# Seconds left of the budget (5 kept for the last line), and of the phase.
+budget_left() { echo $(( budget - ($(date +%s) - check_start) - 5 )); }
+phase_left() { echo $(( phase_end - $(date +%s) )); }
+t() {  # t CAP COMMAND...: COMMAND under timeout, cut to what is left
+    local seconds; seconds=$(command_limit "$1" "$(phase_left)" "$(budget_left)"); shift
+    timeout -k 5 "$seconds" "$@"
 }
-enough_time() { (( $(limit 9999) >= $1 )); }
-t() { local s; s=$(limit "$1"); shift; timeout -k 5 "$s" "$@"; }
+enough_time() { has_time "$(budget_left)" "$(phase_minimum "$1")"; }
+no_time() { echo "for time: $(budget_left) s left of CHECK_BUDGET_S=$budget, $1 needs $(phase_minimum "$1")"; }
 
 # ==== facts ====================================================================================
-begin
-gpu_listed=$(timeout 20 nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
+begin facts
+gpu_listed=$(t 20 nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
 {
     echo "== date: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(uname -srm), $(nproc) cores"
     echo "== os: $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
     echo "== glibc: $(ldd --version 2>/dev/null | head -1)"
     echo "== compilers: $(c++ --version 2>/dev/null | head -1); $(nvcc --version 2>/dev/null | tail -1)"
     echo "== cmake: $(cmake --version 2>/dev/null | head -1); ninja $(ninja --version 2>/dev/null)"
-    echo "== nvidia-smi -L"; timeout 20 nvidia-smi -L 2>&1
-    echo "== nvidia-smi"; timeout 20 nvidia-smi 2>&1
+    echo "== nvidia-smi -L"; t 20 nvidia-smi -L 2>&1
+    echo "== nvidia-smi"; t 20 nvidia-smi 2>&1
     echo "== compute-sanitizer: $(command -v compute-sanitizer || echo missing); ncu: $(command -v ncu || echo missing)"
+    echo "== NST_TEST_DEVICE=${NST_TEST_DEVICE:-unset}"
 } >>"$machine" 2>&1
-gpu_name=$(timeout 20 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
+gpu_name=$(t 20 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
 
 # Python with torch (for the benchmark and as a second opinion on the device),
 # and the nvidia namespace packages of every candidate Python (the pip wheels
 # of cuDNN, cuBLAS, the CUDA runtime: nvidia/cudnn/lib, nvidia/cu13/lib,
-# nvidia/cublas/lib, ...). nvidia.cudnn is a namespace package: __file__ is
-# None, __path__ is the list to search.
-python=
+# nvidia/cublas/lib, ...). One Python call each: torch is imported at most once.
+python='' torch_version='' torch_cuda='' cuda_available='' numpy_version=''
 wheel_roots=()
-for candidate in ${PYTHON:-} python3 /opt/torch/.venv/bin/python3; do
+if [[ -n ${PYTHON:-} ]]; then candidates=("$PYTHON"); else candidates=(python3 /opt/torch/.venv/bin/python3); fi
+for candidate in "${candidates[@]}"; do
     command -v "$candidate" >/dev/null 2>&1 || continue
+    want_torch=0
+    [[ -z $python ]] && want_torch=1
+    probe=$(t 60 "$candidate" -c "$(python_probe_source)" "$want_torch" 2>>"$machine")
+    echo "== python probe of $candidate:" >>"$machine"
+    sed 's/^/   /' <<<"$probe" >>"$machine"
     while read -r dir; do
         [[ -n $dir && -d $dir ]] && wheel_roots+=("$dir")
-    done < <(timeout 20 "$candidate" -c 'import nvidia; print("\n".join(nvidia.__path__))' 2>/dev/null)
-    if [[ -z $python ]] && timeout 60 "$candidate" -c 'import torch' >/dev/null 2>&1; then
+    done < <(probe_field nvidia_path <<<"$probe")
+    if [[ $want_torch == 1 ]] && [[ -n $(probe_field torch_version <<<"$probe") ]]; then
         python=$candidate
+        torch_version=$(probe_field torch_version <<<"$probe")
+        torch_cuda=$(probe_field torch_cuda <<<"$probe")
+        cuda_available=$(probe_field cuda_available <<<"$probe")
+        numpy_version=$(probe_field numpy_version <<<"$probe")
     fi
 done
 torch_facts="no Python with torch"
-if [[ -n $python ]]; then
-    torch_facts=$(timeout 60 "$python" -c 'import torch; print(f"torch {torch.__version__} CUDA {torch.version.cuda}, cuda.is_available()={torch.cuda.is_available()}")' 2>&1 | tail -1)
-fi
+[[ -n $python ]] && torch_facts="torch $torch_version CUDA $torch_cuda, cuda.is_available()=$cuda_available, numpy ${numpy_version:-missing}"
 
 # Folders to look for CUDA libraries in: the toolkit, then the wheels.
+nvcc_dir=$(dirname "$(command -v nvcc 2>/dev/null || echo /nonexistent/bin/nvcc)")
 lib_dirs=()
-for dir in "$(dirname "$(command -v nvcc 2>/dev/null || echo /nonexistent/bin/nvcc)")/../lib64" \
-           /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+for dir in "$nvcc_dir/../lib64" "$cuda_home/lib64" "$cuda_home/targets/x86_64-linux/lib"; do
     [[ -d $dir && " ${lib_dirs[*]} " != *" $(cd "$dir" && pwd -P) "* ]] && lib_dirs+=("$(cd "$dir" && pwd -P)")
 done
 toolkit_libs=${#lib_dirs[@]}
@@ -129,8 +167,7 @@ for wheel in "${wheel_roots[@]}"; do
     while read -r dir; do lib_dirs+=("$dir"); done < <(find "$wheel" -maxdepth 3 -type d -name 'lib*' 2>/dev/null | sort)
 done
 inc_dirs=()
-for dir in "$(dirname "$(command -v nvcc 2>/dev/null || echo /nonexistent/bin/nvcc)")/../include" \
-           /usr/local/cuda/include; do
+for dir in "$nvcc_dir/../include" "$cuda_home/include"; do
     [[ -d $dir && " ${inc_dirs[*]} " != *" $(cd "$dir" && pwd -P) "* ]] && inc_dirs+=("$(cd "$dir" && pwd -P)")
 done
 toolkit_incs=${#inc_dirs[@]}
@@ -162,21 +199,29 @@ fi
     echo "== cublas: lib ${cublas_dir:-NOT FOUND}, include ${cublas_inc:-NOT FOUND}"
     echo "== python with torch: ${python:-none}: $torch_facts"
 } >>"$machine"
-report facts ok "gpu: ${gpu_name:-none} ($gpu_listed listed by nvidia-smi -L); $(nvcc --version 2>/dev/null | tail -1 || echo 'nvcc missing'); cudnn $cudnn_version: ${cudnn_dir:-NOT FOUND}; cublas: ${cublas_dir:-NOT FOUND}; $torch_facts"
+report facts PASS "gpu: ${gpu_name:-none} ($gpu_listed listed by nvidia-smi -L); $(nvcc --version 2>/dev/null | tail -1 || echo 'nvcc missing'); cudnn $cudnn_version: ${cudnn_dir:-NOT FOUND}; cublas: ${cublas_dir:-NOT FOUND}; $torch_facts"
 
 # ==== the bundle ==============================================================================
-begin
+begin bundle
 archive=$root/.device-bundle/nst-deps.tar.gz
 if [[ ! -f $archive ]]; then
     report bundle FAIL "$archive is missing. .device-bundle/ is git-ignored, so it travels only when the transfer names it: carry [\".device-bundle\"]" \
-        "on the development machine: scripts/make-device-bundle.sh && scripts/make-device-binaries.sh, then rerun with carry [\".device-bundle\"]"
-    line "device check: FAILED (no bundle)"
+        "on the development machine: scripts/prepare-device-check.sh, then rerun with carry [\".device-bundle\"]"
+    line "device check: FAILED (bundle) in $(( $(date +%s) - check_start )) s: no bundle"
     exit 1
 fi
 rm -rf "$deps" && mkdir -p "$(dirname "$deps")"
-t 60 tar -C "$(dirname "$deps")" -xzf "$archive"
 prebuilt_archive=$root/.device-bundle/nst-prebuilt.tar.gz
-[[ -f $prebuilt_archive ]] && t 60 tar -C "$(dirname "$deps")" -xzf "$prebuilt_archive"
+unpacked=0
+if t 60 tar -C "$(dirname "$deps")" -xzf "$archive" 2>>"$machine"; then
+    unpacked=1
+    [[ -f $prebuilt_archive ]] && { t 60 tar -C "$(dirname "$deps")" -xzf "$prebuilt_archive" 2>>"$machine" || unpacked=0; }
+fi
+if (( unpacked == 0 )); then
+    report bundle FAIL "could not unpack $archive${prebuilt_archive:+ or $prebuilt_archive}" "machine.log (tar's message)"
+    line "device check: FAILED (bundle) in $(( $(date +%s) - check_start )) s: no bundle"
+    exit 1
+fi
 [[ $(basename "$deps") == nst-deps ]] || mv "$(dirname "$deps")/nst-deps" "$deps"
 # The bundle also carries the libraries HDF5 loads (OpenSSL, curl, ...). Where
 # this machine has its own, those are used instead (newer, with its security
@@ -187,12 +232,13 @@ primary='^lib(hdf5|png|jpeg|openblas|gfortran|quadmath|sz|aec|z\.)'
 # random, when grep exits before ldconfig has written everything.)
 system_libraries=$("$(command -v ldconfig || echo /sbin/ldconfig)" -p 2>/dev/null | awk '{print $1}')
 for library in "$deps"/lib/*.so.*; do
+    [[ -e $library ]] || continue
     name=$(basename "$library")
     if [[ ! $name =~ $primary ]] && grep -qxF "$name" <<<"$system_libraries"; then
         rm -f "$library"
     fi
 done
-report bundle ok "$(ls "$deps/lib" | grep -c '\.so') library files in $deps/lib; prebuilt: $( [[ -f $prebuilt_archive ]] && head -1 "$root/.device-bundle/nst-prebuilt.txt" 2>/dev/null || echo none)"
+report bundle PASS "$(ls "$deps/lib" 2>/dev/null | grep -c '\.so') library files in $deps/lib; prebuilt: $( [[ -f $prebuilt_archive ]] && head -1 "$root/.device-bundle/nst-prebuilt.txt" 2>/dev/null || echo none)"
 
 # The CUDA libraries the executables load, from wherever they were found
 # (toolkit or wheels): put those folders on LD_LIBRARY_PATH. cuDNN loads its
@@ -213,9 +259,10 @@ export LD_LIBRARY_PATH=$(IFS=:; echo "${ld_path[*]}")${original_ld_path:+:$origi
 echo "== LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >>"$machine"
 
 # ==== start: the prebuilt executables ============================================================
-begin
+begin start
 bindir=
 executables() { ls "$1"/apps/neural-style "$1"/apps/nst-bench "$1"/tests/cuda/test_* 2>/dev/null; }
+test_programs() { local exe; for exe in "$1"/tests/cuda/test_*; do [[ -f $exe && -x $exe ]] && echo "$exe"; done; }
 if [[ ${FORCE_FALLBACK:-0} == 1 ]]; then
     report start SKIPPED "FORCE_FALLBACK=1: building instead"
 elif [[ ! -d $deps/prebuilt ]]; then
@@ -233,22 +280,35 @@ else
     ln -sfn "$root" "$fixed/src"
     missing=$(for exe in $(executables "$deps/prebuilt"); do ldd "$exe" 2>&1; done |
               grep -E 'not found' | sort -u | tr -s ' \t\n' ' ')
+    echo "== neural-style --help" >>"$machine"
     t 30 "$deps/prebuilt/apps/neural-style" --help >>"$machine" 2>&1; help_rc=$?
-    t 30 "$deps/prebuilt/tests/cuda/test_cuda_backend" --list-tests >>"$machine" 2>&1; list_rc=$?
+    listings='' listing_failed=0
+    listing=$(mktemp)
+    for exe in $(test_programs "$deps/prebuilt"); do
+        t 30 "$exe" --list-tests >"$listing" 2>&1
+        rc=$?
+        { echo "== $(basename "$exe") --list-tests: exit $rc"; cat "$listing"; } >>"$machine"
+        read -r result detail <<<"$(listing_verdict "$rc" "$listing")"
+        [[ $result == PASS ]] || listing_failed=1
+        listings="$listings$(basename "$exe"): $detail; "
+    done
+    rm -f "$listing"
+    [[ -z $listings ]] && { listing_failed=1; listings="no test programs in prebuilt/tests/cuda; "; }
     if [[ -n $missing ]]; then
         report start FAIL "ldd: $missing; building instead" "machine.log (ldd of each executable, LD_LIBRARY_PATH)"
-    elif (( help_rc != 0 )) || (( list_rc != 0 && list_rc != 77 )); then
-        report start FAIL "neural-style --help exit $help_rc, test_cuda_backend --list-tests exit $list_rc; building instead" "machine.log (their output)"
+    elif (( help_rc != 0 || listing_failed )); then
+        report start FAIL "neural-style --help exit $help_rc; ${listings}building instead" "machine.log (their output)"
     else
         bindir=$deps/prebuilt
-        report start ok "prebuilt executables load and run ($(sed -n 1p "$root/.device-bundle/nst-prebuilt.txt" 2>/dev/null))"
+        report start PASS "prebuilt executables load and run ($(sed -n 1p "$root/.device-bundle/nst-prebuilt.txt" 2>/dev/null)); ${listings%; }"
     fi
 fi
 
 # ==== build: the fallback ===========================================================================
 if [[ -z $bindir ]]; then
-    begin
-    if (( gpu_listed > 0 )); then arch=${CUDA_ARCH:-native}; else arch=${CUDA_ARCH:-80-real;90}; fi
+    begin build
+    # native needs a GPU the runtime sees: not in the CPU-as-device rehearsal.
+    if (( gpu_listed > 0 )) && [[ $device_mode != cpu ]]; then arch=${CUDA_ARCH:-native}; else arch=${CUDA_ARCH:-80-real;90}; fi
     targets="neural-style $(cd "$root/tests/cuda" && ls test_*.cpp | sed 's/\.cpp$//' | tr '\n' ' ')"
     [[ -f $root/apps/nst_bench.cpp ]] && targets="$targets nst-bench"
     # DT_RPATH (--disable-new-dtags), not RUNPATH: it also applies to the
@@ -256,7 +316,8 @@ if [[ -z $bindir ]]; then
     # wheels ship no unversioned libcublas.so, so the library is named directly.
     link_flags="-Wl,--disable-new-dtags -Wl,-rpath,$deps/lib -Wl,-rpath-link,$deps/lib"
     extra=()
-    [[ -n $cudnn_dir && ! -e $cudnn_dir/libcudnn.so && -n $cudnn_inc ]] && export CUDNN_PATH=$(dirname "$cudnn_inc")
+    cudnn_path=$(cudnn_path_for_build "$cudnn_inc" "${inc_dirs[@]:0:toolkit_incs}")
+    [[ -n $cudnn_path ]] && export CUDNN_PATH=$cudnn_path
     if [[ -n $cublas_dir ]] && ! first_with libcublas.so "${lib_dirs[@]:0:toolkit_libs}" >/dev/null; then
         extra+=(-DCUDA_cublas_LIBRARY="$cublas_dir/libcublas.so.13"
                 -DCUDA_cublasLt_LIBRARY="$cublas_dir/libcublasLt.so.13")
@@ -272,117 +333,134 @@ if [[ -z $bindir ]]; then
             -DCMAKE_PREFIX_PATH="$deps" -DHDF5_ROOT="$deps" "${extra[@]}" \
             -DCMAKE_CXX_FLAGS="$include_flags" -DCMAKE_CUDA_FLAGS="$include_flags" \
             -DCMAKE_EXE_LINKER_FLAGS="$link_flags" -DCMAKE_SHARED_LINKER_FLAGS="$link_flags" &&
-        t 420 cmake --build "$build" -j "$jobs" --target $targets
+        t "$(phase_limit build)" cmake --build "$build" -j "$jobs" --target $targets
     } >"$out/build.log" 2>&1
     rc=$?
     if (( rc == 0 )); then
         bindir=$build
-        report build ok "-j $jobs, CUDA architectures $arch"
+        report build PASS "-j $jobs, CUDA architectures $arch"
     else
-        report build FAIL "exit $rc, -j $jobs, CUDA architectures $arch" \
+        report build FAIL "exit $rc$( ((rc == 124)) && echo ' (timeout)'), -j $jobs, CUDA architectures $arch" \
             "build.log (last lines below; configure errors: CMake's 'Could NOT find')"
         tail -25 "$out/build.log" | sed 's/^/    /' | tee -a "$summary"
-        line "device check: FAILED (nothing to run)"
+        line "device check: $(final_verdict "${failed_phases[@]}") in $(( $(date +%s) - check_start )) s: nothing to run"
         exit 1
     fi
 fi
 
 # ==== gpu-tests ======================================================================================
-begin
+begin gpu-tests
 : >"$out/tests.log"
-passed=() skipped=() failed=()
-for exe in "$bindir"/tests/cuda/test_*; do
+passed=() skipped=() failed=() not_run=()
+for exe in $(test_programs "$bindir"); do
     name=$(basename "$exe")
-    echo "==== $name" >>"$out/tests.log"
-    (cd "$bindir/tests/cuda" && t 120 "$exe" --durations yes) >>"$out/tests.log" 2>&1
+    if (( $(phase_left) < 1 || $(budget_left) < 1 )); then not_run+=("$name"); continue; fi
+    echo "==== $name (NST_TEST_DEVICE=${NST_TEST_DEVICE:-unset})" >>"$out/tests.log"
+    (cd "$bindir/tests/cuda" && t "$(phase_limit gpu-tests)" "$exe" --durations yes) >>"$out/tests.log" 2>&1
     rc=$?
     echo "==== $name: exit $rc" >>"$out/tests.log"
-    case $rc in
-        0) passed+=("$name") ;;
-        77) skipped+=("$name") ;;
-        124|137) failed+=("$name(timeout)") ;;
-        *) failed+=("$name(exit $rc)") ;;
+    read -r outcome why <<<"$(test_outcome "$rc")"
+    case $outcome in
+        passed) passed+=("$name") ;;
+        skipped) skipped+=("$name") ;;
+        *) failed+=("$name($why)") ;;
     esac
 done
 gpu_seen=0
 (( ${#passed[@]} + ${#failed[@]} > 0 )) && gpu_seen=1
 detail="passed: ${passed[*]:-none}; skipped: ${skipped[*]:-none}; failed: ${failed[*]:-none}"
-if (( ${#failed[@]} > 0 )); then
-    report gpu-tests FAIL "$detail" "tests.log: search 'FAILED:' and the lines after it"
-elif (( ${#skipped[@]} > 0 && gpu_listed > 0 )); then
-    report gpu-tests FAIL "$detail; nvidia-smi -L lists $gpu_listed GPU(s) but the CUDA runtime sees none" \
-        "machine.log: driver version (CUDA 13 needs driver >= 580), torch's cuda.is_available(), CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-unset}"
-elif (( ${#skipped[@]} > 0 )); then
-    report gpu-tests SKIPPED "$detail (no GPU: nvidia-smi lists none)"
-else
-    report gpu-tests ok "$detail"
-fi
+(( ${#not_run[@]} > 0 )) && detail="$detail; not run (no time): ${not_run[*]}"
+read -r result why <<<"$(gpu_tests_verdict ${#passed[@]} ${#skipped[@]} ${#failed[@]} ${#not_run[@]} "$gpu_listed" "$device_mode")"
+case $result in
+    FAIL) if (( ${#failed[@]} > 0 )); then
+              report gpu-tests FAIL "$detail${why:+; $why}" \
+                  "tests.log: search 'FAILED:' and the lines after it; a time-out: the last lines before '==== NAME: exit 124'"
+          else
+              report gpu-tests FAIL "$detail${why:+; $why}" \
+                  "machine.log: driver version (CUDA 13 needs driver >= 580), torch's cuda.is_available(), CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-unset}"
+          fi ;;
+    *) report gpu-tests "$result" "$detail${why:+ ($why)}" ;;
+esac
 
 # ==== sanitizers ======================================================================================
-# memcheck: the element-wise, pooling, loss and reduction kernels and the gemm
-# wrapper. Left out: the cuDNN convolutions (library code, and slow under the
-# sanitizer: [conv], [objective], [lbfgs], [determinism] and the [memory] case
-# that runs whole evaluations) and [oom], which asks cudaMalloc for 4 TiB on
-# purpose: memcheck reports that failed call as an error.
-# racecheck: the shared-memory reductions behind the losses and dot/asum/all_finite.
+# The runs are listed, with why these, in sanitizer_runs (scripts/device-check-lib.sh).
 sanitizer=$(command -v compute-sanitizer || true)
 : >"$out/sanitizer.log"
-run_sanitizer() {  # run_sanitizer PHASE SECONDS TOOL-ARGS... -- EXE FILTER
-    local phase=$1 seconds=$2; shift 2
-    begin
+run_sanitizer() {  # run_sanitizer PHASE
+    local phase=$1
+    begin "$phase"
+    echo "==== $phase" >>"$out/sanitizer.log"
     if [[ -z $sanitizer ]]; then report "$phase" SKIPPED "compute-sanitizer not found"; return; fi
     if (( gpu_seen == 0 )); then report "$phase" SKIPPED "no GPU"; return; fi
-    if ! enough_time 30; then report "$phase" SKIPPED "no time left in CHECK_BUDGET_S=$budget"; return; fi
-    local rc=0 args=() errors= run_log exe
+    if ! enough_time "$phase"; then report "$phase" SKIPPED "$(no_time "$phase")"; return; fi
+    local kind program filter rest tool_args exitcode rc errors outcome outcomes=() detail='' info='' run_log
     run_log=$(mktemp)
-    echo "==== $phase" >>"$out/sanitizer.log"
-    while (( $# )); do
-        args=()
-        while (( $# )) && [[ $1 != ';' ]]; do args+=("$1"); shift; done
-        (( $# )) && shift
-        for exe in "${args[@]}"; do [[ $exe == /* ]] && break; done
-        echo "---- compute-sanitizer ${args[*]}" >>"$out/sanitizer.log"
-        (cd "$bindir/tests/cuda" && t "$seconds" "$sanitizer" --error-exitcode 90 "${args[@]}") >"$run_log" 2>&1 || rc=$?
+    while read -r kind program filter rest; do
+        read -ra tool_args <<<"$rest"
+        if [[ ! -x $bindir/tests/cuda/$program ]]; then
+            outcomes+=(fail); detail="$detail$program: not among the executables; "
+            continue
+        fi
+        if [[ $kind == info ]] && (( $(phase_left) < 10 || $(budget_left) < 10 )); then
+            info="${info}API pass not run (no time); "
+            continue
+        fi
+        exitcode=()
+        [[ $kind == check ]] && exitcode=(--error-exitcode 90)
+        echo "---- compute-sanitizer ${exitcode[*]} ${tool_args[*]} $program $filter" >>"$out/sanitizer.log"
+        rc=0
+        (cd "$bindir/tests/cuda" && t "$(phase_limit "$phase")" "$sanitizer" "${exitcode[@]}" "${tool_args[@]}" \
+            "$bindir/tests/cuda/$program" "$filter") </dev/null >"$run_log" 2>&1 || rc=$?
         cat "$run_log" >>"$out/sanitizer.log"
-        errors="$errors$(basename "$exe"): $(grep -E 'ERROR SUMMARY' "$run_log" | tail -1 | sed 's/.*ERROR SUMMARY: //')$( ((rc != 0)) && echo " (exit $rc)"); "
-        (( rc != 0 )) && break
-    done
+        echo "---- exit $rc" >>"$out/sanitizer.log"
+        errors=$(sanitizer_errors "$run_log")
+        outcome=$(sanitizer_run_outcome "$rc" "$errors")
+        if [[ $kind == info ]]; then
+            info="${info}API errors of the --report-api-errors explicit pass ($program $filter; cuBLAS/cuDNN handle them; information only): ${errors:-no ERROR SUMMARY line}$( ((rc != 0)) && echo " (exit $rc)"); "
+            continue
+        fi
+        outcomes+=("$outcome")
+        detail="$detail$program $filter: $( [[ -n $errors ]] && echo "$errors errors" || echo "no ERROR SUMMARY line")$( ((rc != 0)) && echo " (exit $rc)"); "
+        [[ $outcome == timeout ]] && break   # the rest would only time out too
+    done < <(sanitizer_runs "$phase")
     rm -f "$run_log"
-    if (( rc == 0 )); then
-        report "$phase" ok "$errors"
+    read -r result why <<<"$(sanitizer_verdict "${outcomes[@]}")"
+    if [[ $result == FAIL ]]; then
+        detail="$detail$info"
+        report "$phase" FAIL "${detail%; }" "sanitizer.log: the first '=========' block under '==== $phase'"
     else
-        report "$phase" FAIL "exit $rc$( ((rc == 124)) && echo ' (timeout)') $errors" \
-            "sanitizer.log: the first '=========' block under '==== $phase'"
+        detail="$detail$info"
+        report "$phase" "$result" "${detail%; }${why:+ ($why)}"
     fi
 }
-run_sanitizer memcheck 120 \
-    --tool memcheck --leak-check full "$bindir/tests/cuda/test_cuda_ops" '[relu],[pool],[preprocess],[gram],[loss],[vector]' ';' \
-    --tool memcheck "$bindir/tests/cuda/test_cuda_backend" '[gemm]'
-run_sanitizer racecheck 120 \
-    --tool racecheck "$bindir/tests/cuda/test_cuda_ops" '[loss],[vector]'
+run_sanitizer memcheck
+run_sanitizer racecheck
 
 # ==== determinism ========================================================================================
 # Two identical short runs of the CLI (the narrow VGG-19 of tests/reference,
-# images from docs/) must write the same bytes. Without a GPU it runs on the
-# CPU, which checks only that the command works.
-begin
+# images from docs/) must write the same bytes. Without a GPU, or with the CPU
+# standing in for it, it runs on the CPU, which checks that the command works.
+begin determinism
 device=(--device cuda)
-(( gpu_seen == 0 )) && device=(--device cpu --threads 1)   # one thread: the machine may be busy
+if [[ $device_mode == cpu ]] || (( gpu_seen == 0 )); then
+    device=(--device cpu --threads 1)   # one thread: the machine may be busy
+fi
 render_dir=$(mktemp -d)
 : >"$out/render.log"
 render() {
     echo "==== run $1: ${device[*]}" >>"$out/render.log"
-    t 90 "$bindir/apps/neural-style" "${device[@]}" --weights "$root/tests/reference/narrow_vgg19.h5" \
+    t 60 "$bindir/apps/neural-style" "${device[@]}" --weights "$root/tests/reference/narrow_vgg19.h5" \
         --content "$root/docs/images/tubingen_starry_night_256.jpg" \
         --style "$root/docs/images/gallery/none.jpg" --size 192 --iterations 20 --seed 7 \
         --output "$render_dir/run$1.png" >>"$out/render.log" 2>&1
 }
-if ! enough_time 30; then
-    report determinism SKIPPED "no time left in CHECK_BUDGET_S=$budget"
+if ! enough_time determinism; then
+    echo "skipped: $(no_time determinism)" >>"$out/render.log"
+    report determinism SKIPPED "$(no_time determinism)"
 elif ! render 1 || ! render 2; then
     report determinism FAIL "neural-style ${device[*]} failed" "render.log"
 elif cmp "$render_dir/run1.png" "$render_dir/run2.png" >>"$out/render.log" 2>&1; then
-    report determinism ok "${device[*]}: two runs, same $(stat -c %s "$render_dir/run1.png") bytes$( ((gpu_seen == 0)) && echo ' (no GPU: CPU run, the command only)')"
+    report determinism PASS "${device[*]}: two runs, same $(stat -c %s "$render_dir/run1.png") bytes$( ((gpu_seen == 0)) && echo ' (no GPU: CPU run, the command only)')"
 else
     report determinism FAIL "${device[*]}: the two PNGs differ ($(tail -1 "$out/render.log"))" \
         "render.log: the two runs' losses per iteration; where they first part"
@@ -390,38 +468,45 @@ fi
 rm -rf "$render_dir"
 
 # ==== bench ================================================================================================
-begin
-if [[ ${SKIP_BENCH:-0} == 1 ]]; then
-    report bench SKIPPED "SKIP_BENCH=1"
-elif [[ ! -x $bindir/apps/nst-bench || ! -x $root/bench/compare.sh ]]; then
-    report bench SKIPPED "apps/nst-bench or bench/compare.sh not present"
-elif (( gpu_seen == 0 )); then
-    report bench SKIPPED "no GPU"
-elif [[ -z $python ]]; then
-    report bench SKIPPED "no Python with torch found (set PYTHON)"
-elif ! enough_time 60; then
-    report bench SKIPPED "no time left in CHECK_BUDGET_S=$budget"
+begin bench
+present=0
+[[ -x $bindir/apps/nst-bench && -x $root/bench/compare.sh ]] && present=1
+reason=$(bench_skip_reason "${SKIP_BENCH:-0}" "$present" "$gpu_seen" "$python" "$numpy_version" \
+         "$(budget_left)" "$(phase_minimum bench)")
+if [[ -n $reason ]]; then
+    echo "skipped: $reason" >"$out/bench.log"
+    report bench SKIPPED "$reason"
 else
     bench_out=$(mktemp -d)
     # PyTorch loads its own CUDA libraries: the baseline runs without our
     # LD_LIBRARY_PATH, which could put the toolkit's cuBLAS before its wheel's.
-    printf '#!/bin/sh\nLD_LIBRARY_PATH=%q exec %q "$@"\n' "$original_ld_path" "$(command -v "$python")" >"$bench_out/python"
+    # BENCH_BASELINE takes the place of bench/torch_baseline.py where given.
+    {
+        echo '#!/bin/sh'
+        [[ -n ${BENCH_BASELINE:-} ]] &&
+            printf 'case "$1" in */torch_baseline.py) shift; set -- %q "$@" ;; esac\n' "$BENCH_BASELINE"
+        printf 'LD_LIBRARY_PATH=%q exec %q "$@"\n' "$original_ld_path" "$(command -v "$python")"
+    } >"$bench_out/python"
     chmod +x "$bench_out/python"
-    PYTHON=$bench_out/python t 240 "$root/bench/compare.sh" "$bindir" --device cuda --sizes 256,512 \
-        --precision tf32 --repeats 5 --warmup 2 --out "$bench_out" >"$out/bench.log" 2>&1
+    read -ra bench_args <<<"$(bench_arguments "$device_mode")"
+    echo "==== bench/compare.sh $bindir ${bench_args[*]} (baseline: ${BENCH_BASELINE:-bench/torch_baseline.py}, $python)" >"$out/bench.log"
+    PYTHON=$bench_out/python t "$(phase_limit bench)" "$root/bench/compare.sh" "$bindir" "${bench_args[@]}" \
+        --out "$bench_out" >>"$out/bench.log" 2>&1
     rc=$?
     for report_file in "$bench_out"/*.json; do
         [[ -f $report_file ]] && { echo "==== $(basename "$report_file")"; cat "$report_file"; }
     done >"$out/bench-reports.txt"
-    if (( rc == 0 )); then
-        report bench ok "table in bench.log, JSON reports in bench-reports.txt"
+    read -r result why <<<"$(bench_verdict "$rc")"
+    if [[ $result == FAIL ]]; then
+        report bench FAIL "$why" "bench.log"
     else
-        report bench FAIL "exit $rc$( ((rc == 124)) && echo ' (timeout)')" "bench.log"
+        report bench "$result" "${why:-table in bench.log, JSON reports in bench-reports.txt}$( [[ -n ${BENCH_BASELINE:-} ]] && echo "; baseline: $BENCH_BASELINE")"
     fi
     rm -rf "$bench_out"
 fi
 
-verdict=passed
-(( status != 0 )) && verdict=FAILED
-line "device check: $verdict in $(( $(date +%s) - check_start )) s, executables: $( [[ $bindir == "$deps/prebuilt" ]] && echo prebuilt || echo "built here ($build)")$( ((gpu_seen == 0)) && echo '; no GPU: GPU phases skipped')"
-exit $status
+notes=
+(( gpu_seen == 0 )) && notes="; no GPU: GPU phases skipped"
+[[ -n $cpu_note ]] && notes="$notes; $cpu_note"
+line "device check: $(final_verdict "${failed_phases[@]}") in $(( $(date +%s) - check_start )) s, executables: $( [[ $bindir == "$deps/prebuilt" ]] && echo prebuilt || echo "built here ($build)")$notes"
+exit $(( ${#failed_phases[@]} > 0 ))

@@ -3,7 +3,8 @@
 # packages already present are left alone. The CUDA toolkit (nvcc, cuDNN,
 # cuBLAS) is not a Debian package here; the CUDA backend is built when it is found.
 # clang, its sanitizer and libFuzzer runtimes (libclang-rt) and its OpenMP (libomp)
-# are for the hardening build (scripts/ci-hardening.sh).
+# are for the hardening build (scripts/ci-hardening.sh). patchelf sets the
+# prebuilt GPU executables' library path (scripts/make-device-binaries.sh).
 set -euo pipefail
 
 packages=(
@@ -17,6 +18,7 @@ packages=(
   python3-dev pybind11-dev python3-pytest python3-venv python3-setuptools python3-wheel
   curl
   clang libclang-rt-14-dev libomp-dev zlib1g-dev
+  patchelf
 )
 
 missing=()

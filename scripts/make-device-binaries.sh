@@ -24,12 +24,26 @@
 #  - DT_RPATH $ORIGIN/../../lib (apps/) and $ORIGIN/../../../lib (tests/cuda/),
 #    which is the bundle's lib/ once both archives are unpacked into one
 #    prefix; DT_RPATH (not RUNPATH) also applies to the libraries those load.
+#    Set by patchelf after the build (scripts/install-deps.sh installs it), not
+#    at link time: the two folders need different paths, and a link-time rpath
+#    would also carry CMake's own build-tree entries (the toolkit's lib64, where
+#    cuDNN lives here), which DT_RPATH puts before LD_LIBRARY_PATH on the GPU
+#    machine. The binaries that the rehearsals ran were made this way.
 #  - libstdc++, libgcc_s, libgomp and glibc are the target's own (GCC 12 /
 #    glibc 2.36 here; newer versions are backward compatible).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 dest=${1:-$root/.device-bundle}
+
+# Every tool this needs, checked before anything is built: one line and exit 1.
+PATH=$PATH:/usr/local/cuda/bin
+for tool in patchelf git cmake ninja gcc strip objdump ldd tar gzip nvcc; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "make-device-binaries.sh: '$tool' is missing (scripts/install-deps.sh installs it; nvcc comes with the CUDA toolkit)" >&2
+        exit 1
+    fi
+done
 jobs=${JOBS:-$(nproc)}
 archs=${CUDA_ARCHS:-80-real;90}
 fixed=/tmp/nst-device     # must match device-check.sh
