@@ -75,8 +75,9 @@ std::string format_memory_plan(const MemoryPlan& plan);
 
 // Throws RuntimeFailure, before any work, when the memory plan of `request`
 // (engine/memory_plan.h) exceeds what `backend` has free or request.max_memory:
-// the message gives both numbers and the cheapest fix (a smaller L-BFGS history
-// when that suffices, else the largest --size that fits); and when a tensor of
+// the message gives both numbers and the cheapest fix (--tile N when tiles fit,
+// else bf16 history storage, else the largest --lbfgs-history, else the largest
+// --size that fits); and when a tensor of
 // the network would exceed the backend's limit (Backend::max_tensor_elements,
 // cuDNN's int indexing), naming the tile size that fits. run_transfer calls it.
 void check_memory_budget(const Backend& backend, const VggWeights& weights,

@@ -71,7 +71,7 @@ private:
 };
 
 // Everything the objective of each scale is built from, with the colour
-// control applied (README, "Controls"):
+// control applied (README, "Running `neural-style`", --preserve-colors):
 //   luminance: content → (Y, Y, Y); each style → (Y', Y', Y') with Y' its luminance
 //              matched to the content's mean and standard deviation;
 //   histogram: each style's colours mapped to the content's mean and covariance.

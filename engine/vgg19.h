@@ -14,7 +14,7 @@ namespace nst {
 
 class Vgg19 {
 public:
-    // Uploads layers 0..deepest_layer of `weights` (throws UsageError if the
+    // Uploads layers 0..deepest_layer of `weights` (throws InputError if the
     // file stops earlier).
     Vgg19(Backend& backend, const VggWeights& weights, int deepest_layer, PoolMode pool);
 
