@@ -140,72 +140,101 @@ double default_style_weight(const TransferRequest& request, const VggWeights& we
     return TransferDefaults::normalized_style_weight_256 * side * side;
 }
 
-TransferResult run_transfer(const VggWeights& weights, const TransferRequest& r,
-                            const TransferCallbacks& callbacks) {
-    r.validate();
-    r.validate_images();
-    const auto start = Clock::now();
-    const auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
+namespace {
 
-    const TransferInputs inputs = transfer_inputs(r);
-    const bool keep_content_chroma =
-        r.preserve_colors == PreserveColors::luminance || r.preserve_colors == PreserveColors::post;
-    // The image as the caller sees it: with the content's chroma in luminance and post modes.
-    const auto finished = [&](Image current, int side) {
-        if (!keep_content_chroma) return current;
-        return combine_luminance_chroma(current, resize_longest_side(r.content, side));
-    };
+// The optimiser the request names, over `objective`, from x.
+OptimizationResult optimize(Backend& backend, DifferentiableFunction& objective, float* x,
+                            int iterations, const TransferRequest& r, const IterationCallback& on_iteration) {
+    if (r.optimizer == Optimizer::adam) {
+        AdamOptions adam;
+        adam.learning_rate = r.learning_rate.value_or(TransferDefaults::adam_learning_rate);
+        return minimize_adam(backend, objective, x, iterations, adam, on_iteration);
+    }
+    LbfgsOptions lbfgs;
+    lbfgs.history = r.lbfgs_history;
+    lbfgs.history_precision = r.lbfgs_history_precision;
+    lbfgs.line_search = r.line_search;
+    lbfgs.learning_rate = r.learning_rate.value_or(TransferDefaults::lbfgs_learning_rate);
+    return minimize_lbfgs(backend, objective, x, iterations, lbfgs, on_iteration);
+}
 
-    const bool tf32 = r.precision != Precision::fp32;
-    std::unique_ptr<Backend> backend = make_backend(parse_device(r.device), r.threads, tf32);
-    if (r.precision == Precision::tf32 && backend->name() == "cpu")
-        throw UsageError("--precision tf32 needs the CUDA backend (the CPU computes in fp32)");
+// One run_transfer: the backend, the objective's configuration and the inputs,
+// set up once; then each scale in turn.
+class TransferRun {
+public:
+    TransferRun(const VggWeights& weights, const TransferRequest& r, const TransferCallbacks& callbacks)
+        : weights_(weights), r_(r), callbacks_(callbacks), inputs_(transfer_inputs(r)) {
+        const bool tf32 = r.precision != Precision::fp32;
+        backend_ = make_backend(parse_device(r.device), r.threads, tf32);
+        if (r.precision == Precision::tf32 && backend_->name() == "cpu")
+            throw UsageError("--precision tf32 needs the CUDA backend (the CPU computes in fp32)");
+        // --tile auto becomes a core size (or untiled) for this backend's memory.
+        TransferRequest resolved = r;
+        if (r.tile == TransferRequest::tile_auto) resolved.tile = auto_tile(*backend_, weights, r);
+        check_memory_budget(*backend_, weights, resolved);
+        result_.backend = backend_->name();
+        result_.style_weight = default_style_weight(r, weights);
+        config_ = objective_config(resolved, result_.style_weight);
+    }
 
-    // --tile auto becomes a core size (or untiled) for this backend's memory.
-    TransferRequest resolved = r;
-    if (r.tile == TransferRequest::tile_auto) resolved.tile = auto_tile(*backend, weights, r);
-    check_memory_budget(*backend, weights, resolved);
-
-    TransferResult result;
-    result.backend = backend->name();
-    result.style_weight = default_style_weight(r, weights);
-    const ObjectiveConfig config = objective_config(resolved, result.style_weight);
-
-    const std::vector<int> sizes = r.sizes(), iterations_per_scale = r.iterations_per_scale();
-    const int scale_count = int(sizes.size());
-    const auto cancelled = [&] { return callbacks.cancel && callbacks.cancel->load(); };
-    Image image;       // the current image, on the host between scales
-    int ran_side = 0;  // longest side of the last scale that ran
-    for (int k = 0; k < scale_count && !result.stopped_early && !cancelled(); ++k) {
-        const int side = sizes[std::size_t(k)], iterations = iterations_per_scale[std::size_t(k)];
-        std::unique_ptr<StyleTransferObjective> objective =
-            make_objective_at(*backend, weights, config, inputs, side);
-        const int width = objective->width(), height = objective->height();
-        if (k == 0) {
-            const Image scale_content = resize_longest_side(inputs.content, side);
-            const int style_side = std::max(16, int(std::lround(r.style_scale * side)));
-            image = initial_image(r, scale_content,
-                                  resize_longest_side(inputs.styles.front(), style_side));
-        } else {
-            image = resize_image(image, width, height);  // coarse to fine: upsample the result
+    TransferResult run() {
+        const std::vector<int> sizes = r_.sizes(), iterations = r_.iterations_per_scale();
+        const int scale_count = int(sizes.size());
+        Image image;       // the current image, on the host between scales
+        int ran_side = 0;  // longest side of the last scale that ran
+        for (int k = 0; k < scale_count && !result_.stopped_early && !cancelled(); ++k) {
+            const int side = sizes[std::size_t(k)];
+            image = run_scale(k, scale_count, side, iterations[std::size_t(k)], image);
+            ran_side = side;
+            if (result_.optimization.reason == StopReason::failed) break;
         }
-        Buffer x(*backend, image.pixels.size());
-        backend->upload(x.data(), image.pixels.data(), image.pixels.size());
-        if (callbacks.on_scale)
-            callbacks.on_scale({k, scale_count, width, height, iterations, backend->name(),
-                                result.style_weight, inputs.styles.size()});
+        if (ran_side > 0) result_.image = finished(image, ran_side);
+        result_.peak_bytes = backend_->peak_bytes();
+        result_.seconds = elapsed();
+        return result_;
+    }
 
+private:
+    double elapsed() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+    bool cancelled() const { return callbacks_.cancel && callbacks_.cancel->load(); }
+
+    // The image as the caller sees it: with the content's chroma in luminance and post modes.
+    Image finished(Image current, int side) const {
+        if (r_.preserve_colors != PreserveColors::luminance && r_.preserve_colors != PreserveColors::post)
+            return current;
+        return combine_luminance_chroma(current, resize_longest_side(r_.content, side));
+    }
+
+    // Scale k: its objective, its starting image (the request's, or the previous
+    // scale's result upsampled), the optimiser; returns the image reached.
+    Image run_scale(int k, int scale_count, int side, int iterations, const Image& previous) {
+        std::unique_ptr<StyleTransferObjective> objective =
+            make_objective_at(*backend_, weights_, config_, inputs_, side);
+        const int width = objective->width(), height = objective->height();
+        Image image;
+        if (k == 0) {
+            const int style_side = std::max(16, int(std::lround(r_.style_scale * side)));
+            image = initial_image(r_, resize_longest_side(inputs_.content, side),
+                                  resize_longest_side(inputs_.styles.front(), style_side));
+        } else {
+            image = resize_image(previous, width, height);  // coarse to fine: upsample the result
+        }
+        Buffer x(*backend_, image.pixels.size());
+        backend_->upload(x.data(), image.pixels.data(), image.pixels.size());
+        if (callbacks_.on_scale)
+            callbacks_.on_scale({k, scale_count, width, height, iterations, backend_->name(),
+                                 result_.style_weight, inputs_.styles.size()});
         const auto download = [&] {
             Image current;
             current.width = width;
             current.height = height;
             current.pixels.resize(x.size());
-            backend->download(current.pixels.data(), x.data(), x.size());
+            backend_->download(current.pixels.data(), x.data(), x.size());
             return current;
         };
         TermsByEvaluation recorder(*objective);
         const auto on_iteration = [&](const IterationReport& report) {
-            if (callbacks.on_iteration) {
+            if (callbacks_.on_iteration) {
                 TransferProgress progress;
                 progress.scale = k;
                 progress.scales = scale_count;
@@ -217,37 +246,36 @@ TransferResult run_transfer(const VggWeights& weights, const TransferRequest& r,
                 progress.terms.loss = report.loss;
                 progress.event = report.event;
                 progress.seconds = elapsed();
-                progress.peak_bytes = backend->peak_bytes();
+                progress.peak_bytes = backend_->peak_bytes();
                 progress.current_image = [&] { return finished(download(), side); };
-                if (!callbacks.on_iteration(progress)) result.stopped_early = true;
+                if (!callbacks_.on_iteration(progress)) result_.stopped_early = true;
             }
-            if (cancelled()) result.stopped_early = true;
-            return !result.stopped_early;
+            if (cancelled()) result_.stopped_early = true;
+            return !result_.stopped_early;
         };
-
-        if (r.optimizer == Optimizer::adam) {
-            AdamOptions adam;
-            adam.learning_rate = r.learning_rate.value_or(TransferDefaults::adam_learning_rate);
-            result.optimization = minimize_adam(*backend, recorder, x.data(), iterations, adam, on_iteration);
-        } else {
-            LbfgsOptions lbfgs;
-            lbfgs.history = r.lbfgs_history;
-            lbfgs.history_precision = r.lbfgs_history_precision;
-            lbfgs.line_search = r.line_search;
-            lbfgs.learning_rate = r.learning_rate.value_or(TransferDefaults::lbfgs_learning_rate);
-            result.optimization =
-                minimize_lbfgs(*backend, recorder, x.data(), iterations, lbfgs, on_iteration);
-        }
-        if (!backend->all_finite(x.size(), x.data()))
+        result_.optimization = optimize(*backend_, recorder, x.data(), iterations, r_, on_iteration);
+        if (!backend_->all_finite(x.size(), x.data()))
             throw RuntimeFailure("the optimisation produced a non-finite image; nothing was written");
-        image = download();
-        ran_side = side;
-        if (result.optimization.reason == StopReason::failed) break;
+        return download();
     }
-    if (ran_side > 0) result.image = finished(image, ran_side);
-    result.peak_bytes = backend->peak_bytes();
-    result.seconds = elapsed();
-    return result;
+
+    const VggWeights& weights_;
+    const TransferRequest& r_;
+    const TransferCallbacks& callbacks_;
+    const Clock::time_point start_ = Clock::now();
+    const TransferInputs inputs_;
+    std::unique_ptr<Backend> backend_;
+    ObjectiveConfig config_;
+    TransferResult result_;
+};
+
+}  // namespace
+
+TransferResult run_transfer(const VggWeights& weights, const TransferRequest& r,
+                            const TransferCallbacks& callbacks) {
+    r.validate();
+    r.validate_images();
+    return TransferRun(weights, r, callbacks).run();
 }
 
 }  // namespace nst
