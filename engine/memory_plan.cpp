@@ -377,75 +377,79 @@ int auto_tile(const Backend& backend, const VggWeights& weights, const TransferR
     return grid;
 }
 
-void check_memory_budget(const Backend& backend, const VggWeights& weights,
-                         const TransferRequest& request) {
-    const std::size_t available = backend.available_bytes();
-    const bool capped = request.max_memory > 0 && request.max_memory < available;
-    const std::size_t budget = memory_budget(backend, request);
-    const MemoryPlan plan = plan_memory(backend, weights, request);
+namespace {
+
+std::string mib_text(std::size_t bytes) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f MiB", double(bytes) / (1 << 20));
+    return text;
+}
+
+// A tensor beyond the backend's limit: tiles are the one fix that keeps the
+// output as asked (the largest core whose tensors and memory fit, if any).
+[[noreturn]] void refuse_tensor(const Backend& backend, const VggWeights& weights, const TransferRequest& request,
+                                const MemoryPlan& plan, std::size_t budget) {
+    TransferRequest tiled = request;
+    tiled.tile = auto_tile(backend, weights, request);
+    std::string largest_layer;
+    for (const ScalePlan& scale : plan.scales)
+        if (scale.largest_tensor_elements == plan.largest_tensor_elements) largest_layer = scale.largest_tensor_layer;
+    const bool tiles_fit = plan_memory(backend, weights, tiled).fits(backend, budget);
+    throw RuntimeFailure("this run's largest tensor (" + largest_layer + ": " +
+                         std::to_string(plan.largest_tensor_elements) + " elements) is more than " +
+                         backend.name() + " can index (" + std::to_string(backend.max_tensor_elements()) +
+                         "); " +
+                         (tiles_fit ? "try --tile " + std::to_string(tiled.tile) + " (or --tile auto)"
+                                    : std::string("try a smaller --size")) +
+                         " (the table: neural-style --plan)");
+}
+
+// The cheapest change of the request that fits `budget`, as options ("--tile 512
+// (or --tile auto)"), or "" when only a smaller output would.
+std::string cheaper_options(const Backend& backend, const VggWeights& weights, const TransferRequest& request,
+                            std::size_t budget) {
     const auto fits = [&](const TransferRequest& candidate) {
         return plan_memory(backend, weights, candidate).fits(backend, budget);
     };
-    if (plan.largest_tensor_elements > backend.max_tensor_elements()) {
-        // Tiles are the one fix that keeps the output as asked: the largest core
-        // whose tensors (and memory) fit, if any.
-        TransferRequest tiled = request;
-        tiled.tile = auto_tile(backend, weights, request);
-        std::string largest_layer;
-        for (const ScalePlan& scale : plan.scales)
-            if (scale.largest_tensor_elements == plan.largest_tensor_elements) largest_layer = scale.largest_tensor_layer;
-        throw RuntimeFailure(
-            "this run's largest tensor (" + largest_layer + ": " + std::to_string(plan.largest_tensor_elements) +
-            " elements) is more than " + backend.name() + " can index (" +
-            std::to_string(backend.max_tensor_elements()) + "); " +
-            (fits(tiled) ? "try --tile " + std::to_string(tiled.tile) + " (or --tile auto)"
-                         : std::string("try a smaller --size")) +
-            " (the table: neural-style --plan)");
-    }
-    const std::size_t needed = plan.peak_bytes;
-    if (needed <= budget) return;
-
-    const auto mib = [](std::size_t bytes) {
-        char text[32];
-        std::snprintf(text, sizeof text, "%.1f MiB", double(bytes) / (1 << 20));
-        return std::string(text);
-    };
-    std::string fix;
     TransferRequest smaller = request;
     if (request.tile == 0) {
         // Tiles keep the output and the optimiser as asked, at the cost of the halos'
         // extra computation: the largest core that fits, if any.
         smaller.tile = auto_tile(backend, weights, request);
-        if (smaller.tile > 0 && fits(smaller))
-            fix = "--tile " + std::to_string(smaller.tile) + " (or --tile auto)";
+        if (smaller.tile > 0 && fits(smaller)) return "--tile " + std::to_string(smaller.tile) + " (or --tile auto)";
         smaller.tile = request.tile;
     }
-    if (request.optimizer == Optimizer::lbfgs && fix.empty()) {
-        // The history is 2m image-sized vectors: first the same m stored in bf16
-        // (half the bytes), then the largest m that fits, if any.
-        if (request.lbfgs_history_precision == HistoryPrecision::fp32) {
-            smaller.lbfgs_history_precision = HistoryPrecision::bf16;
-            if (fits(smaller)) fix = "--lbfgs-history-precision bf16";
-            smaller.lbfgs_history_precision = request.lbfgs_history_precision;
-        }
-        for (int m = request.lbfgs_history - 1; m >= 1 && fix.empty(); m = m * 9 / 10) {
-            smaller.lbfgs_history = m;
-            if (fits(smaller)) fix = "--lbfgs-history " + std::to_string(m);
-        }
+    if (request.optimizer != Optimizer::lbfgs) return "";
+    // The history is 2m image-sized vectors: first the same m stored in bf16
+    // (half the bytes), then the largest m that fits, if any.
+    if (request.lbfgs_history_precision == HistoryPrecision::fp32) {
+        smaller.lbfgs_history_precision = HistoryPrecision::bf16;
+        if (fits(smaller)) return "--lbfgs-history-precision bf16";
+        smaller.lbfgs_history_precision = request.lbfgs_history_precision;
     }
-    // Memory grows with the pixel count: shrink the output (and every scale) in
-    // 5 % steps of the side until it fits, or the network no longer admits it.
+    for (int m = request.lbfgs_history - 1; m >= 1; m = m * 9 / 10) {
+        smaller.lbfgs_history = m;
+        if (fits(smaller)) return "--lbfgs-history " + std::to_string(m);
+    }
+    return "";
+}
+
+// Memory grows with the pixel count: shrink the output (and every scale) in 5 %
+// steps of the side until it fits, or the network no longer admits it. Says
+// what the smallest output tried needs when none fits.
+std::string smaller_output(const Backend& backend, const VggWeights& weights, const TransferRequest& request,
+                           std::size_t budget) {
     std::size_t smallest_bytes = 0;
     int smallest_size = 0;
-    for (double f = 0.95; f > 0.0 && fix.empty(); f -= 0.05) {
-        smaller = request;
+    for (double f = 0.95; f > 0.0; f -= 0.05) {
+        TransferRequest smaller = request;
         smaller.size = std::max(16, int(request.size * f));
         smaller.scale_sizes.clear();
         if (request.sizes().size() > 1)
             for (int side : request.sizes()) smaller.scale_sizes.push_back(std::max(16, int(side * f)));
         try {
-            const std::size_t bytes = plan_memory(backend, weights, smaller).peak_bytes;
-            if (bytes <= budget) fix = "--size " + std::to_string(smaller.size);
+            if (plan_memory(backend, weights, smaller).peak_bytes <= budget)
+                return "try --size " + std::to_string(smaller.size);
             smaller.lbfgs_history = 1;
             smallest_bytes = plan_memory(backend, weights, smaller).peak_bytes;
             smallest_size = smaller.size;
@@ -454,16 +458,26 @@ void check_memory_budget(const Backend& backend, const VggWeights& weights,
         }
         if (smaller.size == 16) break;
     }
-    if (fix.empty() && smallest_size == 0) {
-        fix = "more memory (the output cannot be smaller for these layers)";
-    } else if (fix.empty()) {
-        fix = "more memory: even --size " + std::to_string(smallest_size) +
-              " with --lbfgs-history 1 needs " + mib(smallest_bytes) + " (the weights and their cache)";
-    } else {
-        fix = "try " + fix;
-    }
-    throw OutOfMemory("out of memory before starting: this run needs " + mib(needed) + " of " +
-                      backend.name() + " memory but " + mib(budget) +
+    if (smallest_size == 0) return "more memory (the output cannot be smaller for these layers)";
+    return "more memory: even --size " + std::to_string(smallest_size) + " with --lbfgs-history 1 needs " +
+           mib_text(smallest_bytes) + " (the weights and their cache)";
+}
+
+}  // namespace
+
+void check_memory_budget(const Backend& backend, const VggWeights& weights,
+                         const TransferRequest& request) {
+    const std::size_t available = backend.available_bytes();
+    const bool capped = request.max_memory > 0 && request.max_memory < available;
+    const std::size_t budget = memory_budget(backend, request);
+    const MemoryPlan plan = plan_memory(backend, weights, request);
+    if (plan.largest_tensor_elements > backend.max_tensor_elements())
+        refuse_tensor(backend, weights, request, plan, budget);
+    if (plan.peak_bytes <= budget) return;
+    std::string fix = cheaper_options(backend, weights, request, budget);
+    fix = fix.empty() ? smaller_output(backend, weights, request, budget) : "try " + fix;
+    throw OutOfMemory("out of memory before starting: this run needs " + mib_text(plan.peak_bytes) + " of " +
+                      backend.name() + " memory but " + mib_text(budget) +
                       (capped ? " are allowed (--max-memory)" : " are free") + "; " + fix +
                       " (the table: neural-style --plan)");
 }
