@@ -215,98 +215,114 @@ int print_plan(const VggWeights& weights, const TransferRequest& request) {
     return 0;
 }
 
-int run(const cli::Options& o) {
-    if (!o.plan) {  // --plan writes nothing
-        check_output(o);
-        if (const int stale = remove_stale_temporaries(o.output); stale > 0 && !o.quiet)
-            std::fprintf(stderr, "neural-style: removed %d temporary file(s) left by a killed run next to %s\n",
-                         stale, o.output.c_str());
+// What a run reports as it goes: the --log-json lines, progress on stderr and
+// the --save-every snapshots.
+class Reporter {
+public:
+    Reporter(const cli::Options& o, const TransferRequest& request, const std::string& weights_path)
+        : o_(o), weights_path_(weights_path), multiscale_(request.sizes().size() > 1) {}
+
+    TransferCallbacks callbacks() {
+        TransferCallbacks callbacks;
+        callbacks.cancel = &g_cancel;
+        callbacks.on_scale = [this](const ScaleStart& scale) { on_scale(scale); };
+        callbacks.on_iteration = [this](const TransferProgress& p) {
+            open_log();
+            g_running = true;  // from now on an image exists: a first signal stops after the iteration
+            write_log(p);
+            print_progress(p);
+            save_snapshot(p);
+            return true;
+        };
+        return callbacks;
     }
 
-    const std::string weights_path = resolve_weights_path(o.weights);
-    const VggWeights weights = read_weights(weights_path);
-    const TransferRequest request = load_request(o);
-    if (o.plan) return print_plan(weights, request);
+private:
+    using Clock = std::chrono::steady_clock;
+
+    void on_scale(const ScaleStart& scale) {
+        scale_start_ = last_print_ = Clock::now();
+        if (o_.quiet) return;
+        std::fprintf(stderr, "neural-style: %s%s, %dx%d, %zu style image(s), %d %s iterations, style weight %g, weights %s\n",
+                     multiscale_ ? ("scale " + std::to_string(scale.scale + 1) + "/" + std::to_string(scale.scales) + ": ").c_str() : "",
+                     scale.backend.c_str(), scale.width, scale.height, scale.style_count, scale.iterations,
+                     o_.request.optimizer.name(), scale.style_weight, weights_path_.c_str());
+    }
 
     // Opened (and truncated) at iteration 0, so that a run stopped during set-up
     // leaves an existing log as it was.
-    std::ofstream log;
-    const auto open_log = [&] {
-        if (o.log_json.empty() || log.is_open()) return;
-        log.open(o.log_json, std::ios::trunc);
-        if (!log) throw RuntimeFailure("cannot write --log-json '" + o.log_json + "': " + std::strerror(errno));
-    };
+    void open_log() {
+        if (o_.log_json.empty() || log_.is_open()) return;
+        log_.open(o_.log_json, std::ios::trunc);
+        if (!log_) throw RuntimeFailure("cannot write --log-json '" + o_.log_json + "': " + std::strerror(errno));
+    }
 
-    using Clock = std::chrono::steady_clock;
-    const bool multiscale = request.sizes().size() > 1;
-    auto last_print = Clock::now();
-    auto scale_start = last_print;
-    TransferCallbacks callbacks;
-    callbacks.cancel = &g_cancel;
-    callbacks.on_scale = [&](const ScaleStart& scale) {
-        scale_start = last_print = Clock::now();
-        if (!o.quiet)
-            std::fprintf(stderr, "neural-style: %s%s, %dx%d, %zu style image(s), %d %s iterations, style weight %g, weights %s\n",
-                         multiscale ? ("scale " + std::to_string(scale.scale + 1) + "/" + std::to_string(scale.scales) + ": ").c_str() : "",
-                         scale.backend.c_str(), scale.width, scale.height, scale.style_count, scale.iterations,
-                         o.request.optimizer.name(), scale.style_weight, weights_path.c_str());
-    };
-    callbacks.on_iteration = [&](const TransferProgress& p) {
-        open_log();
-        g_running = true;  // from now on an image exists: a first signal stops after the iteration
+    void write_log(const TransferProgress& p) {
+        if (!log_.is_open()) return;
         const LossTerms& terms = p.terms;
-        if (log.is_open()) {
-            nlohmann::json line = {{"iteration", p.iteration},
-                                   {"evaluations", p.evaluations},
-                                   {"loss", terms.loss},
-                                   {"content_loss", terms.content},
-                                   {"style_loss", terms.style},
-                                   {"tv_loss", terms.tv},
-                                   {"seconds", p.seconds},
-                                   {"peak_bytes", p.peak_bytes}};
-            // Coarse to fine: iterations and evaluations count from 0 again at each scale.
-            if (multiscale) {
-                line["scale"] = p.scale;
-                line["size"] = p.size;
-            }
-            if (!p.event.empty()) line["event"] = p.event;
-            log << line.dump() << '\n' << std::flush;
-            if (!log) throw RuntimeFailure("cannot write --log-json '" + o.log_json + "'");
+        nlohmann::json line = {{"iteration", p.iteration},
+                               {"evaluations", p.evaluations},
+                               {"loss", terms.loss},
+                               {"content_loss", terms.content},
+                               {"style_loss", terms.style},
+                               {"tv_loss", terms.tv},
+                               {"seconds", p.seconds},
+                               {"peak_bytes", p.peak_bytes}};
+        // Coarse to fine: iterations and evaluations count from 0 again at each scale.
+        if (multiscale_) {
+            line["scale"] = p.scale;
+            line["size"] = p.size;
         }
-        if (!o.quiet && !p.event.empty())
-            std::fprintf(stderr, "iteration %d: %s\n", p.iteration, p.event.c_str());
-        const bool last = p.iteration == p.iterations;
-        const auto now = Clock::now();
-        if (!o.quiet && (last || p.iteration == 0 || now - last_print >= std::chrono::seconds(2))) {
-            last_print = now;
-            const double scale_seconds = std::chrono::duration<double>(now - scale_start).count();
-            const double rate = p.iteration > 0 ? p.iteration / scale_seconds : 0.0;
-            std::fprintf(stderr, "iteration %5d/%d  loss %.5e  content %.4e  style %.4e  tv %.4e  %.2f it/s  ETA %s\n",
-                         p.iteration, p.iterations, terms.loss, terms.content, terms.style, terms.tv, rate,
-                         format_duration(rate > 0 ? (p.iterations - p.iteration) / rate : NAN).c_str());
-        }
-        if (o.save_every > 0 && p.iteration > 0 && p.iteration % o.save_every == 0 &&
-            !(last && p.scale + 1 == p.scales)) {
-            const std::string snapshot =
-                multiscale ? numbered_path(o.output, "s" + std::to_string(p.scale + 1) + "_" + std::to_string(p.iteration))
-                           : numbered_path(o.output, std::to_string(p.iteration));
-            // A snapshot that cannot be written (full disk, a name taken by an
-            // input) is reported; the run goes on towards the final image.
-            try {
-                check_not_an_input(o, "--save-every snapshot", snapshot);
-                save_image_critical(snapshot, p.current_image());
-            } catch (const Error& e) {
-                std::fprintf(stderr, "neural-style: warning: snapshot of iteration %d not written: %s\n", p.iteration,
-                             e.what());
-            }
-        }
-        return true;
-    };
+        if (!p.event.empty()) line["event"] = p.event;
+        log_ << line.dump() << '\n' << std::flush;
+        if (!log_) throw RuntimeFailure("cannot write --log-json '" + o_.log_json + "'");
+    }
 
-    const TransferResult result = run_transfer(weights, request, callbacks);
+    void print_progress(const TransferProgress& p) {
+        if (o_.quiet) return;
+        if (!p.event.empty()) std::fprintf(stderr, "iteration %d: %s\n", p.iteration, p.event.c_str());
+        const auto now = Clock::now();
+        if (p.iteration != p.iterations && p.iteration != 0 && now - last_print_ < std::chrono::seconds(2)) return;
+        last_print_ = now;
+        const double scale_seconds = std::chrono::duration<double>(now - scale_start_).count();
+        const double rate = p.iteration > 0 ? p.iteration / scale_seconds : 0.0;
+        const LossTerms& terms = p.terms;
+        std::fprintf(stderr, "iteration %5d/%d  loss %.5e  content %.4e  style %.4e  tv %.4e  %.2f it/s  ETA %s\n",
+                     p.iteration, p.iterations, terms.loss, terms.content, terms.style, terms.tv, rate,
+                     format_duration(rate > 0 ? (p.iterations - p.iteration) / rate : NAN).c_str());
+    }
+
+    void save_snapshot(const TransferProgress& p) {
+        const bool last = p.iteration == p.iterations;
+        if (o_.save_every <= 0 || p.iteration == 0 || p.iteration % o_.save_every != 0 ||
+            (last && p.scale + 1 == p.scales))
+            return;
+        const std::string snapshot =
+            multiscale_ ? numbered_path(o_.output, "s" + std::to_string(p.scale + 1) + "_" + std::to_string(p.iteration))
+                        : numbered_path(o_.output, std::to_string(p.iteration));
+        // A snapshot that cannot be written (full disk, a name taken by an
+        // input) is reported; the run goes on towards the final image.
+        try {
+            check_not_an_input(o_, "--save-every snapshot", snapshot);
+            save_image_critical(snapshot, p.current_image());
+        } catch (const Error& e) {
+            std::fprintf(stderr, "neural-style: warning: snapshot of iteration %d not written: %s\n", p.iteration,
+                         e.what());
+        }
+    }
+
+    const cli::Options& o_;
+    const std::string weights_path_;
+    const bool multiscale_;
+    std::ofstream log_;
+    Clock::time_point last_print_ = Clock::now(), scale_start_ = last_print_;
+};
+
+// Writes the result (unless the optimisation failed before its first
+// iteration: the output is not replaced by the starting image) and returns the
+// exit code: 128 + the signal after a signal.
+int finish(const cli::Options& o, const TransferRequest& request, const TransferResult& result) {
     const OptimizationResult& opt = result.optimization;
-    // An optimisation that failed before its first iteration has nothing but the
-    // starting image: the output is not replaced by it.
     const bool failed_at_start = opt.reason == StopReason::failed && opt.iterations == 0 && request.sizes().size() == 1;
     const bool written = result.image.width > 0 && !failed_at_start;
     if (written) {
@@ -332,6 +348,21 @@ int run(const cli::Options& o) {
         throw RuntimeFailure("the optimisation failed: " + opt.message +
                              (written ? " (the last good image was written)" : " (nothing was written)"));
     return 0;
+}
+
+int run(const cli::Options& o) {
+    if (!o.plan) {  // --plan writes nothing
+        check_output(o);
+        if (const int stale = remove_stale_temporaries(o.output); stale > 0 && !o.quiet)
+            std::fprintf(stderr, "neural-style: removed %d temporary file(s) left by a killed run next to %s\n",
+                         stale, o.output.c_str());
+    }
+    const std::string weights_path = resolve_weights_path(o.weights);
+    const VggWeights weights = read_weights(weights_path);
+    const TransferRequest request = load_request(o);
+    if (o.plan) return print_plan(weights, request);
+    Reporter reporter(o, request, weights_path);
+    return finish(o, request, run_transfer(weights, request, reporter.callbacks()));
 }
 
 }  // namespace
