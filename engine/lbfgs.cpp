@@ -371,30 +371,54 @@ public:
                          double gtd0, const float* d, double d_norm, double t, float* x,
                          int max_evaluations, double tolerance_change) {
         saw_non_finite_ = false;
-        const int max_ls = max_evaluations - 1;  // torch's max_ls: evaluations after the first
+        Search search;
+        search.x0 = x0, search.f0 = f0, search.gtd0 = gtd0, search.d = d, search.d_norm = d_norm, search.x = x;
+        search.max_ls = max_evaluations - 1;  // torch's max_ls: evaluations after the first
+        search.tolerance_change = tolerance_change;
         const LinePoint start{0.0, f0, gtd0, g0, start_evaluation};
+        bracket(search, start, t);
+        zoom(search);
+        return {search.bracket[search.low], saw_non_finite_};
+    }
 
-        LinePoint prev = start;
-        LinePoint next = evaluate(x0, d, t, x, {prev.g, nullptr});
+private:
+    // The state of one search: its fixed inputs, then the bracket [0], [1]
+    // with its lower (low) and higher end, and the evaluations so far.
+    struct Search {
+        const float* x0 = nullptr;
+        double f0 = 0, gtd0 = 0;
+        const float* d = nullptr;
+        double d_norm = 0;
+        float* x = nullptr;
+        int max_ls = 0;
+        double tolerance_change = 0;
         LinePoint bracket[2];
-        bool done = false;
-        bool bracketed = false;
+        int low = 0, high = 1;
         int ls_iter = 0;
-        while (ls_iter < max_ls) {
-            if (next.f > f0 + kWolfeC1 * next.t * gtd0 || (ls_iter > 1 && next.f >= prev.f)) {
-                bracket[0] = prev;
-                bracket[1] = next;
+        bool done = false;
+    };
+
+    // Extrapolates from t until a step brackets a point of the strong Wolfe
+    // conditions, meets them (done), or max_ls runs out.
+    void bracket(Search& s, const LinePoint& start, double t) {
+        LinePoint prev = start;
+        LinePoint next = evaluate(s.x0, s.d, t, s.x, {prev.g, nullptr});
+        bool bracketed = false;
+        while (s.ls_iter < s.max_ls) {
+            if (next.f > s.f0 + kWolfeC1 * next.t * s.gtd0 || (s.ls_iter > 1 && next.f >= prev.f)) {
+                s.bracket[0] = prev;
+                s.bracket[1] = next;
                 bracketed = true;
                 break;
             }
-            if (std::fabs(next.gtd) <= -kWolfeC2 * gtd0) {
-                bracket[0] = bracket[1] = next;
-                done = true;
+            if (std::fabs(next.gtd) <= -kWolfeC2 * s.gtd0) {
+                s.bracket[0] = s.bracket[1] = next;
+                s.done = true;
                 break;
             }
             if (next.gtd >= 0.0) {
-                bracket[0] = prev;
-                bracket[1] = next;
+                s.bracket[0] = prev;
+                s.bracket[1] = next;
                 bracketed = true;
                 break;
             }
@@ -404,35 +428,35 @@ public:
             const double t_new = cubic_interpolate(prev.t, prev.f, prev.gtd, next.t, next.f,
                                                    next.gtd, min_step, max_step);
             prev = next;
-            next = evaluate(x0, d, t_new, x, {prev.g, nullptr});
-            ++ls_iter;
+            next = evaluate(s.x0, s.d, t_new, s.x, {prev.g, nullptr});
+            ++s.ls_iter;
         }
-        if (!bracketed && !done) {  // reached max_ls
-            bracket[0] = start;
-            bracket[1] = next;
+        if (!bracketed && !s.done) {  // reached max_ls
+            s.bracket[0] = start;
+            s.bracket[1] = next;
         }
+        s.low = s.bracket[0].f <= s.bracket[1].f ? 0 : 1;
+        s.high = 1 - s.low;
+    }
 
-        // Zoom: shrink the bracket until a point meets the strong Wolfe conditions.
+    // Shrinks the bracket until a point meets the strong Wolfe conditions.
+    void zoom(Search& s) {
         bool insufficient_progress = false;
-        int low = bracket[0].f <= bracket[1].f ? 0 : 1;
-        int high = 1 - low;
-        while (!done && ls_iter < max_ls) {
-            if (std::fabs(bracket[1].t - bracket[0].t) * d_norm < tolerance_change) break;
-            const double b_min = std::min(bracket[0].t, bracket[1].t);
-            const double b_max = std::max(bracket[0].t, bracket[1].t);
+        LinePoint* b = s.bracket;
+        while (!s.done && s.ls_iter < s.max_ls) {
+            if (std::fabs(b[1].t - b[0].t) * s.d_norm < s.tolerance_change) break;
+            const double b_min = std::min(b[0].t, b[1].t);
+            const double b_max = std::max(b[0].t, b[1].t);
             // A non-finite end carries no slope to interpolate with: bisect.
-            double t_new =
-                std::isfinite(bracket[high].f)
-                    ? cubic_interpolate(bracket[0].t, bracket[0].f, bracket[0].gtd, bracket[1].t,
-                                        bracket[1].f, bracket[1].gtd, b_min, b_max)
-                    : 0.5 * (b_min + b_max);
+            double t_new = std::isfinite(b[s.high].f)
+                               ? cubic_interpolate(b[0].t, b[0].f, b[0].gtd, b[1].t, b[1].f, b[1].gtd, b_min, b_max)
+                               : 0.5 * (b_min + b_max);
             // Too close to an end twice in a row (or at an end): move 10% of the
             // bracket inside.
             const double eps = 0.1 * (b_max - b_min);
             if (std::min(b_max - t_new, t_new - b_min) < eps) {
                 if (insufficient_progress || t_new >= b_max || t_new <= b_min) {
-                    t_new = std::fabs(t_new - b_max) < std::fabs(t_new - b_min) ? b_max - eps
-                                                                                : b_min + eps;
+                    t_new = std::fabs(t_new - b_max) < std::fabs(t_new - b_min) ? b_max - eps : b_min + eps;
                     insufficient_progress = false;
                 } else {
                     insufficient_progress = true;
@@ -441,25 +465,23 @@ public:
                 insufficient_progress = false;
             }
 
-            const LinePoint trial = evaluate(x0, d, t_new, x, {bracket[0].g, bracket[1].g});
-            ++ls_iter;
-            if (trial.f > f0 + kWolfeC1 * trial.t * gtd0 || trial.f >= bracket[low].f) {
-                bracket[high] = trial;
-                low = bracket[0].f <= bracket[1].f ? 0 : 1;
-                high = 1 - low;
+            const LinePoint trial = evaluate(s.x0, s.d, t_new, s.x, {b[0].g, b[1].g});
+            ++s.ls_iter;
+            if (trial.f > s.f0 + kWolfeC1 * trial.t * s.gtd0 || trial.f >= b[s.low].f) {
+                b[s.high] = trial;
+                s.low = b[0].f <= b[1].f ? 0 : 1;
+                s.high = 1 - s.low;
             } else {
-                if (std::fabs(trial.gtd) <= -kWolfeC2 * gtd0) {
-                    done = true;
-                } else if (trial.gtd * (bracket[high].t - bracket[low].t) >= 0.0) {
-                    bracket[high] = bracket[low];
+                if (std::fabs(trial.gtd) <= -kWolfeC2 * s.gtd0) {
+                    s.done = true;
+                } else if (trial.gtd * (b[s.high].t - b[s.low].t) >= 0.0) {
+                    b[s.high] = b[s.low];
                 }
-                bracket[low] = trial;
+                b[s.low] = trial;
             }
         }
-        return {bracket[low], saw_non_finite_};
     }
 
-private:
     // Evaluates at x0 + t·d into a slot that `in_use` does not name.
     LinePoint evaluate(const float* x0, const float* d, double t, float* x,
                        std::pair<const float*, const float*> in_use) {
