@@ -1,5 +1,7 @@
 // The style-transfer objective of DESIGN.md ("The objective"):
 //   L = α L_c + β L_s + γ L_tv, with its gradient w.r.t. the image.
+// Each loss term is one unit under engine/objective/ (a LossTerm: its targets,
+// its value and its gradient at its layers), listed once in NST_LOSS_TERMS below.
 #pragma once
 
 #include <algorithm>
@@ -14,6 +16,21 @@
 #include "engine/vgg19.h"
 #include "engine/weights.h"
 
+// The loss terms, listed once. Each entry: X(name, weight, default_weight, help):
+//   name            its value in LossTerms, and its unit: make_<name>_term()
+//                   (engine/objective/loss_term.h) in engine/objective/<name>_term.cpp
+//   weight          its weight in ObjectiveConfig (α, β, γ of L), default_weight its default
+//   help            one line for front ends
+// The list's order is the order of the terms at a layer of the backward pass and
+// of the sum L = Σ weight · value. A new term is its unit (and its kernels) plus
+// one line here.
+// clang-format off
+#define NST_LOSS_TERMS(X)                                                                          \
+    X(content, content_weight, 1.0, "weight of the content loss L_c (alpha)")                     \
+    X(style, style_weight, 1e3, "weight of the style loss L_s (beta)")                            \
+    X(tv, tv_weight, 0.0, "weight of the squared total-variation loss L_tv (gamma)")
+// clang-format on
+
 namespace nst {
 
 struct LayerWeight {
@@ -25,9 +42,9 @@ struct ObjectiveConfig {
     std::vector<LayerWeight> content_layers{{"conv4_2", 1.0}};
     std::vector<LayerWeight> style_layers{{"conv1_1", 0.2}, {"conv2_1", 0.2}, {"conv3_1", 0.2},
                                           {"conv4_1", 0.2}, {"conv5_1", 0.2}};
-    double content_weight = 1.0;  // α
-    double style_weight = 1e3;    // β
-    double tv_weight = 0.0;       // γ
+#define NST_LOSS_TERM_WEIGHT(name, weight, default_weight, help) double weight = default_weight;
+    NST_LOSS_TERMS(NST_LOSS_TERM_WEIGHT)  // content_weight α, style_weight β, tv_weight γ
+#undef NST_LOSS_TERM_WEIGHT
     PoolMode pool = PoolMode::average;
     // Spatial control: propagate style masks with erosion ("inside" guidance,
     // masks.h) instead of average pooling.
@@ -39,14 +56,33 @@ struct ObjectiveConfig {
     TileSpec tile;
 };
 
-// Values of the last evaluation: loss = L, the others unweighted.
+// Values of the last evaluation: loss = L, the others unweighted (content,
+// style, tv: one per NST_LOSS_TERMS entry).
 struct LossTerms {
     double loss = 0.0;
-    double content = 0.0;
-    double style = 0.0;
-    double tv = 0.0;
+#define NST_LOSS_TERM_VALUE(name, weight, default_weight, help) double name = 0.0;
+    NST_LOSS_TERMS(NST_LOSS_TERM_VALUE)
+#undef NST_LOSS_TERM_VALUE
     std::vector<double> style_per_layer;  // E_l, in config order
 };
+
+// NST_LOSS_TERMS as data, for code that walks every term (a log, a table):
+//   for (const LossTermField& f : kLossTermFields) out[f.name] = terms.*f.value;
+struct LossTermField {
+    const char* name;                  // "content"
+    double ObjectiveConfig::*weight;   // &ObjectiveConfig::content_weight
+    double LossTerms::*value;          // &LossTerms::content
+    const char* help;
+};
+#define NST_LOSS_TERM_FIELD(name, weight, default_weight, help) \
+    LossTermField{#name, &ObjectiveConfig::weight, &LossTerms::name, help},
+inline constexpr LossTermField kLossTermFields[] = {NST_LOSS_TERMS(NST_LOSS_TERM_FIELD)};
+#undef NST_LOSS_TERM_FIELD
+
+class LossTerm;
+struct LossContext;
+class ContentTerm;
+class StyleTerm;
 
 class StyleTransferObjective final : public DifferentiableFunction {
 public:
@@ -85,9 +121,9 @@ public:
     void set_content_mask(const std::vector<float>& mask);
 
     // The tiles of the output (empty: untiled).
-    const std::vector<Tile>& tiles() const { return tiles_; }
+    const std::vector<Tile>& tiles() const;
 
-    std::size_t size() const override { return 3 * std::size_t(width_) * height_; }
+    std::size_t size() const override;
     // x, grad: (3, H, W) in backend memory. Returns L; one host wait.
     double evaluate(const float* x, float* grad) override;
     // Queues the evaluation: every loss term goes to a slot in backend memory,
@@ -96,12 +132,16 @@ public:
     // last_terms() and returns L, or +∞ when L or the gradient is not finite.
     void queue_evaluation(Backend& backend, const float* x, float* grad) override;
     double queued_result() override;
-    const LossTerms& last_terms() const { return terms_; }
+    const LossTerms& last_terms() const { return last_terms_; }
 
-    int width() const { return width_; }
-    int height() const { return height_; }
-    const Vgg19& network() const { return network_; }
-    const ObjectiveConfig& config() const { return config_; }
+    int width() const;
+    int height() const;
+    const Vgg19& network() const;
+    const ObjectiveConfig& config() const;
+    // The loss terms' units, in NST_LOSS_TERMS order (engine/objective/loss_term.h).
+    const std::vector<std::unique_ptr<LossTerm>>& loss_terms() const { return terms_; }
+    // Backend memory the terms and their shared scratch hold (not the network's).
+    std::size_t held_bytes() const;
 
     // Host copies, for tests and tools: the activation of `layer` for an image,
     // and the style target A^l.
@@ -111,76 +151,20 @@ public:
     std::vector<float> content_target(const std::string& layer) const;
     std::vector<float> region_style_target(const std::string& layer, std::size_t region) const;
 
-private:
-    struct StyleRegion {
-        Buffer mask;        // m_r at this layer (h·w), the whole image's
-        Buffer target;      // Ã_r (C, C)
-        Buffer gram;        // tiled only: G_r summed over the tiles (C, C)
-        double size = 0.0;  // M_r = Σ m_r²
-    };
-    struct LossLayer {
-        int index = 0;
-        double weight = 0.0;
-        Buffer target;  // P^l (C, h, w) of the whole image, or A^l (C, C)
-        Buffer gram;    // style only: G^l of the current image (C, C)
-        Buffer mask;    // content only, with a content mask: m_l (h·w), the whole image's
-        std::vector<StyleRegion> regions;  // style only, with spatial control
-        // Style only: the plane m whose 1/(4 N² m²) style_loss_into applied to
-        // the value in its slot (the image's, or the first tile's when tiled).
-        double value_plane = 0.0;
-    };
-    // Host-side per-layer masks of one style image (empty: the whole image).
-    using LayerMasks = std::vector<std::vector<float>>;
-    // Each style layer's Gram matrix of `image`, its features multiplied by
-    // masks[i] (style layer i's mask at that layer; none when masks is empty or
-    // masks[i] is), summed over tiles when the spec tiles it. grams[i] (C, C).
-    void style_image_grams(const Image& image, const LayerMasks& masks, std::vector<Buffer>& grams);
-    // Crops rect of x (3, H, W) into tile_input_ and runs the network on it (acts_ fitted).
-    void forward_tile(const float* x, const PixelRect& rect);
-    // gram_sum (C, C) = (first ? 0 : gram_sum) + Gram of the features of `layer`
-    // in acts (a tile) over `core`, multiplied by the whole image's mask of that
-    // layer (mask (mask_height, mask_width) or null).
-    void add_core_gram(const Vgg19::Activations& acts, int layer, const LayerWindow& core,
-                       const float* mask, int mask_height, int mask_width, bool first,
-                       float* features_scratch, float* mask_scratch, float* gram_scratch,
-                       float* gram_sum);
-    void queue_tiled_evaluation(const float* x, float* grad);
-    int full_height(int layer) const;
-    int full_width(int layer) const;
-    std::size_t full_plane(int layer) const { return std::size_t(full_height(layer)) * full_width(layer); }
-    const LossLayer& style_layer(const std::string& name) const;
-    // Allocates, once, the scratch for masked features and their gradient (the
-    // largest loss layer's size), at set-up: evaluate() never allocates.
-    void allocate_mask_scratch();
-    // Sizes loss_slots_ for the current layers and regions (at set-up).
-    void allocate_loss_slots();
-    std::size_t tile_count() const { return std::max<std::size_t>(1, tiles_.size()); }
-    std::size_t content_slot(std::size_t layer, std::size_t tile = 0) const {
-        return kFirstLayerSlot + layer * tile_count() + tile;
-    }
-    std::size_t style_slot(std::size_t layer, std::size_t region) const;
-    static int deepest_of(const ObjectiveConfig& config);
+    ~StyleTransferObjective() override;
+    StyleTransferObjective(const StyleTransferObjective&) = delete;
+    StyleTransferObjective& operator=(const StyleTransferObjective&) = delete;
 
-    Backend& backend_;
-    ObjectiveConfig config_;
-    int width_, height_;
-    Vgg19 network_;
-    std::vector<Tile> tiles_;  // empty: untiled
-    Vgg19::Activations acts_;  // the image's, or the largest tile's when tiled
-    std::vector<LossLayer> content_layers_, style_layers_;
-    std::vector<bool> has_loss_;  // per layer index: a content or style loss there
-    bool has_content_ = false, has_style_ = false;
-    LossTerms terms_;
-    Buffer masked_features_, masked_grad_;
-    // Tiled only: the tile's input and image gradient (3, h, w), a loss layer's
-    // content target or mask cropped to the tile, one Gram matrix.
-    Buffer tile_input_, tile_grad_, tile_target_, tile_mask_, tile_gram_;
-    // The scalars of one evaluation, in backend memory: TV, the gradient's
-    // non-finite count, a slot for values not needed (tiled), one per content
-    // layer and tile, one per style layer and region.
-    static constexpr std::size_t kTvSlot = 0, kNonFiniteSlot = 1, kDiscardSlot = 2,
-                                 kFirstLayerSlot = 3;
-    ScalarBuffer loss_slots_;
+private:
+    // Gives each term its scalar slots (at set-up, when their count changes).
+    void allocate_slots();
+
+    std::unique_ptr<LossContext> context_;  // the network, tiles, activations, scratch, slots
+    std::vector<std::unique_ptr<LossTerm>> terms_;
+    ContentTerm* content_ = nullptr;  // terms_'s, for the setters above
+    StyleTerm* style_ = nullptr;
+    std::vector<bool> has_loss_;  // per layer index: a term reads that layer
+    LossTerms last_terms_;
 };
 
 // Everything a run stylises, before resizing: each scale of a coarse-to-fine run

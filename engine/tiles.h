@@ -1,5 +1,6 @@
 // Tiled evaluation of the objective: the geometry of the tiles, and why the
-// tiled loss and gradient equal the untiled ones (engine/objective.cpp runs it).
+// tiled loss and gradient equal the untiled ones (queue_loss_terms() in
+// engine/objective/loss_term.cpp runs it, each term's part in its own unit).
 //
 // Why it can be tiled. G^l = F^l F^lᵀ = Σ_tiles F^l_core F^l_coreᵀ is a sum over
 // positions; L_c is a sum over positions; and given G^l, every gradient is local:
