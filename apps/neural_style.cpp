@@ -215,6 +215,18 @@ int print_plan(const VggWeights& weights, const TransferRequest& request) {
     return 0;
 }
 
+std::string padded(int value, int width) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%*d", width, value);
+    return text;
+}
+
+std::string scientific(double value, int digits) {
+    char text[48];
+    std::snprintf(text, sizeof text, "%.*e", digits, value);
+    return text;
+}
+
 // What a run reports as it goes: the --log-json lines, progress on stderr and
 // the --save-every snapshots.
 class Reporter {
@@ -263,11 +275,9 @@ private:
         nlohmann::json line = {{"iteration", p.iteration},
                                {"evaluations", p.evaluations},
                                {"loss", terms.loss},
-                               {"content_loss", terms.content},
-                               {"style_loss", terms.style},
-                               {"tv_loss", terms.tv},
                                {"seconds", p.seconds},
                                {"peak_bytes", p.peak_bytes}};
+        for (const LossTermField& term : kLossTermFields) line[std::string(term.name) + "_loss"] = terms.*term.value;
         // Coarse to fine: iterations and evaluations count from 0 again at each scale.
         if (multiscale_) {
             line["scale"] = p.scale;
@@ -286,9 +296,13 @@ private:
         last_print_ = now;
         const double scale_seconds = std::chrono::duration<double>(now - scale_start_).count();
         const double rate = p.iteration > 0 ? p.iteration / scale_seconds : 0.0;
-        const LossTerms& terms = p.terms;
-        std::fprintf(stderr, "iteration %5d/%d  loss %.5e  content %.4e  style %.4e  tv %.4e  %.2f it/s  ETA %s\n",
-                     p.iteration, p.iterations, terms.loss, terms.content, terms.style, terms.tv, rate,
+        std::string line = "iteration " + padded(p.iteration, 5) + "/" + std::to_string(p.iterations) + "  loss " +
+                           scientific(p.terms.loss, 5);
+        for (const LossTermField& term : kLossTermFields)
+            line += std::string("  ") + term.name + " " + scientific(p.terms.*term.value, 4);
+        char rest[64];
+        std::snprintf(rest, sizeof rest, "  %.2f it/s  ETA ", rate);
+        std::fprintf(stderr, "%s%s%s\n", line.c_str(), rest,
                      format_duration(rate > 0 ? (p.iterations - p.iteration) / rate : NAN).c_str());
     }
 

@@ -471,9 +471,8 @@ json time_evaluations(const Options& options, const VggWeights& weights, int siz
                    {"tiles", objective.tiles().size()},
                    {"evaluation_ms", summary_ms(evaluation_seconds)},
                    {"loss", loss},
-                   {"content_loss", terms.content},
-                   {"style_loss", terms.style},
                    {"gradient_l1", gradient_l1}};
+    for (const LossTermField& term : kLossTermFields) result[std::string(term.name) + "_loss"] = terms.*term.value;
 
     result["breakdown"] = breakdown_json(per_evaluation, network_geometry(weights, config, vgg19_layer_index("conv5_1"), size));
     result["peak_bytes"] = backend.peak_bytes();

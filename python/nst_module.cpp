@@ -113,7 +113,8 @@ py::array_t<float> to_array(const Image& image) {
 // What a callback receives after each iteration.
 struct Report {
     int iteration, iterations, evaluations, scale, scales, size;
-    double loss, content_loss, style_loss, tv_loss, seconds;
+    double loss, seconds;
+    std::vector<double> terms;  // unweighted, in the order of NST_LOSS_TERMS
     std::size_t peak_bytes;
     std::string event;
 };
@@ -303,9 +304,9 @@ py::array_t<float> stylize(py::object content, py::object style, py::kwargs kwar
                 return false;
             }
             if (callback.is_none()) return true;
-            const Report report{p.iteration, p.iterations, p.evaluations, p.scale,
-                                p.scales, p.size, p.terms.loss, p.terms.content,
-                                p.terms.style, p.terms.tv, p.seconds, p.peak_bytes, p.event};
+            Report report{p.iteration, p.iterations, p.evaluations, p.scale, p.scales, p.size,
+                          p.terms.loss, p.seconds, {}, p.peak_bytes, p.event};
+            for (const LossTermField& term : kLossTermFields) report.terms.push_back(p.terms.*term.value);
             try {
                 const py::object answer = callback(report);
                 return answer.is_none() || answer.cast<bool>();
@@ -371,7 +372,13 @@ void bind_weights(py::module_& m) {
 }
 
 void bind_report(py::module_& m) {
-    py::class_<Report>(m, "Report", "Progress after one iteration, passed to stylize's callback.")
+    py::class_<Report> report(m, "Report", "Progress after one iteration, passed to stylize's callback.");
+    // <term>_loss for each loss term of NST_LOSS_TERMS: content_loss, style_loss, tv_loss.
+    for (std::size_t k = 0; k < std::size(kLossTermFields); ++k)
+        report.def_property_readonly((std::string(kLossTermFields[k].name) + "_loss").c_str(),
+                                     [k](const Report& r) { return r.terms[k]; },
+                                     (std::string("The ") + kLossTermFields[k].name + " term, unweighted.").c_str());
+    report
         .def_readonly("iteration", &Report::iteration, "Iteration within the scale (0: the start).")
         .def_readonly("iterations", &Report::iterations, "Iterations of this scale.")
         .def_readonly("evaluations", &Report::evaluations, "Objective evaluations so far in this scale.")
@@ -379,9 +386,6 @@ void bind_report(py::module_& m) {
         .def_readonly("scales", &Report::scales, "Number of scales.")
         .def_readonly("size", &Report::size, "Longest side at this scale.")
         .def_readonly("loss", &Report::loss, "L = alpha L_c + beta L_s + gamma L_tv.")
-        .def_readonly("content_loss", &Report::content_loss, "L_c, unweighted.")
-        .def_readonly("style_loss", &Report::style_loss, "L_s, unweighted.")
-        .def_readonly("tv_loss", &Report::tv_loss, "L_tv, unweighted.")
         .def_readonly("seconds", &Report::seconds, "Seconds since the run started.")
         .def_readonly("peak_bytes", &Report::peak_bytes, "Peak backend memory so far.")
         .def_readonly("event", &Report::event, "A note such as a rejected step, or ''.")
