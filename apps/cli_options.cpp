@@ -1,5 +1,5 @@
 // The neural-style command line, parsed with CLI11. The run's options are
-// registered from the table of engine/run_options.h and read by
+// registered from the table of engine/run/run_options.h and read by
 // set_run_option; every problem becomes one nst::UsageError line (exit code 2).
 #include "apps/cli_options.h"
 
@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "engine/base/error.h"
-#include "engine/objective.h"
-#include "engine/run_options.h"
+#include "engine/objective/objective.h"
+#include "engine/run/run_options.h"
 #include "nst_version.h"
 
 namespace nst::cli {

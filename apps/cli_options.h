@@ -1,5 +1,5 @@
 // Options of the neural-style command line (DESIGN.md, "CLI contract"). The
-// run's options come from engine/run_options.h (one CLI option per entry of
+// run's options come from engine/run/run_options.h (one CLI option per entry of
 // NST_RUN_OPTIONS, parsed by set_run_option); the files and the options of the
 // command line alone (NST_FRONT_END_OPTIONS) are read here.
 #pragma once
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/transfer.h"
+#include "engine/run/transfer.h"
 
 namespace nst::cli {
 

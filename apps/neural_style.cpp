@@ -32,10 +32,10 @@
 #include "apps/cli_options.h"
 #include "engine/base/exit_codes.h"
 #include "engine/base/error.h"
-#include "engine/image.h"
-#include "engine/memory_plan.h"
-#include "engine/transfer.h"
-#include "engine/weights.h"
+#include "engine/io/image.h"
+#include "engine/run/memory_plan.h"
+#include "engine/run/transfer.h"
+#include "engine/io/weights.h"
 
 namespace {
 

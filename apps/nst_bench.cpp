@@ -43,13 +43,13 @@
 #include <vector>
 
 #include "engine/base/exit_codes.h"
-#include "engine/backend.h"
+#include "engine/backends/backend.h"
 #include "engine/base/error.h"
-#include "engine/image.h"
-#include "engine/objective.h"
-#include "engine/optimizer.h"
-#include "engine/transfer.h"
-#include "engine/weights.h"
+#include "engine/io/image.h"
+#include "engine/objective/objective.h"
+#include "engine/optim/optimizer.h"
+#include "engine/run/transfer.h"
+#include "engine/io/weights.h"
 #include "nst_version.h"
 
 namespace {
@@ -183,7 +183,7 @@ public:
         return inner_.planned_weight_cache_bytes(convolutions);
     }
 
-    // Every compute op of engine/backend_ops.h: forwarded, and timed while enabled
+    // Every compute op of engine/backends/backend_ops.h: forwarded, and timed while enabled
     // under its name, its phase and the leading sizes of its arguments.
 #define NST_TIMED_OP(phase, name, parameters, arguments) \
     void name parameters override {                                            \
@@ -409,7 +409,7 @@ struct Options {
     int warmup = 2;
     int lbfgs_iterations = 10;
     int lbfgs_repeats = 3;
-    int tile = 0;  // tiled evaluation's core in px (engine/tiles.h); 0: untiled
+    int tile = 0;  // tiled evaluation's core in px (engine/objective/tiles.h); 0: untiled
     std::string lbfgs_history_precision = "fp32";
 };
 
@@ -483,7 +483,7 @@ json time_evaluations(const Options& options, const VggWeights& weights, int siz
 json run_size(const Options& options, const VggWeights& weights, int size) {
     json result = time_evaluations(options, weights, size);
     if (options.lbfgs_iterations > 0) {
-        // Through the API a user runs (engine/transfer.h): the same content, style
+        // Through the API a user runs (engine/run/transfer.h): the same content, style
         // and start, the paper's layers, fixed-step L-BFGS with history 100. The
         // set-up and the initial evaluation come before report 0 and are not
         // timed; each report follows the iteration's last host wait, so the

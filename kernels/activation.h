@@ -1,5 +1,5 @@
 // Bias + ReLU, fused, and the ReLU backward mask: the per-element arithmetic
-// shared by the CPU backend (engine/cpu/cpu_layers.cpp) and the CUDA kernels
+// shared by the CPU backend (engine/backends/cpu/cpu_layers.cpp) and the CUDA kernels
 // (kernels/activation.cu).
 //
 //   forward:  y[c, p] = relu(y[c, p] + b[c])              y (C, plane) in place, b (C)

@@ -3,7 +3,7 @@
 //     compared with its success value and, on failure, nst::DeviceError is thrown
 //     carrying file:line, the failing call and the library's own error string.
 //     CUDA_CHECK is made from it here; CUBLAS_CHECK and CUDNN_CHECK in
-//     engine/cuda/device_check.h (kernels need neither library).
+//     engine/backends/cuda/device_check.h (kernels need neither library).
 //   - *_CHECK_LOG variants for destructors and release paths: log to stderr,
 //     never throw (a destructor that throws terminates the program).
 //   - CEIL_DIV and the launch-configuration constants.

@@ -1,6 +1,6 @@
-// 16-bit storage of fp32 vectors (the L-BFGS history, engine/lbfgs.cpp): the
+// 16-bit storage of fp32 vectors (the L-BFGS history, engine/optim/lbfgs.cpp): the
 // conversions and the per-element terms shared by the CPU backend
-// (engine/cpu/cpu_memory_vector.cpp) and the CUDA kernels (kernels/vector_ops.cu).
+// (engine/backends/cpu/cpu_memory_vector.cpp) and the CUDA kernels (kernels/vector_ops.cu).
 // Storage only: every value is widened to float (exactly) before any
 // arithmetic, and sums run in double.
 //

@@ -1,5 +1,5 @@
 // The loss terms of DESIGN.md ("The objective") element by element, shared by
-// the CPU backend (engine/cpu/cpu_losses.cpp loops over them) and the CUDA
+// the CPU backend (engine/backends/cpu/cpu_losses.cpp loops over them) and the CUDA
 // kernels (kernels/losses.cu calls them as reduction terms), so both backends
 // run the same arithmetic. Each returns the element's share of the loss in
 // double and ACCUMULATES the element's gradient in float.

@@ -1,6 +1,6 @@
 // Spatial control: the channel-broadcast mask multiply of guided Gram matrices
 // (Gatys et al. 2017, §4) and of the masked content loss. Per-element arithmetic
-// shared by the CPU backend (engine/cpu/cpu_masks.cpp) and the CUDA kernel
+// shared by the CPU backend (engine/backends/cpu/cpu_masks.cpp) and the CUDA kernel
 // (kernels/masks.cu).
 //
 //   forward:  y[c, p] = x[c, p] · m[p]      x, y (C, plane), m (plane) broadcast

@@ -1,5 +1,5 @@
 // 2×2 pooling, stride 2, floor: x (C, H, W) -> y (C, H/2, W/2). The per-window
-// arithmetic shared by the CPU backend (engine/cpu/cpu_layers.cpp) and the CUDA
+// arithmetic shared by the CPU backend (engine/backends/cpu/cpu_layers.cpp) and the CUDA
 // kernels (kernels/pooling.cu). Each function takes the window's four values
 //
 //   a = x[c, 2i, 2j]      b = x[c, 2i, 2j+1]

@@ -1,5 +1,5 @@
 // Image pre/post-processing: the per-element arithmetic shared by the CPU
-// backend (engine/cpu/cpu_layers.cpp), engine/image.cpp and the CUDA kernels
+// backend (engine/backends/cpu/cpu_layers.cpp), engine/io/image.cpp and the CUDA kernels
 // (kernels/preprocess.cu). x, out (3, plane).
 //
 //   preprocess:  out[c] = (pixel_scale · x[perm(c)] − mean[c]) / std[c]

@@ -1,6 +1,6 @@
 // Per-element terms of the optimisers' reductions, shared by the CPU backend
-// (engine/cpu/cpu_memory_vector.cpp) and the CUDA kernels (kernels/vector_ops.cu).
-// The sums run in double in a fixed order on each backend (engine/cpu/cpu_reduce.h,
+// (engine/backends/cpu/cpu_memory_vector.cpp) and the CUDA kernels (kernels/vector_ops.cu).
+// The sums run in double in a fixed order on each backend (engine/backends/cpu/cpu_reduce.h,
 // kernels/reduce.cuh), so a result is reproducible bit for bit on one backend.
 //
 //   dot:        Σ x_i y_i          term x_i·y_i in double (exact: 24 × 24 bits fit in 53)

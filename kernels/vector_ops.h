@@ -1,6 +1,6 @@
 // The element-wise vector operations of the optimisers (L-BFGS, Adam): the
 // per-element arithmetic shared by the CPU backend
-// (engine/cpu/cpu_memory_vector.cpp) and the CUDA kernels (kernels/vector_ops.cu,
+// (engine/backends/cpu/cpu_memory_vector.cpp) and the CUDA kernels (kernels/vector_ops.cu,
 // kernels/preprocess.cu for clamp). x, y, g, m, v (count).
 //
 //   axpy:      y += α x                      axpy_value

@@ -1,6 +1,6 @@
 // Window copy between two (C, H, W) tensors: the crop and paste of tiled
-// evaluation (engine/objective.cpp). Index arithmetic shared by the CPU backend
-// (engine/cpu/cpu_window.cpp) and the CUDA kernel (kernels/window.cu).
+// evaluation (engine/objective/objective.cpp). Index arithmetic shared by the CPU backend
+// (engine/backends/cpu/cpu_window.cpp) and the CUDA kernel (kernels/window.cu).
 //
 //   dst[c, dst_y + i, dst_x + j] = src[c, src_y + i, src_x + j],  i < rows, j < cols
 //

@@ -1,5 +1,5 @@
 // The Python module `nst`: style transfer from Python on the engine's one API
-// (engine/transfer.h), so a result equals the CLI's for the same settings.
+// (engine/run/transfer.h), so a result equals the CLI's for the same settings.
 //
 //   import nst
 //   out = nst.stylize("photo.jpg", "painting.jpg", size=512, iterations=500,
@@ -26,11 +26,11 @@
 #include <vector>
 
 #include "engine/base/error.h"
-#include "engine/image.h"
-#include "engine/objective.h"
-#include "engine/run_options.h"
-#include "engine/transfer.h"
-#include "engine/weights.h"
+#include "engine/io/image.h"
+#include "engine/objective/objective.h"
+#include "engine/run/run_options.h"
+#include "engine/run/transfer.h"
+#include "engine/io/weights.h"
 
 namespace py = pybind11;
 using namespace nst;
@@ -120,7 +120,7 @@ struct Report {
 };
 
 
-// ---- stylize's keyword arguments: the run options of engine/run_options.h --------------------
+// ---- stylize's keyword arguments: the run options of engine/run/run_options.h --------------------
 
 // The Python type of an option's kind, for the docstring and the type check.
 const char* python_type(RunOptionKind kind) {
@@ -437,5 +437,5 @@ PYBIND11_MODULE(nst, m) {
             return rows;
         },
         "The run's options, as stylize's keyword arguments and the CLI's options take them:\n"
-        "(flag, keyword, default as shown, help) for each, in the order of engine/run_options.h.");
+        "(flag, keyword, default as shown, help) for each, in the order of engine/run/run_options.h.");
 }

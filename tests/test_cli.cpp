@@ -16,11 +16,11 @@
 #include <random>
 #include <sstream>
 
-#include "engine/cpu/cpu_backend.h"
+#include "engine/backends/cpu/cpu_backend.h"
 #include "engine/base/error.h"
-#include "engine/image.h"
-#include "engine/objective.h"
-#include "engine/weights.h"
+#include "engine/io/image.h"
+#include "engine/objective/objective.h"
+#include "engine/io/weights.h"
 #include "tests/test_support.h"
 
 using namespace nst;

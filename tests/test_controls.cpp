@@ -10,11 +10,11 @@
 #include <cmath>
 #include <random>
 
-#include "engine/color.h"
-#include "engine/cpu/cpu_backend.h"
+#include "engine/io/color.h"
+#include "engine/backends/cpu/cpu_backend.h"
 #include "engine/base/error.h"
-#include "engine/masks.h"
-#include "engine/objective.h"
+#include "engine/objective/masks.h"
+#include "engine/objective/objective.h"
 #include "tests/test_support.h"
 
 using namespace nst;

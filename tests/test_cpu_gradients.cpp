@@ -15,8 +15,8 @@
 #include <random>
 #include <vector>
 
-#include "engine/cpu/cpu_backend.h"
-#include "engine/cpu/cpu_winograd.h"
+#include "engine/backends/cpu/cpu_backend.h"
+#include "engine/backends/cpu/cpu_winograd.h"
 #include "tests/test_support.h"
 
 using nst::ConvShape;
@@ -141,7 +141,7 @@ TEST_CASE("conv3x3 backward-data by Winograd equals finite differences of the fo
             to_double(x));
         std::vector<float> dx(x.size(), std::numeric_limits<float>::quiet_NaN());
         backend.conv3x3_backward_data(s, r.data(), w.data(), dx.data());
-        // Winograd's bound (engine/cpu/cpu_winograd.h) is γ_{K+8} times, per
+        // Winograd's bound (engine/backends/cpu/cpu_winograd.h) is γ_{K+8} times, per
         // output, Σ_o |Aᵀ|(|G||g||Gᵀ| ⊙ |Bᵀ||d||B|)|A| with K = C_out. With all
         // |values| < 1: |G||g||Gᵀ| ≤ (3/2)² (rows of |G| sum to ≤ 3/2),
         // |Bᵀ||d||B| ≤ 2² (two ones per row of Bᵀ), and |Aᵀ|·|A| adds 3·3
@@ -191,7 +191,7 @@ TEST_CASE("max pooling sends the gradient of a tie to the first maximum", "[cpu]
     backend.pool_forward(PoolMode::max, 1, 2, 6, x.data(), y.data());
     CHECK(y == std::vector<float>{1, 5, 7});
     backend.pool_backward(PoolMode::max, 1, 2, 6, x.data(), dy.data(), dx.data());
-    // Expected from the rule in engine/backend.h (row-major window order).
+    // Expected from the rule in engine/backends/backend.h (row-major window order).
     CHECK(dx == std::vector<float>{10, 0, 0, 20, 0, 0,
                                    0, 0, 0, 0, 30, 0});
 }

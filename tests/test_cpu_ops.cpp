@@ -14,14 +14,14 @@
 #include <limits>
 #include <vector>
 
-#include "engine/cpu/cpu_backend.h"
+#include "engine/backends/cpu/cpu_backend.h"
 #include "engine/base/error.h"
-#include "engine/cpu/cpu_isa.h"
-#include "engine/image.h"
-#include "engine/vgg19.h"
-#include "engine/vgg19_layers.h"
-#include "engine/weights.h"
-#include "engine/cpu/cpu_winograd.h"
+#include "engine/backends/cpu/cpu_isa.h"
+#include "engine/io/image.h"
+#include "engine/network/vgg19.h"
+#include "engine/io/vgg19_layers.h"
+#include "engine/io/weights.h"
+#include "engine/backends/cpu/cpu_winograd.h"
 #include "tests/test_support.h"
 
 using nst::ConvShape;
@@ -103,7 +103,7 @@ struct ConvAlgorithmScope {
     ~ConvAlgorithmScope() { nst::cpu::set_conv3x3_algorithm(Conv3x3Algorithm::automatic); }
 };
 
-// The Winograd error bound of engine/cpu/cpu_winograd.h, for tile m = 2 or 4:
+// The Winograd error bound of engine/backends/cpu/cpu_winograd.h, for tile m = 2 or 4:
 //   |ŷ − y| ≤ γ_{C_in+k} · max over outputs of Σ_c |Aᵀ|(|G||g_c||Gᵀ| ⊙ |Bᵀ||d_c||B|)|A|.
 // The rounding depth of each product is C_in + 7 for F(2×2) (U rounded once
 // from double, two additions in Bᵀ d B, the product, C_in − 1 in the channel
@@ -190,7 +190,7 @@ double winograd_abs_terms(const ConvShape& s, const std::vector<float>& x,
 int winograd_depth(int channels, int tile) { return channels + (tile == 2 ? 8 : 14); }
 
 // The backward pass is the forward convolution of dy with w'[c,o] = flip(w[o,c])
-// (engine/cpu/cpu_conv.cpp); its Winograd bound is the forward's for that convolution.
+// (engine/backends/cpu/cpu_conv.cpp); its Winograd bound is the forward's for that convolution.
 double winograd_backward_abs_terms(const ConvShape& s, const std::vector<float>& dy,
                                    const std::vector<float>& w, int tile = 2) {
     std::vector<float> flipped(w.size());
@@ -436,11 +436,11 @@ TEST_CASE("conv3x3 by Winograd on VGG-19's real weights and activations: within 
 
 TEST_CASE("conv3x3 by Winograd: every instruction-set variant within the bound, AVX2 bit-exact",
           "[cpu][conv][isa]") {
-    // The tile transforms are compiled per instruction set (engine/cpu/cpu_isa.h)
+    // The tile transforms are compiled per instruction set (engine/backends/cpu/cpu_isa.h)
     // with the same operations in the same order and no FMA contraction; the
     // products are OpenBLAS's in the generic and AVX2 variants, so those two must
     // agree bit for bit. The AVX-512 variant multiplies with its own kernel
-    // (engine/cpu/cpu_gemm.h), other roundings: it must meet the Winograd bound
+    // (engine/backends/cpu/cpu_gemm.h), other roundings: it must meet the Winograd bound
     // against the naive loops, like the others. Odd shapes with cut tiles, runs
     // longer than one segment, column counts that are not multiples of the
     // kernel's 32 and row counts not multiples of its 8.
@@ -449,7 +449,7 @@ TEST_CASE("conv3x3 by Winograd: every instruction-set variant within the bound, 
         ~IsaScope() { nst::cpu::reset_cpu_isa(); }
     } restore;
     // {256, 240, 9, 10}: filters large enough for the shared blocks (all threads
-    // on one block; engine/cpu/cpu_winograd.cpp), 9 or 15 tiles.
+    // on one block; engine/backends/cpu/cpu_winograd.cpp), 9 or 15 tiles.
     const ConvShape shapes[] = {{16, 24, 23, 19}, {24, 13, 9, 530}, {3, 5, 7, 9}, {40, 70, 4, 4},
                                 {256, 240, 9, 10}};
     unsigned seed = 301;

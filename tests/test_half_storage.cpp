@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/cpu/cpu_backend.h"
+#include "engine/backends/cpu/cpu_backend.h"
 #include "kernels/half.h"
 #include "tests/test_support.h"
 
@@ -301,7 +301,7 @@ double decoded(HalfFormat format, std::uint16_t h) {
 
 TEST_CASE("pack_half, dot_half, dot_half_pair and axpy_from_half against double loops", "[half]") {
     CpuBackend backend(2);
-    // 100003: several reduction chunks (engine/cpu/cpu_reduce.h, 16384) and odd.
+    // 100003: several reduction chunks (engine/backends/cpu/cpu_reduce.h, 16384) and odd.
     for (std::size_t n : {std::size_t(1), std::size_t(17), std::size_t(100003)})
         for (HalfFormat format : {HalfFormat::bf16, HalfFormat::fp16})
             for (double magnitude : {1.0, 1e6}) {  // 1e6 · 10^6: far beyond fp16's 65504

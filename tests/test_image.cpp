@@ -2,7 +2,7 @@
 // libjpeg directly (not through save_image), so the decoder is checked against
 // data whose meaning the test fixes itself.
 #include "engine/base/error.h"
-#include "engine/image.h"
+#include "engine/io/image.h"
 #include "tests/test_support.h"
 
 #include <catch2/catch.hpp>

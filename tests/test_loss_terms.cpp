@@ -12,9 +12,9 @@
 #include <string>
 #include <utility>
 
-#include "engine/cpu/cpu_backend.h"
-#include "engine/masks.h"
-#include "engine/objective.h"
+#include "engine/backends/cpu/cpu_backend.h"
+#include "engine/objective/masks.h"
+#include "engine/objective/objective.h"
 #include "engine/objective/content_term.h"
 #include "engine/objective/loss_term.h"
 #include "engine/objective/style_term.h"

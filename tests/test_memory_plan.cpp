@@ -1,4 +1,4 @@
-// The memory plan (engine/memory_plan.h) against the CPU backend's measured peak,
+// The memory plan (engine/run/memory_plan.h) against the CPU backend's measured peak,
 // with the shared VGG-19 weights (real channel widths, so the Winograd cache and
 // scratch are those of a real run).
 #include <catch2/catch.hpp>
@@ -6,9 +6,9 @@
 #include <cmath>
 #include <cstdio>
 
-#include "engine/cpu/cpu_backend.h"
-#include "engine/memory_plan.h"
-#include "engine/transfer.h"
+#include "engine/backends/cpu/cpu_backend.h"
+#include "engine/run/memory_plan.h"
+#include "engine/run/transfer.h"
 #include "tests/test_support.h"
 
 using namespace nst;
@@ -109,7 +109,7 @@ TEST_CASE("memory plan: guided styles with masks of the style images, set-up the
 }
 
 TEST_CASE("memory plan: a tiled run within 10% of the measured peak, below the untiled plan", "[plan][tiles]") {
-    // Layers up to conv3_1 (halos 12 and 24 px, engine/tiles.h) so 64 px cores
+    // Layers up to conv3_1 (halos 12 and 24 px, engine/objective/tiles.h) so 64 px cores
     // leave a 192x144 output in 3x3 tiles of at most 112x112 px with their halos;
     // the style image (1.5x, larger than the output) is tiled at set-up as well.
     TransferRequest request;

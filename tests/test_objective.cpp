@@ -7,9 +7,9 @@
 #include <cmath>
 #include <random>
 
-#include "engine/cpu/cpu_backend.h"
+#include "engine/backends/cpu/cpu_backend.h"
 #include "engine/base/error.h"
-#include "engine/objective.h"
+#include "engine/objective/objective.h"
 #include "tests/test_support.h"
 
 using namespace nst;

@@ -9,8 +9,8 @@
 #include <random>
 #include <vector>
 
-#include "engine/cpu/cpu_backend.h"
-#include "engine/optimizer.h"
+#include "engine/backends/cpu/cpu_backend.h"
+#include "engine/optim/optimizer.h"
 #include "tests/test_support.h"
 
 namespace {

@@ -27,11 +27,11 @@
 #include <utility>
 #include <vector>
 
-#include "engine/cpu/cpu_backend.h"
-#include "engine/image.h"
-#include "engine/objective.h"
-#include "engine/optimizer.h"
-#include "engine/weights.h"
+#include "engine/backends/cpu/cpu_backend.h"
+#include "engine/io/image.h"
+#include "engine/objective/objective.h"
+#include "engine/optim/optimizer.h"
+#include "engine/io/weights.h"
 #include "tests/test_support.h"
 
 namespace {

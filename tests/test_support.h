@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/image.h"
-#include "engine/weights.h"
+#include "engine/io/image.h"
+#include "engine/io/weights.h"
 
 namespace nst::test {
 

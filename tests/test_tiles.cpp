@@ -1,4 +1,4 @@
-// Tiled evaluation (engine/tiles.h): the geometry against the network itself,
+// Tiled evaluation (engine/objective/tiles.h): the geometry against the network itself,
 // and the tiled loss and gradient against the untiled ones, on a narrow VGG-19
 // (test_support.h), with every control the objective has. The bounds are
 // measured here (numbers in each tolerance's comment); the same comparison run
@@ -9,11 +9,11 @@
 #include <cmath>
 #include <cstdio>
 
-#include "engine/cpu/cpu_backend.h"
-#include "engine/objective.h"
-#include "engine/tiles.h"
-#include "engine/transfer.h"
-#include "engine/vgg19_layers.h"
+#include "engine/backends/cpu/cpu_backend.h"
+#include "engine/objective/objective.h"
+#include "engine/objective/tiles.h"
+#include "engine/run/transfer.h"
+#include "engine/io/vgg19_layers.h"
 #include "tests/test_support.h"
 #include "tests/trajectory_check.h"
 

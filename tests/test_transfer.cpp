@@ -1,4 +1,4 @@
-// engine/transfer.h, the API every front end uses: the CLI's result through it
+// engine/run/transfer.h, the API every front end uses: the CLI's result through it
 // bit for bit, the loss terms each report carries, early stop and cancel, and
 // validation with the CLI's messages.
 #include <catch2/catch.hpp>
@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "engine/base/error.h"
-#include "engine/transfer.h"
+#include "engine/run/transfer.h"
 #include "tests/test_support.h"
 
 using namespace nst;

@@ -18,7 +18,7 @@
 #include <sstream>
 
 #include "engine/base/error.h"
-#include "engine/weights.h"
+#include "engine/io/weights.h"
 #include "tests/test_support.h"
 
 

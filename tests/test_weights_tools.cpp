@@ -18,11 +18,11 @@
 #include <regex>
 #include <sstream>
 
-#include "engine/backend.h"
+#include "engine/backends/backend.h"
 #include "engine/base/error.h"
-#include "engine/image.h"
-#include "engine/vgg19.h"
-#include "engine/weights.h"
+#include "engine/io/image.h"
+#include "engine/network/vgg19.h"
+#include "engine/io/weights.h"
 #include "tests/test_support.h"
 
 using namespace nst;

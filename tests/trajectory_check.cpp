@@ -5,7 +5,7 @@
 #include <iomanip>
 #include <sstream>
 
-#include "engine/optimizer.h"
+#include "engine/optim/optimizer.h"
 #include "tests/test_support.h"
 
 namespace nst::test {

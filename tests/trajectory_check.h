@@ -25,10 +25,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/backend.h"
-#include "engine/cpu/cpu_backend.h"
-#include "engine/objective.h"
-#include "engine/weights.h"
+#include "engine/backends/backend.h"
+#include "engine/backends/cpu/cpu_backend.h"
+#include "engine/objective/objective.h"
+#include "engine/io/weights.h"
 
 namespace nst::test {
 
@@ -39,7 +39,7 @@ namespace nst::test {
 constexpr int kCheckWidth = 37, kCheckHeight = 29;
 constexpr int kCheckIterations = 20;
 // The check's CPU backends run on one thread. The CPU conv's output depends on the
-// thread count (its tiles come in multiples of it, engine/cpu/cpu_conv.cpp): the
+// thread count (its tiles come in multiples of it, engine/backends/cpu/cpu_conv.cpp): the
 // loss at x₀ is 14.939134730 with 1 thread and 14.939134743 with 2, so the
 // reference is pinned to one count. One thread is also the fast choice at ≤ 5
 // channels and 37×29 pixels: on 2 cores that other jobs kept busy (load 6-7) the
@@ -48,7 +48,7 @@ constexpr int kCheckThreads = 1;
 
 VggWeights check_weights();
 // The objective of the check on `backend` (targets set).
-// `tile`: tiled evaluation (engine/tiles.h); the default is untiled.
+// `tile`: tiled evaluation (engine/objective/tiles.h); the default is untiled.
 std::unique_ptr<StyleTransferObjective> make_check_objective(Backend& backend,
                                                              const VggWeights& weights,
                                                              PoolMode pool,

@@ -128,7 +128,7 @@ def pick_layers(path, state):
 
 
 def fixed_string(text):
-    """A fixed-length, NUL-terminated UTF-8 string attribute value, as engine/weights.cpp
+    """A fixed-length, NUL-terminated UTF-8 string attribute value, as engine/io/weights.cpp
     writes them: readers never touch HDF5's global heap, whose variable-length string
     code is where libhdf5 1.10 crashed most on hostile files."""
     data = text.encode("utf-8") + b"\0"
@@ -136,7 +136,7 @@ def fixed_string(text):
 
 
 def write_nst(path, source, preprocessing, layers):
-    """nst-vgg19 v1, as engine/weights.cpp writes it, via a temporary file and a rename."""
+    """nst-vgg19 v1, as engine/io/weights.cpp writes it, via a temporary file and a rename."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise Failure(f"cannot write '{path}': no folder '{directory}'", 4)

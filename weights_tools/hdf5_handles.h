@@ -1,8 +1,8 @@
-// The engine's HDF5 handles (engine/hdf5_handles.h) under the names the weights
+// The engine's HDF5 handles (engine/io/hdf5_handles.h) under the names the weights
 // tools use.
 #pragma once
 
-#include "engine/hdf5_handles.h"
+#include "engine/io/hdf5_handles.h"
 
 namespace nst::weights_tools {
 

@@ -36,9 +36,9 @@
 #include <sstream>
 
 #include "engine/base/error.h"
-#include "engine/hdf5_checks.h"
-#include "engine/hdf5_isolation.h"
-#include "engine/weights_isolated.h"
+#include "engine/io/hdf5_checks.h"
+#include "engine/io/hdf5_isolation.h"
+#include "engine/io/weights_isolated.h"
 #include "weights_tools/hdf5_handles.h"
 #include "weights_tools/tools.h"
 
@@ -361,7 +361,7 @@ bool looks_like_keras_in_process(const std::string& path) {
 }  // namespace
 
 // Keras files come from the internet like any other: parsed in the isolated child
-// (engine/hdf5_isolation.h), checked again on return.
+// (engine/io/hdf5_isolation.h), checked again on return.
 VggWeights import_keras(const std::string& path) {
     return parse_weights_isolated("Keras weights '" + path + "'",
                                   [&] { return import_in_process(path); });

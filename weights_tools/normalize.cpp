@@ -23,7 +23,7 @@
 #include <cmath>
 
 #include "engine/base/error.h"
-#include "engine/vgg19.h"
+#include "engine/network/vgg19.h"
 #include "weights_tools/tools.h"
 
 namespace nst::weights_tools {

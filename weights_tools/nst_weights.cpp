@@ -13,11 +13,11 @@
 #include <new>
 #include <sstream>
 
-#include "engine/backend.h"
+#include "engine/backends/backend.h"
 #include "engine/base/exit_codes.h"
 #include "engine/base/error.h"
-#include "engine/image.h"
-#include "engine/weights.h"
+#include "engine/io/image.h"
+#include "engine/io/weights.h"
 #include "weights_tools/tools.h"
 
 namespace {

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/backend.h"
-#include "engine/image.h"
-#include "engine/weights.h"
+#include "engine/backends/backend.h"
+#include "engine/io/image.h"
+#include "engine/io/weights.h"
 
 namespace nst::weights_tools {
 

@@ -5,7 +5,7 @@
 
 #include "engine/base/error.h"
 #include "engine/base/nvtx.h"
-#include "engine/masks.h"
+#include "engine/objective/masks.h"
 
 namespace nst {
 

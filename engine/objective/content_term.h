@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/image.h"
+#include "engine/io/image.h"
 #include "engine/objective/loss_term.h"
 
 namespace nst {

@@ -1,6 +1,6 @@
 // The state the loss terms share, and the tile loop of an evaluation
 // (engine/objective/loss_context.h; the tiles' geometry and why a tiled
-// evaluation is exact: engine/tiles.h).
+// evaluation is exact: engine/objective/tiles.h).
 #include "engine/objective/loss_context.h"
 
 #include <cmath>

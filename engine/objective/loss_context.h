@@ -10,10 +10,10 @@
 #include <functional>
 #include <vector>
 
-#include "engine/backend.h"
-#include "engine/objective.h"
-#include "engine/tiles.h"
-#include "engine/vgg19.h"
+#include "engine/backends/backend.h"
+#include "engine/objective/objective.h"
+#include "engine/objective/tiles.h"
+#include "engine/network/vgg19.h"
 
 namespace nst {
 

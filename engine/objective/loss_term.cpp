@@ -1,5 +1,5 @@
 // The objective's one evaluation path over a list of loss terms (tiled or not:
-// DESIGN.md, "Tiling"; engine/tiles.h for the geometry and why it is exact).
+// DESIGN.md, "Tiling"; engine/objective/tiles.h for the geometry and why it is exact).
 #include "engine/objective/loss_term.h"
 
 namespace nst {

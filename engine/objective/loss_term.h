@@ -1,6 +1,6 @@
 // One loss term of the objective (DESIGN.md, "The objective"): its targets and
 // buffers, the layers it reads, its value and its gradient. The objective
-// (engine/objective.cpp) runs every term of NST_LOSS_TERMS through one
+// (engine/objective/objective.cpp) runs every term of NST_LOSS_TERMS through one
 // evaluation, tiled or not ("Tiling"):
 //
 //   tiled only, pass 1, per tile:  add_core(view)       sums over the tile's core

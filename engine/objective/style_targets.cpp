@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "engine/base/error.h"
-#include "engine/masks.h"
+#include "engine/objective/masks.h"
 #include "engine/objective/style_term.h"
 
 namespace nst {

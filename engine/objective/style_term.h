@@ -2,7 +2,7 @@
 //   G^l = F^l F^lᵀ,   E_l = Σ_ij (G^l_ij − A^l_ij)² / (4 N_l² M_l²),   L_s = Σ_{l∈S} w_l E_l
 //   ∂E_l/∂F^l = (G^l − A^l) F^l / (N_l² M_l²)
 // with A^l one style image's Gram matrix, or blended: A^l = Σ_k b_k A^l_k; or,
-// guided by masks (set_guided_styles, formulas in engine/objective.h), a sum over
+// guided by masks (set_guided_styles, formulas in engine/objective/objective.h), a sum over
 // regions r of the same loss on F ⊙ m_r against Ã_r, normalised by M_r.
 // Tiled: pass 1 sums G^l (or each region's G_r) over the tiles' cores; pass 2
 // adds the gradient over each tile's extent with the global G − A. The loss op
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/image.h"
+#include "engine/io/image.h"
 #include "engine/objective/loss_term.h"
 
 namespace nst {

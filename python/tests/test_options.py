@@ -1,4 +1,4 @@
-"""Every run option is declared once (engine/run_options.h): the README's option table,
+"""Every run option is declared once (engine/run/run_options.h): the README's option table,
 `neural-style --help` and help(nst.stylize) must list the same options with the same
 defaults as that list, which nst.run_options() returns. A default changed in one place
 only, or an option missing from one front end, fails here."""

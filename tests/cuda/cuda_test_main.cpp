@@ -10,7 +10,7 @@
 #include <cstdio>
 
 #include "engine/base/error.h"
-#include "engine/cuda_api.h"
+#include "engine/backends/cuda_api.h"
 #include "tests/cuda/device_under_test.h"
 
 int main(int argc, char* argv[]) {

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/backend.h"
+#include "engine/backends/backend.h"
 #include "tests/test_support.h"
 
 namespace nst::test {
@@ -41,7 +41,7 @@ inline double max_abs(const std::vector<float>& v) {
 // sign add like a random walk): ≤ 72·6e-8 ≈ 4e-6 for the largest sums here
 // (K = 9·576 for a 3×3 conv over 576 channels). 1e-5 bounds that with margin
 // and is still ~100× below the error of TF32 or of any indexing mistake. The
-// reference itself takes Winograd on wide layers (engine/cpu/cpu_winograd.h),
+// reference itself takes Winograd on wide layers (engine/backends/cpu/cpu_winograd.h),
 // whose rounding differs from a direct sum's: measured against the direct
 // convolutions of the CPU stand-in (test_backend_ops, NST_TEST_DEVICE=cpu),
 // 2.7e-7 to 1.1e-6 relative L2 with F(2×2) and 2.2e-6 (forward) / 1.7e-6

@@ -8,12 +8,12 @@
 #include <cstring>
 
 #include "engine/base/error.h"
-#include "engine/cpu/cpu_backend.h"
-#include "engine/cpu/cpu_winograd.h"
-#include "engine/cuda_api.h"
+#include "engine/backends/cpu/cpu_backend.h"
+#include "engine/backends/cpu/cpu_winograd.h"
+#include "engine/backends/cuda_api.h"
 #ifdef NST_HAVE_CUDA
-#include "engine/cuda/cuda_backend.h"
-#include "engine/cuda/gemm.h"
+#include "engine/backends/cuda/cuda_backend.h"
+#include "engine/backends/cuda/gemm.h"
 #endif
 
 namespace nst::test {

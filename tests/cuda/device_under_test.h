@@ -10,7 +10,7 @@
 //
 // The stand-in differs from the reference where the GPU does: its 3×3
 // convolutions take the direct im2col + SGEMM path (the reference takes Winograd
-// on wide layers, engine/cpu/cpu_winograd.h), so convolution
+// on wide layers, engine/backends/cpu/cpu_winograd.h), so convolution
 // outputs differ from the reference by rounding, as cuDNN's do, and the
 // tolerances are exercised rather than met trivially. Everything else it
 // computes as the reference does.
@@ -19,7 +19,7 @@
 #include <memory>
 #include <string>
 
-#include "engine/backend.h"
+#include "engine/backends/backend.h"
 
 namespace nst::test {
 

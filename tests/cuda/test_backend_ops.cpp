@@ -1,4 +1,4 @@
-// Every op of engine/backend_ops.h on the device under test (device_under_test.h)
+// Every op of engine/backends/backend_ops.h on the device under test (device_under_test.h)
 // against the CPU backend (the reference), in the manner of ggml's
 // test-backend-ops: one test case per op, generated from NST_BACKEND_OPS, each
 // running that op's cases (odd and even shapes, every pooling mode, half format
@@ -29,8 +29,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/backend.h"
-#include "engine/cpu/cpu_backend.h"
+#include "engine/backends/backend.h"
+#include "engine/backends/cpu/cpu_backend.h"
 #include "tests/cuda/cuda_test_support.h"
 #include "tests/cuda/device_under_test.h"
 

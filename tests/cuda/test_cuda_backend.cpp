@@ -9,10 +9,10 @@
 #include <memory>
 #include <vector>
 
-#include "engine/backend.h"
+#include "engine/backends/backend.h"
 #include "engine/base/error.h"
-#include "engine/cpu/cpu_backend.h"
-#include "engine/cuda_api.h"
+#include "engine/backends/cpu/cpu_backend.h"
+#include "engine/backends/cuda_api.h"
 #include "tests/cuda/cuda_test_support.h"
 #include "tests/cuda/device_under_test.h"
 
@@ -68,7 +68,7 @@ TEST_CASE("allocation is counted and out-of-memory names the sizes", "[cuda][mem
 }
 
 TEST_CASE("gemm wrapper computes row-major products on odd, non-square shapes", "[cuda][gemm]") {
-    // On CUDA, cuda::gemm (engine/cuda/gemm.h: the row-major/column-major swap);
+    // On CUDA, cuda::gemm (engine/backends/cuda/gemm.h: the row-major/column-major swap);
     // on the CPU stand-in, cblas_sgemm with the same arguments.
     const auto device = make_backend_under_test();
     Backend& backend = *device;
@@ -177,7 +177,7 @@ TEST_CASE("the byte counter stays flat after the first pass", "[cuda][memory]") 
 }
 
 TEST_CASE("the planned scratch bounds what the backend holds of its own after VGG-like passes", "[cuda][memory][plan]") {
-    // engine/memory_plan.cpp counts Backend::planned_scratch_bytes and
+    // engine/run/memory_plan.cpp counts Backend::planned_scratch_bytes and
     // planned_weight_cache_bytes for the backend's own memory: the CPU's
     // im2col scratch and Winograd filters, the CUDA backend's cuDNN workspace
     // (its cap, which no chosen algorithm exceeds). After forward and backward

@@ -10,8 +10,8 @@
 #include <cstring>
 #include <memory>
 
-#include "engine/cpu/cpu_backend.h"
-#include "engine/objective.h"
+#include "engine/backends/cpu/cpu_backend.h"
+#include "engine/objective/objective.h"
 #include "tests/cuda/cuda_test_support.h"
 #include "tests/cuda/device_under_test.h"
 #include "tests/trajectory_check.h"
@@ -56,7 +56,7 @@ TEST_CASE("evaluations allocate nothing after the first", "[cuda][objective][mem
 }
 
 TEST_CASE("a tiled evaluation matches the untiled CPU reference", "[cuda][objective][tiles]") {
-    // The check problem on 16 px cores (3×2 tiles, engine/tiles.h): the tiled
+    // The check problem on 16 px cores (3×2 tiles, engine/objective/tiles.h): the tiled
     // objective differs from the untiled one only by the Gram matrices' summation
     // order (tests/test_tiles.cpp), well inside the one-ulp-noise policy the
     // untiled GPU evaluation is held to above. Later evaluations allocate nothing.

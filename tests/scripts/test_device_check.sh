@@ -155,8 +155,8 @@ unit_sanitizer() {
     while read -r _ program filter _; do
         expect "sanitizer selection names $program: tests/cuda/$program.cpp exists" test -f "$root/tests/cuda/$program.cpp"
         for tag in $(grep -oE '\[[a-z0-9_]+\]' <<<"$filter" | tr -d '[]'); do
-            expect "tag [$tag] of $program exists (a literal tag, or an op or phase of engine/backend_ops.h)" \
-                eval "grep -qE '\\[$tag\\]' '$root/tests/cuda/$program.cpp' || grep -qE 'X\\((\\w+, )?$tag\\b' '$root/engine/backend_ops.h'"
+            expect "tag [$tag] of $program exists (a literal tag, or an op or phase of engine/backends/backend_ops.h)" \
+                eval "grep -qE '\\[$tag\\]' '$root/tests/cuda/$program.cpp' || grep -qE 'X\\((\\w+, )?$tag\\b' '$root/engine/backends/backend_ops.h'"
         done
     done < <(sanitizer_runs memcheck; sanitizer_runs racecheck)
 }
@@ -214,14 +214,14 @@ unit_docs_agree() {
 }
 
 # The options the determinism phase gives neural-style exist: each is declared in
-# engine/run_options.h (the run's options) or apps/cli_options.cpp (the CLI's own).
+# engine/run/run_options.h (the run's options) or apps/cli_options.cpp (the CLI's own).
 unit_render_options() {
     local option name
     for option in $( { sed -n '/^render() {/,/^}/p' "$root/scripts/device-check.sh"
                       grep -E '^ *device=\(' "$root/scripts/device-check.sh"; } | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
         name=${option#--}
         expect "neural-style $option is declared" \
-            eval "grep -qE '\"$name\"|\"--$name\"' '$root/engine/run_options.h' '$root/apps/cli_options.cpp'"
+            eval "grep -qE '\"$name\"|\"--$name\"' '$root/engine/run/run_options.h' '$root/apps/cli_options.cpp'"
     done
 }
 
