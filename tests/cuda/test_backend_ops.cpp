@@ -255,6 +255,36 @@ std::uint16_t* half_output(OpRun& r, std::size_t count) {
     return reinterpret_cast<std::uint16_t*>(r.output((count + 1) / 2));
 }
 
+// A history vector (history_vector) packed in `format` with its own amax scale.
+std::uint16_t* packed_history(OpRun& r, HalfFormat format, std::size_t count, unsigned seed,
+                              std::size_t amax_slot) {
+    const float* x = r.input(history_vector(count, seed));
+    r.backend().amax_into(count, x, r.slot(amax_slot));
+    std::uint16_t* packed = half_output(r, count);
+    r.backend().pack_half(count, format, x, r.slot(amax_slot), packed);
+    return packed;
+}
+
+// One case per vector length of kCounts: run(r, count).
+template <typename Run>
+std::vector<OpCase> per_count(Run run) {
+    std::vector<OpCase> cases;
+    for (std::size_t count : kCounts)
+        cases.push_back({shape_label({(long long)count}), [run, count](OpRun& r) { run(r, count); }});
+    return cases;
+}
+
+// One case per half format and vector length: run(r, format, count).
+template <typename Run>
+std::vector<OpCase> per_half_count(Run run) {
+    std::vector<OpCase> cases;
+    for (HalfFormat format : kHalfFormats)
+        for (std::size_t count : kCounts)
+            cases.push_back({std::string(half_name(format)) + " " + shape_label({(long long)count}),
+                             [run, format, count](OpRun& r) { run(r, format, count); }});
+    return cases;
+}
+
 }  // namespace
 
 // Declared for every op of the list: an op without a definition below does not link.
@@ -305,16 +335,13 @@ std::vector<OpCase> bias_relu_forward_cases() {
 }
 
 std::vector<OpCase> relu_backward_cases() {
-    std::vector<OpCase> cases;
-    for (std::size_t count : kCounts)
-        cases.push_back({shape_label({(long long)count}), [count](OpRun& r) {
-            auto y = random_vector(count, 7);
-            for (float& v : y) v = std::max(v, 0.0f);  // post-ReLU: about half exact zeros
-            float* dy = r.input(random_vector(count, 8));
-            r.backend().relu_backward(count, r.input(y), dy);
-            r.keep("dy", dy, count, Agreement::same_bits);
-        }});
-    return cases;
+    return per_count([](OpRun& r, std::size_t count) {
+        auto y = random_vector(count, 7);
+        for (float& v : y) v = std::max(v, 0.0f);  // post-ReLU: about half exact zeros
+        float* dy = r.input(random_vector(count, 8));
+        r.backend().relu_backward(count, r.input(y), dy);
+        r.keep("dy", dy, count, Agreement::same_bits);
+    });
 }
 
 std::vector<OpCase> pool_forward_cases() {
@@ -399,17 +426,14 @@ std::vector<OpCase> gram_cases() {
 }
 
 std::vector<OpCase> content_loss_into_cases() {
-    std::vector<OpCase> cases;
-    for (std::size_t count : kCounts)
-        cases.push_back({shape_label({(long long)count}), [count](OpRun& r) {
-            float* grad = r.input(random_vector(count, 17));
-            r.backend().content_loss_into(count, r.input(random_vector(count, 15)),
-                                          r.input(random_vector(count, 16)), 0.7f, grad, r.slot(0));
-            // grad += w·(F − P): one rounded product and one addition on both sides.
-            r.keep("gradient", grad, count, Agreement::same_bits);
-            r.keep_scalar("loss", 0, kDoubleSumRelative);
-        }});
-    return cases;
+    return per_count([](OpRun& r, std::size_t count) {
+        float* grad = r.input(random_vector(count, 17));
+        r.backend().content_loss_into(count, r.input(random_vector(count, 15)),
+                                      r.input(random_vector(count, 16)), 0.7f, grad, r.slot(0));
+        // grad += w·(F − P): one rounded product and one addition on both sides.
+        r.keep("gradient", grad, count, Agreement::same_bits);
+        r.keep_scalar("loss", 0, kDoubleSumRelative);
+    });
 }
 
 std::vector<OpCase> style_loss_into_cases() {
@@ -453,223 +477,158 @@ std::vector<OpCase> tv_loss_into_cases() {
 // ---- vector ops --------------------------------------------------------------------------------
 
 std::vector<OpCase> dot_into_cases() {
-    std::vector<OpCase> cases;
-    for (std::size_t count : kCounts)
-        cases.push_back({shape_label({(long long)count}), [count](OpRun& r) {
-            const float* x = r.input(random_vector(count, 23));
-            r.backend().dot_into(count, x, r.input(random_vector(count, 24)), 0.5, r.slot(0));
-            r.backend().dot_into(count, x, x, 1.0, r.slot(1));
-            r.keep_scalar("0.5·x·y", 0, kDoubleSumRelative);
-            r.keep_scalar("x·x", 1, kDoubleSumRelative);
-        }});
-    return cases;
+    return per_count([](OpRun& r, std::size_t count) {
+        const float* x = r.input(random_vector(count, 23));
+        r.backend().dot_into(count, x, r.input(random_vector(count, 24)), 0.5, r.slot(0));
+        r.backend().dot_into(count, x, x, 1.0, r.slot(1));
+        r.keep_scalar("0.5·x·y", 0, kDoubleSumRelative);
+        r.keep_scalar("x·x", 1, kDoubleSumRelative);
+    });
 }
 
 std::vector<OpCase> asum_into_cases() {
-    std::vector<OpCase> cases;
-    for (std::size_t count : kCounts)
-        cases.push_back({shape_label({(long long)count}), [count](OpRun& r) {
-            r.backend().asum_into(count, r.input(random_vector(count, 25)), r.slot(0));
-            r.keep_scalar("Σ|x|", 0, kDoubleSumRelative);
-        }});
-    return cases;
+    return per_count([](OpRun& r, std::size_t count) {
+        r.backend().asum_into(count, r.input(random_vector(count, 25)), r.slot(0));
+        r.keep_scalar("Σ|x|", 0, kDoubleSumRelative);
+    });
 }
 
 std::vector<OpCase> amax_into_cases() {
-    std::vector<OpCase> cases;
-    for (std::size_t count : kCounts)
-        cases.push_back({shape_label({(long long)count}), [count](OpRun& r) {
-            r.backend().amax_into(count, r.input(random_vector(count, 26)), r.slot(0));
-            r.backend().amax_into(0, r.input({1.0f}), r.slot(1));  // empty: 0
-            r.keep_scalar("max|x|", 0, 0.0);  // a maximum is exact
-            r.keep_scalar("max of nothing", 1, 0.0);
-        }});
-    return cases;
+    return per_count([](OpRun& r, std::size_t count) {
+        r.backend().amax_into(count, r.input(random_vector(count, 26)), r.slot(0));
+        r.backend().amax_into(0, r.input({1.0f}), r.slot(1));  // empty: 0
+        r.keep_scalar("max|x|", 0, 0.0);  // a maximum is exact
+        r.keep_scalar("max of nothing", 1, 0.0);
+    });
 }
 
 std::vector<OpCase> non_finite_into_cases() {
-    std::vector<OpCase> cases;
-    for (std::size_t count : kCounts)
-        cases.push_back({shape_label({(long long)count}), [count](OpRun& r) {
-            r.backend().non_finite_into(count, r.input(with_non_finite(count, 27)), r.slot(0));
-            r.backend().non_finite_into(count, r.input(random_vector(count, 28)), r.slot(1));
-            r.keep_scalar("non-finite count", 0, 0.0);
-            r.keep_scalar("non-finite count of finite values", 1, 0.0);
-            // The host helper on top of it, on this backend alone.
-            CHECK_FALSE(r.backend().all_finite(count, r.input(with_non_finite(count, 29))));
-            CHECK(r.backend().all_finite(count, r.input(random_vector(count, 30))));
-        }});
-    return cases;
+    return per_count([](OpRun& r, std::size_t count) {
+        r.backend().non_finite_into(count, r.input(with_non_finite(count, 27)), r.slot(0));
+        r.backend().non_finite_into(count, r.input(random_vector(count, 28)), r.slot(1));
+        r.keep_scalar("non-finite count", 0, 0.0);
+        r.keep_scalar("non-finite count of finite values", 1, 0.0);
+        // The host helper on top of it, on this backend alone.
+        CHECK_FALSE(r.backend().all_finite(count, r.input(with_non_finite(count, 29))));
+        CHECK(r.backend().all_finite(count, r.input(random_vector(count, 30))));
+    });
 }
 
 std::vector<OpCase> axpy_from_cases() {
-    std::vector<OpCase> cases;
-    for (std::size_t count : kCounts)
-        cases.push_back({shape_label({(long long)count}), [count](OpRun& r) {
-            const float* x = r.input(random_vector(count, 31));
-            float* y = r.input(random_vector(count, 32));
-            float* z = r.input(random_vector(count, 33));
-            // The same coefficients on both: one rounded product and one addition.
-            r.backend().axpy_from(count, r.coefficient(0, 0.3), r.coefficient(1, 0.05), -0.25, x, y);
-            r.backend().axpy_from(count, r.coefficient(2, 1.5), nullptr, 1.0, x, z);
-            r.keep("y (alpha − minus)", y, count, Agreement::same_bits);
-            r.keep("z (alpha)", z, count, Agreement::same_bits);
-            // Coefficients from reductions, as L-BFGS makes them: ~1e-16 apart, then
-            // one float multiply-add per element.
-            float* w = r.input(random_vector(count, 34));
-            r.backend().dot_into(count, x, y, 0.5, r.slot(3));
-            r.backend().dot_into(count, x, x, 1e-5, r.slot(4));
-            r.backend().axpy_from(count, r.slot(3), r.slot(4), -0.25, x, w);
-            r.keep("w (reduced coefficients)", w, count, Agreement::close);
-        }});
-    return cases;
+    return per_count([](OpRun& r, std::size_t count) {
+        const float* x = r.input(random_vector(count, 31));
+        float* y = r.input(random_vector(count, 32));
+        float* z = r.input(random_vector(count, 33));
+        // The same coefficients on both: one rounded product and one addition.
+        r.backend().axpy_from(count, r.coefficient(0, 0.3), r.coefficient(1, 0.05), -0.25, x, y);
+        r.backend().axpy_from(count, r.coefficient(2, 1.5), nullptr, 1.0, x, z);
+        r.keep("y (alpha − minus)", y, count, Agreement::same_bits);
+        r.keep("z (alpha)", z, count, Agreement::same_bits);
+        // Coefficients from reductions, as L-BFGS makes them: ~1e-16 apart, then
+        // one float multiply-add per element.
+        float* w = r.input(random_vector(count, 34));
+        r.backend().dot_into(count, x, y, 0.5, r.slot(3));
+        r.backend().dot_into(count, x, x, 1e-5, r.slot(4));
+        r.backend().axpy_from(count, r.slot(3), r.slot(4), -0.25, x, w);
+        r.keep("w (reduced coefficients)", w, count, Agreement::close);
+    });
 }
 
 std::vector<OpCase> pack_half_cases() {
-    std::vector<OpCase> cases;
-    for (HalfFormat format : kHalfFormats)
-        for (std::size_t count : kCounts)
-            cases.push_back({std::string(half_name(format)) + " " + shape_label({(long long)count}),
-                             [format, count](OpRun& r) {
-                const float* x = r.input(history_vector(count, 35));
-                r.backend().amax_into(count, x, r.slot(0));
-                std::uint16_t* packed = half_output(r, count);
-                r.backend().pack_half(count, format, x, r.slot(0), packed);
-                // Integer rounding of the same scaled floats: identical words. An odd
-                // count's last float holds one word and half of the NaN poison, which
-                // neither backend touches.
-                r.keep("packed", reinterpret_cast<float*>(packed), (count + 1) / 2, Agreement::same_bits);
-            }});
-    return cases;
+    return per_half_count([](OpRun& r, HalfFormat format, std::size_t count) {
+        const float* x = r.input(history_vector(count, 35));
+        r.backend().amax_into(count, x, r.slot(0));
+        std::uint16_t* packed = half_output(r, count);
+        r.backend().pack_half(count, format, x, r.slot(0), packed);
+        // Integer rounding of the same scaled floats: identical words. An odd
+        // count's last float holds one word and half of the NaN poison, which
+        // neither backend touches.
+        r.keep("packed", reinterpret_cast<float*>(packed), (count + 1) / 2, Agreement::same_bits);
+    });
 }
 
 std::vector<OpCase> dot_half_into_cases() {
-    std::vector<OpCase> cases;
-    for (HalfFormat format : kHalfFormats)
-        for (std::size_t count : kCounts)
-            cases.push_back({std::string(half_name(format)) + " " + shape_label({(long long)count}),
-                             [format, count](OpRun& r) {
-                const float* x = r.input(history_vector(count, 36));
-                r.backend().amax_into(count, x, r.slot(0));
-                std::uint16_t* packed = half_output(r, count);
-                r.backend().pack_half(count, format, x, r.slot(0), packed);
-                r.backend().dot_half_into(count, format, packed, r.input(random_vector(count, 37)), 0.5, r.slot(1));
-                r.keep_scalar("0.5·unpack(a)·x", 1, kDoubleSumRelative);
-            }});
-    return cases;
+    return per_half_count([](OpRun& r, HalfFormat format, std::size_t count) {
+        std::uint16_t* packed = packed_history(r, format, count, 36, 0);
+        r.backend().dot_half_into(count, format, packed, r.input(random_vector(count, 37)), 0.5, r.slot(1));
+        r.keep_scalar("0.5·unpack(a)·x", 1, kDoubleSumRelative);
+    });
 }
 
 std::vector<OpCase> dot_half_pair_into_cases() {
-    std::vector<OpCase> cases;
-    for (HalfFormat format : kHalfFormats)
-        for (std::size_t count : kCounts)
-            cases.push_back({std::string(half_name(format)) + " " + shape_label({(long long)count}),
-                             [format, count](OpRun& r) {
-                const float* x = r.input(history_vector(count, 38));
-                const float* y = r.input(history_vector(count, 39));
-                r.backend().amax_into(count, x, r.slot(0));
-                r.backend().amax_into(count, y, r.slot(1));
-                std::uint16_t* a = half_output(r, count);
-                std::uint16_t* b = half_output(r, count);
-                r.backend().pack_half(count, format, x, r.slot(0), a);
-                r.backend().pack_half(count, format, y, r.slot(1), b);
-                r.backend().dot_half_pair_into(count, format, a, b, 1e-5, r.slot(2));
-                r.keep_scalar("1e-5·unpack(a)·unpack(b)", 2, kDoubleSumRelative);
-            }});
-    return cases;
+    return per_half_count([](OpRun& r, HalfFormat format, std::size_t count) {
+        std::uint16_t* a = packed_history(r, format, count, 38, 0);
+        std::uint16_t* b = packed_history(r, format, count, 39, 1);
+        r.backend().dot_half_pair_into(count, format, a, b, 1e-5, r.slot(2));
+        r.keep_scalar("1e-5·unpack(a)·unpack(b)", 2, kDoubleSumRelative);
+    });
 }
 
 std::vector<OpCase> axpy_from_half_cases() {
-    std::vector<OpCase> cases;
-    for (HalfFormat format : kHalfFormats)
-        for (std::size_t count : kCounts)
-            cases.push_back({std::string(half_name(format)) + " " + shape_label({(long long)count}),
-                             [format, count](OpRun& r) {
-                const float* x = r.input(history_vector(count, 40));
-                r.backend().amax_into(count, x, r.slot(0));
-                std::uint16_t* packed = half_output(r, count);
-                r.backend().pack_half(count, format, x, r.slot(0), packed);
-                float* y = r.input(random_vector(count, 41));
-                // The same coefficient on both: exact widening, one rounded product, one addition.
-                r.backend().axpy_from_half(count, r.coefficient(1, 0.3), r.coefficient(2, 0.1),
-                                           1.0 / 1024, format, packed, y);
-                r.keep("y", y, count, Agreement::same_bits);
-            }});
-    return cases;
+    return per_half_count([](OpRun& r, HalfFormat format, std::size_t count) {
+        std::uint16_t* packed = packed_history(r, format, count, 40, 0);
+        float* y = r.input(random_vector(count, 41));
+        // The same coefficient on both: exact widening, one rounded product, one addition.
+        r.backend().axpy_from_half(count, r.coefficient(1, 0.3), r.coefficient(2, 0.1),
+                                   1.0 / 1024, format, packed, y);
+        r.keep("y", y, count, Agreement::same_bits);
+    });
 }
 
 std::vector<OpCase> axpy_cases() {
-    std::vector<OpCase> cases;
-    for (std::size_t count : kCounts)
-        cases.push_back({shape_label({(long long)count}), [count](OpRun& r) {
-            float* y = r.input(random_vector(count, 42));
-            r.backend().axpy(count, -0.3f, r.input(random_vector(count, 43)), y);
-            r.keep("y", y, count, Agreement::same_bits);  // product rounded on its own (no FMA)
-        }});
-    return cases;
+    return per_count([](OpRun& r, std::size_t count) {
+        float* y = r.input(random_vector(count, 42));
+        r.backend().axpy(count, -0.3f, r.input(random_vector(count, 43)), y);
+        r.keep("y", y, count, Agreement::same_bits);  // product rounded on its own (no FMA)
+    });
 }
 
 std::vector<OpCase> scale_cases() {
-    std::vector<OpCase> cases;
-    for (std::size_t count : kCounts)
-        cases.push_back({shape_label({(long long)count}), [count](OpRun& r) {
-            float* x = r.input(random_vector(count, 44));
-            r.backend().scale(count, 1.7f, x);
-            r.keep("x", x, count, Agreement::same_bits);
-        }});
-    return cases;
+    return per_count([](OpRun& r, std::size_t count) {
+        float* x = r.input(random_vector(count, 44));
+        r.backend().scale(count, 1.7f, x);
+        r.keep("x", x, count, Agreement::same_bits);
+    });
 }
 
 std::vector<OpCase> copy_cases() {
-    std::vector<OpCase> cases;
-    for (std::size_t count : kCounts)
-        cases.push_back({shape_label({(long long)count}), [count](OpRun& r) {
-            float* dst = r.output(count);
-            r.backend().copy(count, r.input(with_non_finite(count, 45)), dst);
-            r.keep("dst", dst, count, Agreement::same_bits);
-        }});
-    return cases;
+    return per_count([](OpRun& r, std::size_t count) {
+        float* dst = r.output(count);
+        r.backend().copy(count, r.input(with_non_finite(count, 45)), dst);
+        r.keep("dst", dst, count, Agreement::same_bits);
+    });
 }
 
 std::vector<OpCase> fill_cases() {
-    std::vector<OpCase> cases;
-    for (std::size_t count : kCounts)
-        cases.push_back({shape_label({(long long)count}), [count](OpRun& r) {
-            float* x = r.output(count);
-            r.backend().fill(count, 0.125f, x);
-            r.keep("x", x, count, Agreement::same_bits);
-        }});
-    return cases;
+    return per_count([](OpRun& r, std::size_t count) {
+        float* x = r.output(count);
+        r.backend().fill(count, 0.125f, x);
+        r.keep("x", x, count, Agreement::same_bits);
+    });
 }
 
 std::vector<OpCase> adam_update_cases() {
-    std::vector<OpCase> cases;
-    for (std::size_t count : kCounts)
-        cases.push_back({shape_label({(long long)count}), [count](OpRun& r) {
-            const float* g = r.input(random_vector(count, 46));
-            float* m = r.input(random_vector(count, 47, -0.1f, 0.1f));
-            float* v = r.input(random_vector(count, 48, 0.0f, 0.01f));
-            float* x = r.input(random_vector(count, 49));
-            for (int step = 1; step <= 3; ++step)
-                r.backend().adam_update(count, 1e-2f, 0.9f, 0.999f, 1e-8f, step, g, m, v, x);
-            // The same adam_step on both (kernels/vector_ops.h): products rounded on
-            // their own, IEEE division and square root in double.
-            r.keep("m", m, count, Agreement::same_bits);
-            r.keep("v", v, count, Agreement::same_bits);
-            r.keep("x", x, count, Agreement::same_bits);
-        }});
-    return cases;
+    return per_count([](OpRun& r, std::size_t count) {
+        const float* g = r.input(random_vector(count, 46));
+        float* m = r.input(random_vector(count, 47, -0.1f, 0.1f));
+        float* v = r.input(random_vector(count, 48, 0.0f, 0.01f));
+        float* x = r.input(random_vector(count, 49));
+        for (int step = 1; step <= 3; ++step)
+            r.backend().adam_update(count, 1e-2f, 0.9f, 0.999f, 1e-8f, step, g, m, v, x);
+        // The same adam_step on both (kernels/vector_ops.h): products rounded on
+        // their own, IEEE division and square root in double.
+        r.keep("m", m, count, Agreement::same_bits);
+        r.keep("v", v, count, Agreement::same_bits);
+        r.keep("x", x, count, Agreement::same_bits);
+    });
 }
 
 std::vector<OpCase> clamp_cases() {
-    std::vector<OpCase> cases;
-    for (std::size_t count : kCounts)
-        cases.push_back({shape_label({(long long)count}), [count](OpRun& r) {
-            float* x = r.input(random_vector(count, 50));
-            r.backend().clamp(count, -0.25f, 0.5f, x);
-            r.keep("x", x, count, Agreement::same_bits);
-        }});
-    return cases;
+    return per_count([](OpRun& r, std::size_t count) {
+        float* x = r.input(random_vector(count, 50));
+        r.backend().clamp(count, -0.25f, 0.5f, x);
+        r.keep("x", x, count, Agreement::same_bits);
+    });
 }
 
 // ---- spatial control and tiles ---------------------------------------------------------------
