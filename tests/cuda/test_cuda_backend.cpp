@@ -29,11 +29,16 @@ TEST_CASE("device discovery and naming", "[cuda][device]") {
         CHECK(backend->name().rfind("cpu", 0) == 0);
     }
     // A device index past the last is refused by the factory the CLI uses, with
-    // or without a GPU (without one, every index is past the last).
+    // or without a GPU (without one, every index is past the last); a build
+    // without CUDA refuses every CUDA device as a usage error instead.
     DeviceChoice past_the_last;
     past_the_last.kind = DeviceChoice::cuda;
     past_the_last.cuda_index = cuda_device_count();
+#ifdef NST_HAVE_CUDA
     CHECK_THROWS_AS(make_backend(past_the_last, 0, false), DeviceError);
+#else
+    CHECK_THROWS_AS(make_backend(past_the_last, 0, false), UsageError);
+#endif
 }
 
 TEST_CASE("allocation is counted and out-of-memory names the sizes", "[cuda][memory][oom]") {

@@ -101,12 +101,12 @@ void CpuBackend::release(float* data) noexcept {
 
 void CpuBackend::upload(float* dst, const float* host_src, std::size_t count) {
     if (!winograd_filters_.empty()) forget_filters(dst, count);
-    std::memcpy(dst, host_src, count * sizeof(float));
+    if (count > 0) std::memcpy(dst, host_src, count * sizeof(float));  // an empty vector's data() may be null
 }
 
 void CpuBackend::download(float* host_dst, const float* src, std::size_t count) {
     count_host_wait();  // a GPU waits for its queue here
-    std::memcpy(host_dst, src, count * sizeof(float));
+    if (count > 0) std::memcpy(host_dst, src, count * sizeof(float));
 }
 
 void CpuBackend::queue_scalar_read(const double* src, std::size_t count, double* host_dst) {

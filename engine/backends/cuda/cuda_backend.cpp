@@ -33,7 +33,9 @@ void CudaBackend::release(float* data) noexcept { context_.release_bytes(data); 
 void CudaBackend::upload(float* dst, const float* host_src, std::size_t count) {
     NVTX_RANGE("upload");
     // From pageable memory the call returns once host_src has been staged, so the
-    // caller may reuse it at once without waiting for the stream.
+    // caller may reuse it at once without waiting for the stream. An empty copy
+    // (whose host pointer may be null) is no call at all, as on the CPU.
+    if (count == 0) return;
     CUDA_CHECK(cudaMemcpyAsync(dst, host_src, count * sizeof(float), cudaMemcpyHostToDevice,
                                context_.stream()));
 }
@@ -41,8 +43,9 @@ void CudaBackend::upload(float* dst, const float* host_src, std::size_t count) {
 void CudaBackend::download(float* host_dst, const float* src, std::size_t count) {
     NVTX_RANGE("download");
     count_host_wait();
-    CUDA_CHECK(cudaMemcpyAsync(host_dst, src, count * sizeof(float), cudaMemcpyDeviceToHost,
-                               context_.stream()));
+    if (count > 0)
+        CUDA_CHECK(cudaMemcpyAsync(host_dst, src, count * sizeof(float), cudaMemcpyDeviceToHost,
+                                   context_.stream()));
     context_.wait();  // also completes the scalar reads queued before the copy
 }
 
