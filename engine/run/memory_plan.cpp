@@ -189,7 +189,7 @@ MemoryPlan plan_memory(const Backend& backend, const VggWeights& weights,
         const std::size_t scalar_slots =
             3 + content_layers.size() * tile_count + style_layers.size() * std::max<std::size_t>(1, regions);
         // Tiled: the tile's input and image gradient, a content target and a mask
-        // cropped to it, one Gram matrix (StyleTransferObjective's tile_* buffers).
+        // cropped to it, one Gram matrix (LossContext's tile_* buffers and the terms' own).
         std::size_t tile_scratch = 0;
         if (!tiles.empty()) {
             std::size_t target = 1, plane = 1, gram = 1;
