@@ -175,13 +175,11 @@ public:
         inner_.queue_scalar_read(src, count, host_dst);
     }
     std::size_t available_bytes() const override { return inner_.available_bytes(); }
-    std::size_t planned_scratch_bytes(const std::vector<ConvShape>& convolutions,
-                                      const std::vector<int>& style_channels) const override {
-        return inner_.planned_scratch_bytes(convolutions, style_channels);
+    OwnMemory planned_conv_memory(const ConvShape& shape, bool backward) const override {
+        return inner_.planned_conv_memory(shape, backward);
     }
-    std::size_t planned_weight_cache_bytes(const std::vector<ConvShape>& convolutions) const override {
-        return inner_.planned_weight_cache_bytes(convolutions);
-    }
+    OwnMemory planned_style_loss_memory(int n) const override { return inner_.planned_style_loss_memory(n); }
+    std::size_t max_tensor_elements() const override { return inner_.max_tensor_elements(); }
 
     // Every compute op of engine/backends/backend_ops.h: forwarded, and timed while enabled
     // under its name, its phase and the leading sizes of its arguments.

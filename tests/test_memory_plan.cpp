@@ -1,6 +1,9 @@
 // The memory plan (engine/run/memory_plan.h) against the CPU backend's measured peak,
 // with the shared VGG-19 weights (real channel widths, so the Winograd cache and
-// scratch are those of a real run).
+// scratch are those of a real run). The plan runs the run's own allocations on a
+// counting backend and asks the CPU backend for what it keeps of its own, so on
+// the CPU it must equal the measured peak to the byte: any difference is an
+// allocation the counting pass does not see (the promise to users is 0.3 %).
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -20,9 +23,25 @@ const VggWeights& shared_weights() {
     return weights;
 }
 
+// The plan of `request` against run_transfer's measured peak: the same bytes,
+// and every buffer alive while the optimiser runs attributed to a use.
+void check_plan_against_run(const char* name, const TransferRequest& request) {
+    CpuBackend backend;  // the thread count run_transfer's backend gets too
+    const MemoryPlan plan = plan_memory(backend, shared_weights(), request);
+    const TransferResult result = run_transfer(shared_weights(), request);
+    INFO(name << ": planned " << plan.peak_bytes << " B, measured " << result.peak_bytes << " B\n"
+              << format_memory_plan(plan));
+    CHECK(plan.peak_bytes == result.peak_bytes);
+    for (const ScalePlan& scale : plan.scales)
+        for (const MemoryPlanItem& item : scale.items) CHECK(item.what.find("not attributed") == std::string::npos);
+    std::printf("memory plan: %s: planned %.3f MiB, measured %.3f MiB (%+lld B)\n", name,
+                double(plan.peak_bytes) / 1048576.0, double(result.peak_bytes) / 1048576.0,
+                static_cast<long long>(plan.peak_bytes) - static_cast<long long>(result.peak_bytes));
+}
+
 }  // namespace
 
-TEST_CASE("memory plan: within 10% of the measured peak", "[plan]") {
+TEST_CASE("memory plan: the measured peak, to the byte", "[plan]") {
     struct Case {
         const char* name;
         int size;
@@ -55,19 +74,7 @@ TEST_CASE("memory plan: within 10% of the measured peak", "[plan]") {
         request.line_search = c.line_search;
         request.lbfgs_history_precision = c.history_precision;
         request.device = "cpu";
-
-        CpuBackend backend;  // the thread count run_transfer's backend gets too
-        const MemoryPlan plan = plan_memory(backend, shared_weights(), request);
-        const TransferResult result = run_transfer(shared_weights(), request);
-        const double ratio = double(plan.peak_bytes) / double(result.peak_bytes);
-        INFO(c.name << ": planned " << plan.peak_bytes << " B, measured " << result.peak_bytes
-                    << " B (ratio " << ratio << ")\n" << format_memory_plan(plan));
-        // The issue's bound; the plan follows the allocations one for one, so
-        // what remains is what a run allocates that no table lists.
-        CHECK(std::fabs(ratio - 1.0) <= 0.10);
-        std::printf("memory plan: %s: planned %.2f MiB, measured %.2f MiB (%+.2f%%)\n", c.name,
-                    double(plan.peak_bytes) / 1048576.0, double(result.peak_bytes) / 1048576.0,
-                    100 * (ratio - 1));
+        check_plan_against_run(c.name, request);
     }
 }
 
@@ -98,17 +105,22 @@ TEST_CASE("memory plan: guided styles with masks of the style images, set-up the
     CpuBackend backend;
     const MemoryPlan plan = plan_memory(backend, shared_weights(), request);
     REQUIRE(plan.scales.size() == 1);
-    const TransferResult result = run_transfer(shared_weights(), request);
-    const double ratio = double(plan.peak_bytes) / double(result.peak_bytes);
-    INFO("planned " << plan.peak_bytes << " B, measured " << result.peak_bytes << " B (ratio " << ratio
-                    << ")\n" << format_memory_plan(plan));
     CHECK(plan.scales[0].setup_bytes == plan.peak_bytes);
-    CHECK(std::fabs(ratio - 1.0) <= 0.10);  // the issue's bound, as above
-    std::printf("memory plan: guided, masked style images at 1.5x: planned %.2f MiB, measured %.2f MiB (%+.2f%%)\n",
-                double(plan.peak_bytes) / 1048576.0, double(result.peak_bytes) / 1048576.0, 100 * (ratio - 1));
+    check_plan_against_run("guided, masked style images at 1.5x", request);
+
+    // Tiled, guided and with a 16-bit history at once: the masks' scratch
+    // covers a whole tile extent, the regions keep their Gram sums.
+    request.optimizer = "lbfgs";
+    request.lbfgs_history = 400;
+    request.lbfgs_history_precision = "bf16";
+    request.content_layers = {"conv2_2"};
+    request.style_layers = {"conv1_1", "conv2_1", "conv3_1"};
+    request.tile = 32;
+    REQUIRE(plan_memory(backend, shared_weights(), request).scales[0].tiles > 1);
+    check_plan_against_run("tiled (32 px cores), guided, bf16 history m = 400", request);
 }
 
-TEST_CASE("memory plan: a tiled run within 10% of the measured peak, below the untiled plan", "[plan][tiles]") {
+TEST_CASE("memory plan: a tiled run to the byte, below the untiled plan", "[plan][tiles]") {
     // Layers up to conv3_1 (halos 12 and 24 px, engine/objective/tiles.h) so 64 px cores
     // leave a 192x144 output in 3x3 tiles of at most 112x112 px with their halos;
     // the style image (1.5x, larger than the output) is tiled at set-up as well.
@@ -128,18 +140,10 @@ TEST_CASE("memory plan: a tiled run within 10% of the measured peak, below the u
     REQUIRE(plan.scales.size() == 1);
     CHECK(plan.scales[0].tiles == 9);
     CHECK(plan.scales[0].extent_width == 112);
-    const TransferResult result = run_transfer(shared_weights(), request);
-    const double ratio = double(plan.peak_bytes) / double(result.peak_bytes);
-    INFO("planned " << plan.peak_bytes << " B, measured " << result.peak_bytes << " B (ratio " << ratio
-                    << ")\n" << format_memory_plan(plan));
-    CHECK(std::fabs(ratio - 1.0) <= 0.10);  // the issue's bound, as above
+    check_plan_against_run("tiled 192x144 (64 px cores)", request);
     TransferRequest untiled = request;
     untiled.tile = 0;
     const MemoryPlan untiled_plan = plan_memory(backend, shared_weights(), untiled);
-    std::printf("memory plan: tiled 192x144 (64 px cores): planned %.2f MiB, measured %.2f MiB (%+.2f%%); "
-                "untiled plan %.2f MiB\n",
-                double(plan.peak_bytes) / 1048576.0, double(result.peak_bytes) / 1048576.0,
-                100 * (ratio - 1), double(untiled_plan.peak_bytes) / 1048576.0);
     CHECK(plan.peak_bytes < untiled_plan.peak_bytes);
     // --tile auto under a budget between the two picks a core that fits it.
     TransferRequest automatic = request;

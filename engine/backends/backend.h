@@ -73,19 +73,25 @@ public:
     // Bytes this backend can still allocate: host memory available at set-up
     // less what it holds (CPU), the device's free memory (CUDA).
     virtual std::size_t available_bytes() const = 0;
-    // Bytes the backend holds of its own for a network of these convolutions
-    // (height and width set) and style layers of these channel counts: scratch
-    // grown to the largest need, and data kept per weight buffer. Where a backend
-    // cannot know before running (cuDNN's workspace, chosen with the algorithms
-    // at the first pass), the bound it never exceeds.
-    virtual std::size_t planned_scratch_bytes(const std::vector<ConvShape>& convolutions,
-                                              const std::vector<int>& style_channels) const {
-        (void)convolutions, (void)style_channels;
-        return 0;
+    // What the backend holds of its own for one op, for the memory plan's
+    // counting pass (engine/backends/counting_backend.h): `scratch`, one buffer
+    // grown to the largest need and kept; `loss_scratch`, a second such buffer
+    // where the backend keeps one for the losses (CUDA); `weight_cache`, data
+    // kept per weight buffer until that buffer is released or written (0: this
+    // op keeps none). Where a backend cannot know before running (cuDNN's
+    // workspace, chosen with the algorithms at the first pass), the bound it
+    // never exceeds.
+    struct OwnMemory {
+        std::size_t scratch = 0, loss_scratch = 0, weight_cache = 0;
+    };
+    virtual OwnMemory planned_conv_memory(const ConvShape& shape, bool backward) const {
+        (void)shape, (void)backward;
+        return {};
     }
-    virtual std::size_t planned_weight_cache_bytes(const std::vector<ConvShape>& convolutions) const {
-        (void)convolutions;
-        return 0;
+    // style_loss_into for an n × n Gram matrix.
+    virtual OwnMemory planned_style_loss_memory(int n) const {
+        (void)n;
+        return {};
     }
     // The most elements one activation tensor may hold on this backend (cuDNN's
     // tensor descriptors index with int: 2³¹ − 1). The plan refuses a run whose

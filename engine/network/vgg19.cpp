@@ -19,6 +19,7 @@
 #include <algorithm>
 
 #include "engine/base/error.h"
+#include "engine/base/memory_use.h"
 #include "engine/base/nvtx.h"
 
 namespace nst {
@@ -45,6 +46,7 @@ Vgg19::Vgg19(Backend& backend, const VggWeights& weights, int deepest_layer, Poo
         throw InputError("the weights stop at " + weights.layers.back().name + " but layer " +
                          names[deepest_layer] + " is used");
     layers_.reserve(deepest_layer + 1);
+    MemoryUseScope use(MemoryUse::weights);
     for (int l = 0; l <= deepest_layer; ++l) {
         const ConvWeights& source = weights.layers[l];
         Layer layer;
@@ -61,11 +63,18 @@ Vgg19::Vgg19(Backend& backend, const VggWeights& weights, int deepest_layer, Poo
     }
 }
 
+int Vgg19::layer_of_weight(const float* weight) const {
+    for (std::size_t l = 0; l < layers_.size(); ++l)
+        if (layers_[l].weight.data() == weight) return int(l);
+    return -1;
+}
+
 Vgg19::Activations Vgg19::plan(int height, int width) const {
     NST_ASSERT(height >= 1 && width >= 1);
     Activations acts;
     acts.input_height_ = height;
     acts.input_width_ = width;
+    MemoryUseScope use(MemoryUse::activations);
     const std::size_t scratch = feature_scratch_floats(height, width);  // checks the size
     int h = height, w = width;
     bool shrinks = false;

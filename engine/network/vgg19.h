@@ -19,6 +19,8 @@ public:
     Vgg19(Backend& backend, const VggWeights& weights, int deepest_layer, PoolMode pool);
 
     int deepest_layer() const { return deepest_layer_; }
+    // The layer whose filters are `weight` (a buffer of this network), else -1.
+    int layer_of_weight(const float* weight) const;
     const Preprocessing& preprocessing() const { return preprocessing_; }
     int channels(int layer) const { return layers_[layer].shape.out_channels; }
     PoolMode pool_mode() const { return pool_; }

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "engine/base/error.h"
+#include "engine/base/memory_use.h"
 #include "engine/base/nvtx.h"
 #include "engine/objective/masks.h"
 
@@ -14,6 +15,7 @@ std::unique_ptr<LossTerm> make_content_term(LossContext& context) {
 }
 
 ContentTerm::ContentTerm(LossContext& context) : LossTerm(context) {
+    MemoryUseScope use(MemoryUse::loss_targets);
     for (const auto& l : context.config.content_layers) {
         Layer layer;
         layer.index = vgg19_layer_index(l.layer);
@@ -27,6 +29,7 @@ ContentTerm::ContentTerm(LossContext& context) : LossTerm(context) {
     for (const auto& layer : layers_)
         largest = std::max(largest, context.network.channels(layer.index) *
                                         context.acts.planned_plane(layer.index));
+    MemoryUseScope tile_use(MemoryUse::tiles);
     tile_target_ = Buffer(context.backend, largest);
 }
 
@@ -53,6 +56,7 @@ void ContentTerm::set_mask(const std::vector<float>& mask) {
         throw Error("the content mask has " + std::to_string(mask.size()) + " values, expected " +
                     std::to_string(std::size_t(width) * height));
     if (has_content_) throw Error("set_content_mask() must come before set_content()");
+    MemoryUseScope use(MemoryUse::loss_targets);
     for (auto& layer : layers_) {
         const std::vector<float> m = mask_at_layer(mask, width, height, layer.index);
         NST_ASSERT(m.size() == context_.full_plane(layer.index));

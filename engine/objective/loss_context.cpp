@@ -7,6 +7,7 @@
 #include <string>
 
 #include "engine/base/error.h"
+#include "engine/base/memory_use.h"
 #include "engine/base/nvtx.h"
 
 namespace nst {
@@ -80,9 +81,12 @@ void LossContext::set_loss_layers(const std::vector<bool>& read) {
     const std::size_t input = 3 * acts.planned_plane(0);
     std::size_t plane = 1;
     for (int layer : loss_layers_) plane = std::max(plane, acts.planned_plane(layer));
-    tile_input = Buffer(backend, input);
-    tile_grad = Buffer(backend, input);
-    tile_mask = Buffer(backend, plane);
+    {
+        MemoryUseScope use(MemoryUse::tiles);
+        tile_input = Buffer(backend, input);
+        tile_grad = Buffer(backend, input);
+        tile_mask = Buffer(backend, plane);
+    }
     // Pass 1 crops each loss layer's core into masked_features: the core's size
     // is enough until masks need the whole extent (allocate_mask_scratch).
     int core_width = 1, core_height = 1;
@@ -96,6 +100,7 @@ void LossContext::set_loss_layers(const std::vector<bool>& read) {
         core_floats = std::max(core_floats, network.channels(layer) * std::size_t((core_width + s - 1) / s) *
                                                 std::size_t((core_height + s - 1) / s));
     }
+    MemoryUseScope use(MemoryUse::masked_features);
     masked_features = Buffer(backend, core_floats);
 }
 
@@ -105,6 +110,7 @@ void LossContext::allocate_mask_scratch() {
     for (int layer : loss_layers_)
         largest = std::max(largest, network.channels(layer) * acts.planned_plane(layer));
     largest = std::max<std::size_t>(largest, 1);
+    MemoryUseScope use(MemoryUse::masked_features);
     if (masked_features.size() < largest) masked_features = Buffer(backend, largest);
     masked_grad = Buffer(backend, largest);
 }

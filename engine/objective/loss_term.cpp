@@ -2,6 +2,8 @@
 // DESIGN.md, "Tiling"; engine/objective/tiles.h for the geometry and why it is exact).
 #include "engine/objective/loss_term.h"
 
+#include "engine/base/memory_use.h"
+
 namespace nst {
 
 namespace {
@@ -42,6 +44,7 @@ void allocate_term_slots(LossContext& context, const LossTermList& terms) {
         term->set_first_slot(count);
         count += term->slot_count();
     }
+    MemoryUseScope use(MemoryUse::loss_targets);  // the terms' values
     if (context.slots.size() != count) context.slots = ScalarBuffer(context.backend, count);
 }
 

@@ -21,17 +21,29 @@
 //                   (engine/objective/loss_term.h) in engine/objective/<name>_term.cpp
 //   weight          its weight in ObjectiveConfig (α, β, γ of L), default_weight its default
 //   help            one line for front ends
+// Each weight is also a run option of the same name (engine/run/run_options.h),
+// whose default and help come from here (LossTermDefaults below).
 // The list's order is the order of the terms at a layer of the backward pass and
 // of the sum L = Σ weight · value. A new term is its unit (and its kernels) plus
 // one line here.
 // clang-format off
 #define NST_LOSS_TERMS(X)                                                                          \
-    X(content, content_weight, 1.0, "weight of the content loss L_c (alpha)")                     \
-    X(style, style_weight, 1e3, "weight of the style loss L_s (beta)")                            \
-    X(tv, tv_weight, 0.0, "weight of the squared total-variation loss L_tv (gamma)")
+    X(content, content_weight, 1.0, "weight of the content loss (alpha)")                         \
+    X(style, style_weight, 1e3, "weight of the style loss (beta; see docs/DEFAULTS.md)")          \
+    X(tv, tv_weight, 0.0, "weight of the squared total-variation loss (gamma)")
 // clang-format on
 
 namespace nst {
+
+// Each term's default weight and help, by the weight's name (content_weight,
+// content_weight_help, ...), for the run's options.
+struct LossTermDefaults {
+#define NST_LOSS_TERM_DEFAULT(name, weight, default_weight, help) \
+    static constexpr double weight = default_weight;               \
+    static constexpr const char* weight##_help = help;
+    NST_LOSS_TERMS(NST_LOSS_TERM_DEFAULT)
+#undef NST_LOSS_TERM_DEFAULT
+};
 
 struct LayerWeight {
     std::string layer;  // "conv4_2"

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "engine/base/error.h"
+#include "engine/base/memory_use.h"
 #include "engine/objective/masks.h"
 #include "engine/objective/style_term.h"
 
@@ -78,6 +79,7 @@ void StyleTerm::set_guided_styles(const std::vector<Image>& styles,
 void StyleTerm::add_regions(std::size_t k, const Image& style, const std::vector<float>& output_mask,
                             const LayerMasks& style_masks, bool whole_style, std::vector<Buffer>& grams) {
     Backend& backend = context_.backend;
+    MemoryUseScope use(MemoryUse::loss_targets);
     for (std::size_t i = 0; i < layers_.size(); ++i) {
         Layer& layer = layers_[i];
         const int n = context_.network.channels(layer.index), s = layer_scale(layer.index);
@@ -105,9 +107,13 @@ void StyleTerm::add_regions(std::size_t k, const Image& style, const std::vector
 void StyleTerm::style_image_grams(const Image& image, const LayerMasks& masks, std::vector<Buffer>& grams) {
     Backend& backend = context_.backend;
     grams.clear();
-    for (const auto& layer : layers_) {
-        const std::size_t n = context_.network.channels(layer.index);
-        grams.emplace_back(backend, n * n);
+    {
+        // A style image's Gram matrices: blended into A^l, or (guided) its regions' targets.
+        MemoryUseScope use(MemoryUse::loss_targets);
+        for (const auto& layer : layers_) {
+            const std::size_t n = context_.network.channels(layer.index);
+            grams.emplace_back(backend, n * n);
+        }
     }
     Buffer pixels(backend, image.pixels.size());
     backend.upload(pixels.data(), image.pixels.data(), image.pixels.size());

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "engine/base/error.h"
+#include "engine/base/memory_use.h"
 #include "engine/base/nvtx.h"
 
 namespace nst {
@@ -14,6 +15,7 @@ std::unique_ptr<LossTerm> make_style_term(LossContext& context) {
 }
 
 StyleTerm::StyleTerm(LossContext& context) : LossTerm(context) {
+    MemoryUseScope use(MemoryUse::loss_targets);
     std::size_t largest_gram = 1;
     for (const auto& l : context.config.style_layers) {
         Layer layer;
@@ -26,6 +28,7 @@ StyleTerm::StyleTerm(LossContext& context) : LossTerm(context) {
         layers_.push_back(std::move(layer));
     }
     per_layer_.assign(layers_.size(), 0.0);
+    MemoryUseScope tile_use(MemoryUse::tiles);
     if (context.tiled()) tile_gram_ = Buffer(context.backend, largest_gram);
 }
 

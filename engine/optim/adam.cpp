@@ -20,9 +20,11 @@
 // Memory: all vectors are allocated once, before the first evaluation.
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "engine/base/error.h"
+#include "engine/base/memory_use.h"
 #include "engine/optim/optimizer.h"
 #include "engine/optim/optimizer_run.h"
 #include "engine/base/nvtx.h"
@@ -55,11 +57,13 @@ OptimizationResult minimize_adam(Backend& backend, DifferentiableFunction& f, fl
     const std::size_t n = f.size();
     check_options(options, n, iterations);
 
+    std::optional<MemoryUseScope> use(std::in_place, MemoryUse::optimiser);
     Buffer grad(backend, n);       // (n) ∇f(x)
     Buffer prev_grad(backend, n);  // (n) ∇f at the previous iterate (rollback)
     Buffer prev_x(backend, n);     // (n) the previous iterate (rollback)
     Buffer moment1(backend, n);    // (n) m
     Buffer moment2(backend, n);    // (n) v
+    use.reset();
     backend.fill(n, 0.0f, moment1.data());
     backend.fill(n, 0.0f, moment2.data());
 

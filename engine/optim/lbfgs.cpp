@@ -85,6 +85,7 @@
 #include <vector>
 
 #include "engine/base/error.h"
+#include "engine/base/memory_use.h"
 #include "engine/optim/optimizer.h"
 #include "engine/optim/optimizer_run.h"
 #include "engine/base/nvtx.h"
@@ -830,8 +831,12 @@ OptimizationResult minimize_lbfgs(Backend& backend, DifferentiableFunction& f, f
                                   int iterations, const LbfgsOptions& options,
                                   const IterationCallback& callback) {
     check_options(options, f.size(), iterations);
-    LbfgsRun run(backend, f, x, options, callback);
-    return run.run(iterations);
+    std::unique_ptr<LbfgsRun> run;
+    {
+        MemoryUseScope use(MemoryUse::optimiser);  // every vector of the run, made here
+        run = std::make_unique<LbfgsRun>(backend, f, x, options, callback);
+    }
+    return run->run(iterations);
 }
 
 }  // namespace nst

@@ -1,19 +1,23 @@
 // What a transfer will hold in backend memory, known before any work: per scale,
 // the weights, the backend's own caches and scratch, the activations and their
-// gradients, the loss targets, and the image-sized vectors of the optimiser
-// (L-BFGS: 2m + 8 vectors of 3·H·W floats; with lbfgs_history_precision bf16
-// or fp16 the 2m history vectors and the two candidates are 16-bit, plus one
-// fp32 scratch). The figures follow the engine's allocations one for one (engine/network/vgg19.cpp, engine/objective/objective.cpp,
-// engine/optim/lbfgs.cpp, engine/optim/adam.cpp, engine/run/transfer.cpp); a test holds the plan
-// within 10 % of the CPU backend's measured peak.
+// gradients, the loss targets, and the optimiser's vectors. The plan is not a
+// second description of the allocations: plan_memory runs the run's own steps
+// (engine/run/run_steps.h: the objective and its targets, the image, the
+// optimiser up to its first evaluation) on a counting backend
+// (engine/backends/counting_backend.h) that allocates nothing and computes
+// nothing, and files each allocation under the MemoryUse its code names
+// (engine/base/memory_use.h). A test holds the plan within 0.3 % of the CPU
+// backend's measured peak.
 //
-// The CUDA backend's cuDNN workspace is chosen at the first evaluation; the plan
-// counts its cap (Backend::planned_scratch_bytes), which it never exceeds. The
+// What a backend keeps of its own comes from the backend (planned_conv_memory,
+// planned_style_loss_memory): the CUDA backend's cuDNN workspace is chosen at
+// the first evaluation, so the plan counts its cap, which it never exceeds. The
 // plan also records the largest tensor the network will see, which a backend
 // may limit (Backend::max_tensor_elements: cuDNN indexes with int).
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -66,9 +70,15 @@ std::size_t memory_budget(const Backend& backend, const TransferRequest& request
 
 // --tile auto: 0 when the untiled plan fits memory_budget() and the backend's
 // tensor limit (MemoryPlan::fits); else the largest tile core (a multiple of the
-// pooling grid) whose plan fits; else the smallest core (one grid step), which
-// check_memory_budget then refuses with advice.
+// pooling grid) whose plan fits, found by bisection (the plan grows with the
+// core); else the smallest core (one grid step), which check_memory_budget then
+// refuses with advice.
 int auto_tile(const Backend& backend, const VggWeights& weights, const TransferRequest& request);
+
+// The largest n in [lo, hi] with fits(n), by bisection, for a `fits` that holds
+// up to some n and not above it (the plans of growing tiles, histories); 0 when
+// fits(lo) does not hold. Only values seen to fit are returned.
+int largest_fitting(int lo, int hi, const std::function<bool(int)>& fits);
 
 // The plan as a table, one line per item, for --plan.
 std::string format_memory_plan(const MemoryPlan& plan);

@@ -16,7 +16,7 @@ namespace nst {
 // The defaults that depend on other options (the values of the others are in
 // engine/run/run_options.h); docs/DEFAULTS.md explains them.
 struct TransferDefaults {
-    static constexpr double style_weight = 1e3;  // for un-normalised (Caffe) weights
+    static constexpr double style_weight = LossTermDefaults::style_weight;  // for un-normalised (Caffe) weights
     // For weights made by `nst-weights normalize` (attribute `normalized`): β at a
     // 256 px output, scaled by the pixel count (L_c sums over positions, E_l does not).
     static constexpr double normalized_style_weight_256 = 1e7;

@@ -35,6 +35,7 @@
 #include "engine/base/error.h"
 #include "engine/base/types.h"
 #include "engine/io/color.h"
+#include "engine/objective/objective.h"
 #include "engine/optim/optimizer.h"
 
 namespace nst {
@@ -103,13 +104,14 @@ private:
       "longest side of the output (the content photo is resized to it; not resampled if already that size)") \
     X(real, double, style_scale, "style-scale", 1.0, "", (RunOptionCheck::open_closed(0, 8)),       \
       "the style image's longest side is S × the output's")                                       \
-    X(real, double, content_weight, "content-weight", 1.0, "", RunOptionCheck::weight(),           \
-      "weight of the content loss (alpha)")                                                        \
+    /* the loss terms' weights: defaults and help from NST_LOSS_TERMS (objective.h) */             \
+    X(real, double, content_weight, "content-weight", LossTermDefaults::content_weight, "",         \
+      RunOptionCheck::weight(), LossTermDefaults::content_weight_help)                             \
     X(optional_real, std::optional<double>, style_weight, "style-weight", std::nullopt,            \
       "1000; normalised weights: 1e7 × (size/256)²", RunOptionCheck::weight(),                     \
-      "weight of the style loss (beta; see docs/DEFAULTS.md)")                                     \
-    X(real, double, tv_weight, "tv-weight", 0.0, "", RunOptionCheck::weight(),                     \
-      "weight of the squared total-variation loss (gamma)")                                       \
+      LossTermDefaults::style_weight_help)                                                         \
+    X(real, double, tv_weight, "tv-weight", LossTermDefaults::tv_weight, "", RunOptionCheck::weight(), \
+      LossTermDefaults::tv_weight_help)                                                            \
     X(layers, std::vector<std::string>, content_layers, "content-layers",                          \
       (std::vector<std::string>{"conv4_2"}), "", RunOptionCheck::none(),                           \
       "content layers, comma-separated, c_l = 1 each")                                            \

@@ -15,6 +15,7 @@
 #include "engine/io/color.h"
 #include "engine/base/error.h"
 #include "engine/run/memory_plan.h"
+#include "engine/run/run_steps.h"
 #include "engine/io/vgg19_layers.h"
 
 namespace nst {
@@ -22,12 +23,6 @@ namespace nst {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::vector<LayerWeight> equal_weights(const std::vector<std::string>& layers) {
-    std::vector<LayerWeight> out;
-    for (const auto& name : layers) out.push_back({name, 1.0 / double(layers.size())});
-    return out;
-}
 
 // Keeps the loss terms of recent evaluations by evaluation number, so that a
 // report (whose iterate may come from an earlier evaluation, in a line search)
@@ -76,24 +71,15 @@ private:
 //              matched to the content's mean and standard deviation;
 //   histogram: each style's colours mapped to the content's mean and covariance.
 TransferInputs transfer_inputs(const TransferRequest& r) {
-    TransferInputs inputs;
-    inputs.style_scale = r.style_scale;
-    inputs.blend_weights = r.style_blend_weights;
-    inputs.styles = r.styles;
+    TransferInputs inputs = request_inputs(r);
     if (r.preserve_colors == PreserveColors::luminance) {
         const std::vector<float> content_y = luminance(r.content);
         inputs.content = grey_image(content_y, r.content.width, r.content.height);
         for (Image& style : inputs.styles)
             style = grey_image(match_mean_std(luminance(style), content_y), style.width, style.height);
-    } else {
-        inputs.content = r.content;
-        if (r.preserve_colors == PreserveColors::histogram) {
-            for (Image& style : inputs.styles) style = match_color_statistics(style, r.content, r.color_transfer);
-        }
+    } else if (r.preserve_colors == PreserveColors::histogram) {
+        for (Image& style : inputs.styles) style = match_color_statistics(style, r.content, r.color_transfer);
     }
-    inputs.style_masks = r.style_masks;
-    inputs.style_image_masks = r.style_image_masks;
-    inputs.content_mask = r.content_mask;
     return inputs;
 }
 
@@ -117,20 +103,6 @@ Image initial_image(const TransferRequest& r, const Image& content, const Image&
     return resize_image(init, content.width, content.height);
 }
 
-ObjectiveConfig objective_config(const TransferRequest& r, double style_weight) {
-    ObjectiveConfig config;
-    config.content_layers = equal_weights(r.content_layers);
-    for (auto& l : config.content_layers) l.weight = 1.0;  // c_l = 1 (DESIGN.md)
-    config.style_layers = equal_weights(r.style_layers);   // w_l = 1/|S|
-    config.content_weight = r.content_weight;
-    config.style_weight = style_weight;
-    config.tv_weight = r.tv_weight;
-    config.pool = r.pool;
-    config.erode_style_masks = r.mask_erosion;
-    config.tile.core = r.tile;
-    return config;
-}
-
 }  // namespace
 
 double default_style_weight(const TransferRequest& request, const VggWeights& weights) {
@@ -141,22 +113,6 @@ double default_style_weight(const TransferRequest& request, const VggWeights& we
 }
 
 namespace {
-
-// The optimiser the request names, over `objective`, from x.
-OptimizationResult optimize(Backend& backend, DifferentiableFunction& objective, float* x,
-                            int iterations, const TransferRequest& r, const IterationCallback& on_iteration) {
-    if (r.optimizer == Optimizer::adam) {
-        AdamOptions adam;
-        adam.learning_rate = r.learning_rate.value_or(TransferDefaults::adam_learning_rate);
-        return minimize_adam(backend, objective, x, iterations, adam, on_iteration);
-    }
-    LbfgsOptions lbfgs;
-    lbfgs.history = r.lbfgs_history;
-    lbfgs.history_precision = r.lbfgs_history_precision;
-    lbfgs.line_search = r.line_search;
-    lbfgs.learning_rate = r.learning_rate.value_or(TransferDefaults::lbfgs_learning_rate);
-    return minimize_lbfgs(backend, objective, x, iterations, lbfgs, on_iteration);
-}
 
 // One run_transfer: the backend, the objective's configuration and the inputs,
 // set up once; then each scale in turn.
@@ -219,7 +175,7 @@ private:
         } else {
             image = resize_image(previous, width, height);  // coarse to fine: upsample the result
         }
-        Buffer x(*backend_, image.pixels.size());
+        Buffer x = image_buffer(*backend_, image.pixels.size());
         backend_->upload(x.data(), image.pixels.data(), image.pixels.size());
         if (callbacks_.on_scale)
             callbacks_.on_scale({k, scale_count, width, height, iterations, backend_->name(),

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/backends/backend.h"
+#include "engine/backends/counting_backend.h"
 #include "engine/base/error.h"
 #include "engine/backends/cpu/cpu_backend.h"
 #include "engine/backends/cuda_api.h"
@@ -181,19 +182,21 @@ TEST_CASE("the byte counter stays flat after the first pass", "[cuda][memory]") 
     CHECK(backend->peak_bytes() == peak);
 }
 
-TEST_CASE("the planned scratch bounds what the backend holds of its own after VGG-like passes", "[cuda][memory][plan]") {
-    // engine/run/memory_plan.cpp counts Backend::planned_scratch_bytes and
-    // planned_weight_cache_bytes for the backend's own memory: the CPU's
-    // im2col scratch and Winograd filters, the CUDA backend's cuDNN workspace
-    // (its cap, which no chosen algorithm exceeds). After forward and backward
-    // passes over VGG-19's first layers at an odd size, what the backend holds
-    // beyond the tensors allocated here must be within the plan.
+TEST_CASE("the counted own memory bounds what the backend holds of its own after VGG-like passes", "[cuda][memory][plan]") {
+    // The memory plan counts the backend's own memory through a counting
+    // backend (engine/backends/counting_backend.h) that asks it per op
+    // (planned_conv_memory): the CPU's im2col scratch and Winograd filters, the
+    // CUDA backend's cuDNN workspace (its cap, which no chosen algorithm
+    // exceeds). After the same forward and backward passes over VGG-19's first
+    // layers at an odd size on both, what the backend holds beyond the tensors
+    // allocated here must be within what was counted.
     auto backend = make_backend_under_test();
+    CountingBackend counting(*backend);
     const std::vector<ConvShape> shapes = {
         {3, 64, 45, 37}, {64, 64, 45, 37}, {64, 128, 22, 18}, {128, 128, 22, 18}, {128, 256, 11, 9}};
     const std::size_t base = backend->bytes_in_use();
     std::size_t tensors = 0;
-    std::vector<Buffer> buffers;
+    std::vector<Buffer> buffers, counted_buffers;
     const auto make = [&](std::size_t count, unsigned seed) -> float* {
         buffers.push_back(to_backend(*backend, random_vector(count, seed)));
         tensors += count * sizeof(float);
@@ -206,13 +209,21 @@ TEST_CASE("the planned scratch bounds what the backend holds of its own after VG
         float* y = make(s.out_channels * plane, 83);
         backend->conv3x3_forward(s, x, w, y);
         backend->conv3x3_backward_data(s, y, w, x);
+        for (std::size_t count : {s.in_channels * plane, std::size_t(s.out_channels) * s.in_channels * 9,
+                                  s.out_channels * plane})
+            counted_buffers.emplace_back(counting, count);
+        const std::size_t k = counted_buffers.size();
+        counting.conv3x3_forward(s, counted_buffers[k - 3].data(), counted_buffers[k - 2].data(),
+                                 counted_buffers[k - 1].data());
+        counting.conv3x3_backward_data(s, counted_buffers[k - 1].data(), counted_buffers[k - 2].data(),
+                                       counted_buffers[k - 3].data());
     }
     backend->synchronize();
     const std::size_t own = backend->peak_bytes() - base - tensors;
-    std::size_t planned = backend->planned_scratch_bytes(shapes, {});
-    for (const ConvShape& s : shapes) planned += backend->planned_weight_cache_bytes({s});
-    INFO("held of its own " << own << " B, planned " << planned << " B");
-    CHECK(own <= planned);
+    const std::size_t counted = counting.held().weight_cache + counting.held().scratch;
+    CHECK(counting.peak() == tensors + counted);
+    INFO("held of its own " << own << " B, counted " << counted << " B");
+    CHECK(own <= counted);
 }
 
 TEST_CASE("TF32 mode stays within TF32's rounding of the FP32 reference", "[cuda][tf32]") {

@@ -39,9 +39,8 @@ public:
     std::size_t available_bytes() const override {
         return memory_limit_ > bytes_in_use_ ? memory_limit_ - bytes_in_use_ : 0;
     }
-    std::size_t planned_scratch_bytes(const std::vector<ConvShape>& convolutions,
-                                      const std::vector<int>& style_channels) const override;
-    std::size_t planned_weight_cache_bytes(const std::vector<ConvShape>& convolutions) const override;
+    OwnMemory planned_conv_memory(const ConvShape& shape, bool backward) const override;
+    OwnMemory planned_style_loss_memory(int n) const override;
 
     // The compute ops of engine/backends/backend_ops.h, defined in engine/backends/cpu/cpu_*.cpp.
     NST_BACKEND_OPS(NST_BACKEND_OVERRIDE_OP)

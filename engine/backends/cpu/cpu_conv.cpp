@@ -197,24 +197,21 @@ std::size_t CpuBackend::conv_scratch_floats(const ConvShape& shape, bool backwar
     return (backward ? flipped_filter_floats(shape) : 0) + plan.tile_floats * plan.threads;
 }
 
-std::size_t CpuBackend::planned_scratch_bytes(const std::vector<ConvShape>& convolutions,
-                                              const std::vector<int>& style_channels) const {
-    // One scratch buffer, grown to the largest use: the convolutions' columns
-    // or Winograd tiles, and the style loss's G − A (cpu_losses.cpp).
-    std::size_t floats = 0;
-    for (const ConvShape& shape : convolutions)
-        floats = std::max({floats, conv_scratch_floats(shape, false), conv_scratch_floats(shape, true)});
-    for (int n : style_channels) floats = std::max(floats, std::size_t(n) * n);
-    return floats * sizeof(float);
+Backend::OwnMemory CpuBackend::planned_conv_memory(const ConvShape& shape, bool backward) const {
+    // One scratch buffer, grown to the largest use: the convolutions' columns or
+    // Winograd tiles, and the style loss's G − A (cpu_losses.cpp). Winograd
+    // filters are cached per weight buffer (winograd_filters above).
+    OwnMemory own;
+    own.scratch = conv_scratch_floats(shape, backward) * sizeof(float);
+    if (cpu::use_winograd(backward ? shape.out_channels : shape.in_channels, shape.height, shape.width))
+        own.weight_cache = filter_floats(shape, cpu::winograd_tile(shape.height, shape.width)) * sizeof(float);
+    return own;
 }
 
-std::size_t CpuBackend::planned_weight_cache_bytes(const std::vector<ConvShape>& convolutions) const {
-    std::size_t floats = 0;  // the Winograd filters of each layer that takes Winograd either way
-    for (const ConvShape& shape : convolutions)
-        if (cpu::use_winograd(shape.in_channels, shape.height, shape.width) ||
-            cpu::use_winograd(shape.out_channels, shape.height, shape.width))
-            floats += filter_floats(shape, cpu::winograd_tile(shape.height, shape.width));
-    return floats * sizeof(float);
+Backend::OwnMemory CpuBackend::planned_style_loss_memory(int n) const {
+    OwnMemory own;
+    own.scratch = std::size_t(n) * n * sizeof(float);  // G − A, in the convolutions' scratch
+    return own;
 }
 
 void CpuBackend::conv3x3_forward(const ConvShape& shape, const float* x, const float* weight,

@@ -32,7 +32,7 @@ namespace nst::cuda {
 // The largest workspace an algorithm may ask for. The VGG-19 layers at 512 px
 // need a few MiB with the implicit-GEMM and Winograd algorithms; FFT variants
 // can ask for gigabytes and are not worth it for 3×3 kernels. The memory plan
-// counts the cap (CudaBackend::planned_scratch_bytes).
+// counts the cap (CudaBackend::planned_conv_memory).
 constexpr std::size_t kConvWorkspaceCap = std::size_t(512) << 20;
 
 // cuDNN's (legacy) tensor descriptors hold int element counts and strides: a

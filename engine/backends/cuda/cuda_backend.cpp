@@ -61,10 +61,17 @@ std::size_t CudaBackend::available_bytes() const {
     return free_bytes;
 }
 
-std::size_t CudaBackend::planned_scratch_bytes(const std::vector<ConvShape>& convolutions,
-                                               const std::vector<int>& style_channels) const {
-    (void)convolutions, (void)style_channels;
-    return kConvWorkspaceCap;
+Backend::OwnMemory CudaBackend::planned_conv_memory(const ConvShape& shape, bool backward) const {
+    (void)shape, (void)backward;
+    OwnMemory own;
+    own.scratch = kConvWorkspaceCap;
+    return own;
+}
+
+Backend::OwnMemory CudaBackend::planned_style_loss_memory(int n) const {
+    OwnMemory own;
+    own.loss_scratch = std::size_t(n) * n * sizeof(float);
+    return own;
 }
 
 void CudaBackend::queue_scalar_read(const double* src, std::size_t count, double* host_dst) {

@@ -32,9 +32,10 @@ public:
     void queue_scalar_read(const double* src, std::size_t count, double* host_dst) override;
     std::size_t available_bytes() const override;  // cudaMemGetInfo's free bytes
     // cuDNN's workspace is chosen with the algorithms at the first pass: the plan
-    // counts its cap (kConvWorkspaceCap), which no chosen algorithm exceeds.
-    std::size_t planned_scratch_bytes(const std::vector<ConvShape>& convolutions,
-                                      const std::vector<int>& style_channels) const override;
+    // counts its cap (kConvWorkspaceCap), which no chosen algorithm exceeds. The
+    // style loss's G − A has a scratch of its own (CudaContext::float_scratch).
+    OwnMemory planned_conv_memory(const ConvShape& shape, bool backward) const override;
+    OwnMemory planned_style_loss_memory(int n) const override;
     std::size_t max_tensor_elements() const override { return kMaxCudnnTensorElements; }
 
     // The compute ops of engine/backends/backend_ops.h, defined in engine/backends/cuda/cuda_backend.cpp.
