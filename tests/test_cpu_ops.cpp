@@ -11,6 +11,8 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <limits>
 #include <vector>
 
@@ -243,7 +245,7 @@ TEST_CASE("conv3x3 forward and backward-data match naive loops", "[cpu][conv]") 
     }
 }
 
-TEST_CASE("conv3x3 gives the same result with one and two threads", "[cpu][conv]") {
+TEST_CASE("conv3x3 (direct) gives the same bits with one and two threads", "[cpu][conv]") {
     CpuBackend backend;
     const ConvAlgorithmScope direct(Conv3x3Algorithm::direct);
     const ConvShape s{16, 6, 21, 17};
@@ -257,12 +259,11 @@ TEST_CASE("conv3x3 gives the same result with one and two threads", "[cpu][conv]
     omp_set_num_threads(2);
     backend.conv3x3_forward(s, x.data(), w.data(), two.data());
     omp_set_num_threads(threads);
-    // Both are float sums of the same 144 products; the tiling may differ, so
-    // allow the accumulation bound rather than bit equality.
+    // The tiles do not follow the thread count (kWorkSplit): the same bits.
+    CHECK(compare(two, one, 0.0, 0.0).ok);
     const Reference reference = naive_conv(s, x, w);
     const double tol = accumulation_bound(s.in_channels * 9, reference.max_abs_terms);
     CHECK(compare(one, reference.value, tol, 0.0).ok);
-    CHECK(compare(two, reference.value, tol, 0.0).ok);
 }
 
 TEST_CASE("conv3x3 by Winograd F(2x2,3x3) and F(4x4,3x3) match naive loops within their bound",
@@ -506,17 +507,15 @@ TEST_CASE("conv3x3 by Winograd: every instruction-set variant within the bound, 
     }
 }
 
-TEST_CASE("conv3x3 by Winograd with shared blocks gives the same bits with one and two threads",
+TEST_CASE("conv3x3 by Winograd gives the same bits with one, two and three threads",
           "[cpu][conv]") {
-    // Shared blocks (large filters: all threads on one block, split over
-    // channels, then positions, then output channels) compute every output value
-    // by the same operations whatever the thread count; both shapes take them in
-    // F(4×4), in the default instruction-set variant. In F(2×2) they take
-    // per-thread blocks, whose size follows the thread count; OpenBLAS's
-    // summation may change with that size (it did on {64, 8, 33, 300}, within the
-    // bound the tests above check), not on these two, which are checked as well.
-    const ConvShape shapes[] = {{256, 240, 9, 10}, {200, 320, 12, 12}};
-    const int threads = omp_get_max_threads();
+    // The work is split the same way for any thread count (kWorkSplit blocks,
+    // or shared blocks of kSharedBudgets budgets: cpu_winograd.h), so every
+    // output value is computed by the same operations. Shared blocks (the two
+    // large shapes, in F(4×4)) and per-thread blocks ({64, 8, 33, 300}: several
+    // per thread; {64, 64, 16, 12}: conv5-sized, where a split that followed the
+    // thread count changed OpenBLAS's summation with 2 threads), both tile sizes.
+    const ConvShape shapes[] = {{256, 240, 9, 10}, {200, 320, 12, 12}, {64, 8, 33, 300}, {64, 64, 12, 16}};
     unsigned seed = 401;
     for (const ConvShape& s : shapes) {
         CAPTURE(s.in_channels, s.out_channels, s.height, s.width);
@@ -527,22 +526,23 @@ TEST_CASE("conv3x3 by Winograd with shared blocks gives the same bits with one a
         for (const Conv3x3Algorithm algorithm :
              {Conv3x3Algorithm::winograd, Conv3x3Algorithm::winograd4x4}) {
             const ConvAlgorithmScope scope(algorithm);
-            std::vector<float> y[2], dx[2];
-            for (int t : {1, 2}) {
-                omp_set_num_threads(t);
-                CpuBackend backend;
+            std::vector<float> y[3], dx[3];
+            for (int t : {1, 2, 3}) {
+                CpuBackend backend(t);
                 y[t - 1].resize(s.out_channels * plane);
                 dx[t - 1].resize(s.in_channels * plane);
                 backend.conv3x3_forward(s, x.data(), w.data(), y[t - 1].data());
                 backend.conv3x3_backward_data(s, dy.data(), w.data(), dx[t - 1].data());
             }
-            omp_set_num_threads(threads);
-            const auto fc = compare(y[1], y[0], 0.0, 0.0);  // exact: see above
-            INFO("forward, 2 threads against 1\n" << fc.report);
-            CHECK(fc.ok);
-            const auto bc = compare(dx[1], dx[0], 0.0, 0.0);
-            INFO("backward-data, 2 threads against 1\n" << bc.report);
-            CHECK(bc.ok);
+            for (int t : {2, 3}) {
+                CAPTURE(t);
+                const auto fc = compare(y[t - 1], y[0], 0.0, 0.0);  // exact: see above
+                INFO("forward, t threads against 1\n" << fc.report);
+                CHECK(fc.ok);
+                const auto bc = compare(dx[t - 1], dx[0], 0.0, 0.0);
+                INFO("backward-data, t threads against 1\n" << bc.report);
+                CHECK(bc.ok);
+            }
         }
     }
 }
@@ -896,6 +896,36 @@ TEST_CASE("adam_update matches the bias-corrected formula", "[cpu][vector]") {
         INFO(xc.report);
         CHECK(xc.ok);
     }
+}
+
+extern "C" int openblas_get_num_threads(void);  // OpenBLAS's, without its headers' include path
+
+TEST_CASE("the CPU backend's thread settings are scoped to it", "[cpu][threads]") {
+    const int omp_before = omp_get_max_threads(), blas_before = openblas_get_num_threads();
+    const char* env = std::getenv("OMP_NUM_THREADS");
+    const std::string saved_env = env ? env : "";
+    unsetenv("OMP_NUM_THREADS");
+    omp_set_num_threads(1);  // as a library loaded earlier may (torch does)
+    {
+        CpuBackend all;  // threads 0: all cores, not the 1 set above
+        CHECK(all.threads() == omp_get_num_procs());
+        CHECK(omp_get_max_threads() == all.threads());
+        CHECK(openblas_get_num_threads() == 1);  // inside the backend's own OpenMP regions
+        {
+            CpuBackend one(1);
+            CHECK(omp_get_max_threads() == 1);
+        }
+        CHECK(omp_get_max_threads() == all.threads());  // restored by the inner one
+    }
+    CHECK(omp_get_max_threads() == 1);  // the caller's setting, restored
+    CHECK(openblas_get_num_threads() == blas_before);
+    setenv("OMP_NUM_THREADS", "3", 1);
+    CHECK(CpuBackend().threads() == 3);  // the environment's count, as OpenMP's default
+    if (env)
+        setenv("OMP_NUM_THREADS", saved_env.c_str(), 1);
+    else
+        unsetenv("OMP_NUM_THREADS");
+    omp_set_num_threads(omp_before);
 }
 
 TEST_CASE("reductions are bitwise identical with one and two threads", "[cpu][vector]") {

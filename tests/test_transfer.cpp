@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "engine/base/error.h"
+#include "engine/io/weights.h"
 #include "engine/run/transfer.h"
 #include "tests/test_support.h"
 
@@ -31,6 +32,35 @@ TransferRequest small_request() {
 }
 
 }  // namespace
+
+TEST_CASE("transfer: the same bits for 1, 2 and 3 threads, untiled and tiled", "[transfer][threads]") {
+    // The CPU backend splits its work the same way for any thread count
+    // (engine/backends/cpu/cpu_winograd.h, kWorkSplit); real VGG-19 widths, so
+    // the convolutions take the paths a real run takes (Winograd F(4×4) and
+    // F(2×2), shared and per-thread blocks, im2col for conv1_1).
+    const VggWeights weights = read_weights(test::shared_weights_path());
+    TransferRequest request;
+    request.content = test::random_image(80, 60, 41);
+    request.styles = {test::random_image(64, 64, 42)};
+    request.size = 80;
+    request.iterations = 4;
+    request.device = "cpu";
+    for (const int tile : {0, 48}) {
+        CAPTURE(tile);
+        request.tile = tile;
+        std::vector<float> first;
+        for (const int threads : {1, 2, 3}) {
+            CAPTURE(threads);
+            request.threads = threads;
+            const TransferResult result = run_transfer(weights, request);
+            REQUIRE(result.optimization.iterations == 4);
+            if (threads == 1)
+                first = result.image.pixels;
+            else
+                CHECK(result.image.pixels == first);
+        }
+    }
+}
 
 TEST_CASE("transfer: the API gives the CLI's image bit for bit", "[transfer]") {
     test::TempDir dir("transfer-cli");

@@ -11,17 +11,19 @@
 
 namespace nst {
 
-// Sets the OpenMP thread count for this process. OpenBLAS always runs
-// single-threaded inside the backend's OpenMP regions: two spinning thread
-// pools on the same cores measured 2-3x slower than one.
-void set_thread_count(int threads);
-
 // Not final: tests derive from it to perturb single ops (tests/trajectory_check.h).
 class CpuBackend : public Backend {
 public:
-    // threads: OpenMP threads (OpenBLAS runs single-threaded inside them); 0 keeps the default.
+    // threads: OpenMP threads; 0: all cores (OMP_NUM_THREADS when set, else the
+    // processors, whatever another library set the thread count to). OpenBLAS
+    // runs single-threaded inside them: two spinning pools on the same cores
+    // measured 2–3× slower than one. The settings are scoped to the backend:
+    // the creating thread's OpenMP thread count and OpenBLAS's (process-wide)
+    // are set while it lives and restored when it is destroyed. Results do not
+    // depend on the thread count (the work is split the same way for any count).
     explicit CpuBackend(int threads = 0);
     ~CpuBackend() override;
+    int threads() const { return threads_; }
 
     std::string name() const override { return "cpu"; }
 
@@ -63,6 +65,8 @@ private:
     std::unordered_map<const float*, WinogradFilters> winograd_filters_;
 
     std::size_t memory_limit_;  // host memory available at construction (MemAvailable)
+    int threads_;
+    int previous_omp_threads_, previous_blas_threads_;  // restored on destruction
     std::size_t bytes_in_use_ = 0;
     std::size_t peak_bytes_ = 0;
     float* columns_ = nullptr;

@@ -48,6 +48,10 @@ namespace {
 // Floats in one thread's column tile: 2M floats = 8 MiB.
 constexpr std::size_t kTileBudget = std::size_t(2) << 20;
 
+// The work of a convolution is split into a multiple of this many parts, for
+// any thread count (cpu_winograd.h: the same constant).
+constexpr int kWorkSplit = cpu::kWorkSplit;
+
 struct Tiling {
     int rows = 0;   // output rows per tile
     int tiles = 0;  // tiles covering the height
@@ -61,10 +65,11 @@ Tiling plan_tiles(int in_channels, int height, int width) {
     const std::size_t per_row = std::size_t(in_channels) * 9 * std::size_t(width);
     const int max_rows = static_cast<int>(
         std::min<std::size_t>(std::max<std::size_t>(1, kTileBudget / per_row), height));
-    // At least one tile per thread, and a multiple of the thread count, so the
-    // threads finish together.
+    // A multiple of kWorkSplit tiles, whatever the thread count: a GEMM's
+    // rounding depends on its shape, so the same split gives the same bits on
+    // any number of threads (and 1, 2 or 4 of them finish together).
     int tiles = (height + max_rows - 1) / max_rows;
-    tiles = std::min(height, ((tiles + plan.threads - 1) / plan.threads) * plan.threads);
+    tiles = std::min(height, ((tiles + kWorkSplit - 1) / kWorkSplit) * kWorkSplit);
     plan.rows = (height + tiles - 1) / tiles;
     plan.tiles = (height + plan.rows - 1) / plan.rows;
     plan.tile_floats = std::size_t(plan.rows) * per_row;

@@ -25,16 +25,19 @@ namespace {
 constexpr std::size_t kHeader = 64;  // keeps the payload 64-byte aligned
 }
 
-// OpenBLAS always runs single-threaded: the backend calls it from inside its own
-// OpenMP regions (one GEMM per thread, see cpu_conv.cpp), so `threads` OpenMP
-// threads are the only pool. Two busy-waiting pools on the same cores slow the
-// convolutions 2–3×.
-void set_thread_count(int threads) {
-    omp_set_num_threads(threads);
-    openblas_set_num_threads(1);
-}
-
 namespace {
+
+// The thread count of CpuBackend(0): OMP_NUM_THREADS when it is a positive
+// number, else the processors. Not omp_get_max_threads(): a library loaded
+// earlier (torch, for one) may have changed it for the process.
+int all_cores() {
+    if (const char* text = std::getenv("OMP_NUM_THREADS")) {
+        char* end = nullptr;
+        const long n = std::strtol(text, &end, 10);
+        if (end != text && n > 0 && n <= 4096) return int(n);
+    }
+    return std::max(1, omp_get_num_procs());
+}
 
 // Memory the system can give without swapping: MemAvailable from /proc/meminfo,
 // else the physical memory. Linux overcommits: without this check a run too
@@ -54,14 +57,22 @@ std::size_t available_host_bytes() {
 
 }  // namespace
 
-CpuBackend::CpuBackend(int threads) : memory_limit_(available_host_bytes()) {
-    if (threads > 0) omp_set_num_threads(threads);
+// OpenBLAS always runs single-threaded: the backend calls it from inside its own
+// OpenMP regions (one GEMM per thread, see cpu_conv.cpp), so `threads` OpenMP
+// threads are the only pool. Two busy-waiting pools on the same cores slow the
+// convolutions 2–3×.
+CpuBackend::CpuBackend(int threads)
+    : memory_limit_(available_host_bytes()), threads_(threads > 0 ? threads : all_cores()),
+      previous_omp_threads_(omp_get_max_threads()), previous_blas_threads_(openblas_get_num_threads()) {
+    omp_set_num_threads(threads_);
     openblas_set_num_threads(1);
 }
 
 CpuBackend::~CpuBackend() {
     for (auto& entry : winograd_filters_) release(entry.second.filters);
     release(columns_);
+    omp_set_num_threads(previous_omp_threads_);
+    openblas_set_num_threads(previous_blas_threads_);
 }
 
 float* CpuBackend::allocate(std::size_t count) {

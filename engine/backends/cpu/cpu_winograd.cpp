@@ -6,13 +6,13 @@
 // V (P, K, N), runs the P = (m+2)² single-threaded SGEMMs into M (P, M, N) and
 // transforms M into the output; its scratch is reused for the next block, so
 // memory is bounded by the block size whatever the image size. Blocks are
-// sized so that V and M stay near the thread's L2/L3 share, and so that there
-// are at least as many blocks as threads (a multiple of their count). Layers
-// whose filters U outweigh a thread's V and M (the 256- and 512-channel ones)
-// take shared blocks instead: all threads on one block at a time, the
-// transforms split over channels and the products over positions ξ, so each
-// U_ξ is read once per block, by one thread, and the block may hold more tiles
-// (the threads' budgets together).
+// sized so that V and M stay near the thread's L2/L3 share, and come in a
+// multiple of kWorkSplit, whatever the thread count (cpu_winograd.h: the result
+// then does not depend on it). Layers whose filters U outweigh a thread's V and
+// M (the 256- and 512-channel ones) take shared blocks instead: all threads on
+// one block at a time, the transforms split over channels and the products
+// over positions ξ, so each U_ξ is read once per block, by one thread, and the
+// block may hold more tiles (kSharedBudgets budgets).
 //
 // The transforms (cpu_winograd_transforms.inc) work on a run of tiles in one
 // tile row at a time, one padded input row at a time; their loops over tiles
@@ -234,14 +234,14 @@ WinogradPlan plan_winograd(int tile, int in_channels, int out_channels, int heig
     plan.shared = km >= double(by_budget);
     std::size_t block = 0;
     if (plan.shared) {
-        block = std::min(tiles, by_budget * plan.threads);  // the same memory as the threads' blocks
+        block = std::min(tiles, by_budget * kSharedBudgets);
         block = (tiles + (tiles + block - 1) / block - 1) / ((tiles + block - 1) / block);  // even blocks
     } else {
-        const std::size_t per_thread = (tiles + plan.threads - 1) / plan.threads;
-        block = std::min(by_budget, per_thread);
-        // A multiple of the thread count of blocks, so that the threads finish together.
+        const std::size_t per_part = (tiles + kWorkSplit - 1) / kWorkSplit;
+        block = std::min(by_budget, per_part);
+        // A multiple of kWorkSplit blocks (cpu_winograd.h).
         std::size_t blocks = (tiles + block - 1) / block;
-        blocks = std::min(tiles, (blocks + plan.threads - 1) / plan.threads * plan.threads);
+        blocks = std::min(tiles, (blocks + kWorkSplit - 1) / kWorkSplit * kWorkSplit);
         block = (tiles + blocks - 1) / blocks;
     }
     plan.block_tiles = static_cast<int>(block);

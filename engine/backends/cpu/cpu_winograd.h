@@ -97,6 +97,15 @@ std::size_t winograd_filter_stride(int out_channels, int in_channels);
 void winograd_filter_transform(int tile, int out_channels, int in_channels, const float* weight,
                                float* u);
 
+// Blocks come in multiples of kWorkSplit, and a shared block holds
+// kSharedBudgets threads' budgets, whatever the thread count: an SGEMM's
+// rounding depends on its shape (OpenBLAS's kernels treat a block's last
+// columns apart), so a split that followed the thread count gave other bits
+// on another number of threads. With a fixed split any count gives the same
+// result; 1, 2 and 4 threads finish together.
+constexpr int kWorkSplit = 4;
+constexpr int kSharedBudgets = 2;
+
 struct WinogradPlan {
     int in_channels = 0;   // channels summed over (K of the GEMMs)
     int out_channels = 0;  // channels produced (M of the GEMMs)
