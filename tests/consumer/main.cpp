@@ -1,7 +1,7 @@
 // Stylises a tiny image in memory through the installed library: random weights
 // of VGG-19's topology (4 channels a layer), a noise start, 10 L-BFGS
 // iterations on the CPU. Exits 0 when the loss fell and the image is finite.
-#include <engine/run/transfer.h>
+#include <nst/nst.h>
 
 #include <cmath>
 #include <cstdio>
