@@ -33,6 +33,12 @@ ContentTerm::ContentTerm(LossContext& context) : LossTerm(context) {
     tile_target_ = Buffer(context.backend, largest);
 }
 
+void ContentTerm::set_inputs(const ObjectiveInputs& inputs) {
+    if (layers_.empty()) return;
+    if (!inputs.content_mask.empty()) set_mask(inputs.content_mask);
+    set_content(inputs.content);
+}
+
 std::vector<int> ContentTerm::layers() const {
     std::vector<int> indices;
     for (const auto& layer : layers_) indices.push_back(layer.index);

@@ -29,6 +29,8 @@ public:
     // Host copy of P^l; UsageError when `layer` is not a content layer.
     std::vector<float> target(const std::string& layer) const;
 
+    // The content mask (if any), then P^l from the content (no content layers: nothing).
+    void set_inputs(const ObjectiveInputs& inputs) override;
     std::vector<int> layers() const override;
     std::size_t held_bytes() const override;
     std::size_t slot_count() const override { return layers_.size() * context_.tile_count(); }

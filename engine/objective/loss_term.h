@@ -38,6 +38,8 @@ public:
     virtual std::size_t held_bytes() const = 0;
     // Scalar slots it writes in one evaluation (may change as its inputs are set).
     virtual std::size_t slot_count() const = 0;
+    // Takes what it needs of the scale's inputs (targets, masks), at set-up.
+    virtual void set_inputs(const ObjectiveInputs& inputs) { (void)inputs; }
     // Throws Error when an input it needs has not been set.
     virtual void check_ready() const {}
 

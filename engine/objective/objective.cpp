@@ -66,6 +66,11 @@ std::size_t StyleTransferObjective::held_bytes() const {
 
 void StyleTransferObjective::allocate_slots() { allocate_term_slots(*context_, terms_); }
 
+void StyleTransferObjective::set_inputs(const ObjectiveInputs& inputs) {
+    for (const auto& term : terms_) term->set_inputs(inputs);
+    allocate_slots();
+}
+
 void StyleTransferObjective::set_content(const Image& content) { content_->set_content(content); }
 
 void StyleTransferObjective::set_content_mask(const std::vector<float>& mask) { content_->set_mask(mask); }
@@ -145,36 +150,22 @@ std::unique_ptr<StyleTransferObjective> make_objective_at(Backend& backend, cons
                                                           const ObjectiveConfig& config,
                                                           const TransferInputs& inputs,
                                                           int longest_side) {
-    const Image content = resize_longest_side(inputs.content, longest_side);
-    const int style_side =
-        std::max(16, int(std::lround(inputs.style_scale * std::max(content.width, content.height))));
-    std::vector<Image> styles;
-    for (const Image& style : inputs.styles) styles.push_back(resize_longest_side(style, style_side));
+    ObjectiveInputs at;
+    at.content = resize_longest_side(inputs.content, longest_side);
+    const int width = at.content.width, height = at.content.height;
+    const int style_side = std::max(16, int(std::lround(inputs.style_scale * std::max(width, height))));
+    for (const Image& style : inputs.styles) at.styles.push_back(resize_longest_side(style, style_side));
+    at.blend_weights = inputs.blend_weights;
+    for (const Image& mask : inputs.style_masks) at.output_masks.push_back(mask_plane(mask, width, height));
+    for (std::size_t k = 0; k < inputs.style_image_masks.size() && k < at.styles.size(); ++k)
+        at.style_masks.push_back(inputs.style_image_masks[k].width > 0
+                                     ? mask_plane(inputs.style_image_masks[k], at.styles[k].width,
+                                                  at.styles[k].height)
+                                     : std::vector<float>{});
+    if (inputs.content_mask.width > 0) at.content_mask = mask_plane(inputs.content_mask, width, height);
 
-    auto objective = std::make_unique<StyleTransferObjective>(backend, weights, config,
-                                                              content.width, content.height);
-    if (!config.content_layers.empty()) {
-        if (inputs.content_mask.width > 0)
-            objective->set_content_mask(mask_plane(inputs.content_mask, content.width, content.height));
-        objective->set_content(content);
-    }
-    if (!config.style_layers.empty()) {
-        if (inputs.style_masks.empty()) {
-            objective->set_styles(styles, inputs.blend_weights);
-        } else {
-            if (!inputs.blend_weights.empty())
-                throw UsageError("style blend weights do not apply with style masks (each style has its region)");
-            std::vector<std::vector<float>> output_masks, style_masks;
-            for (const Image& mask : inputs.style_masks)
-                output_masks.push_back(mask_plane(mask, content.width, content.height));
-            for (std::size_t k = 0; k < inputs.style_image_masks.size() && k < styles.size(); ++k)
-                style_masks.push_back(inputs.style_image_masks[k].width > 0
-                                          ? mask_plane(inputs.style_image_masks[k], styles[k].width,
-                                                       styles[k].height)
-                                          : std::vector<float>{});
-            objective->set_guided_styles(styles, output_masks, style_masks);
-        }
-    }
+    auto objective = std::make_unique<StyleTransferObjective>(backend, weights, config, width, height);
+    objective->set_inputs(at);
     return objective;
 }
 

@@ -24,8 +24,9 @@
 // Each weight is also a run option of the same name (engine/run/run_options.h),
 // whose default and help come from here (LossTermDefaults below).
 // The list's order is the order of the terms at a layer of the backward pass and
-// of the sum L = Σ weight · value. A new term is its unit (and its kernels) plus
-// one line here.
+// of the sum L = Σ weight · value. A new term is its unit (reading its inputs in
+// set_inputs), its kernels and backend ops, one line here and its weight's entry
+// in NST_RUN_OPTIONS (the build fails until it exists): DESIGN.md, "The loss terms".
 // clang-format off
 #define NST_LOSS_TERMS(X)                                                                          \
     X(content, content_weight, 1.0, "weight of the content loss (alpha)")                         \
@@ -91,6 +92,19 @@ struct LossTermField {
 inline constexpr LossTermField kLossTermFields[] = {NST_LOSS_TERMS(NST_LOSS_TERM_FIELD)};
 #undef NST_LOSS_TERM_FIELD
 
+// What the loss terms of one scale are made from: make_objective_at's inputs
+// resized to the scale (masks as planes in [0,1]). The objective hands the same
+// inputs to every term (LossTerm::set_inputs), each taking what it needs: a new
+// term that needs an input adds it here and reads it in its own unit.
+struct ObjectiveInputs {
+    Image content;                                 // width × height of the output
+    std::vector<Image> styles;                     // each at style_scale × the output's side
+    std::vector<double> blend_weights;             // empty: equal (not with output_masks)
+    std::vector<std::vector<float>> output_masks;  // guided: each style's output region (H·W); empty: not guided
+    std::vector<std::vector<float>> style_masks;   // guided: a region of each style image (empty entry: all of it)
+    std::vector<float> content_mask;               // (H·W), or empty: none
+};
+
 class LossTerm;
 struct LossContext;
 class ContentTerm;
@@ -102,6 +116,9 @@ public:
     StyleTransferObjective(Backend& backend, const VggWeights& weights,
                            const ObjectiveConfig& config, int width, int height);
 
+    // Every term's targets from `inputs` (LossTerm::set_inputs), as
+    // make_objective_at sets them. The setters below set one term's, for tests.
+    void set_inputs(const ObjectiveInputs& inputs);
     // P^l from the content image (must be width × height).
     void set_content(const Image& content);
     // A^l = Σ_k b_k A^l_k from style images of any size; blend weights are

@@ -32,6 +32,17 @@ StyleTerm::StyleTerm(LossContext& context) : LossTerm(context) {
     if (context.tiled()) tile_gram_ = Buffer(context.backend, largest_gram);
 }
 
+void StyleTerm::set_inputs(const ObjectiveInputs& inputs) {
+    if (layers_.empty()) return;
+    if (inputs.output_masks.empty()) {
+        set_styles(inputs.styles, inputs.blend_weights);
+        return;
+    }
+    if (!inputs.blend_weights.empty())
+        throw UsageError("style blend weights do not apply with style masks (each style has its region)");
+    set_guided_styles(inputs.styles, inputs.output_masks, inputs.style_masks);
+}
+
 std::vector<int> StyleTerm::layers() const {
     std::vector<int> indices;
     for (const auto& layer : layers_) indices.push_back(layer.index);

@@ -37,6 +37,8 @@ public:
     // E_l of the last read_value(), in config order.
     const std::vector<double>& per_layer() const { return per_layer_; }
 
+    // Blended styles, or guided by output_masks when there are any (no style layers: nothing).
+    void set_inputs(const ObjectiveInputs& inputs) override;
     std::vector<int> layers() const override;
     std::size_t held_bytes() const override;
     std::size_t slot_count() const override { return layers_.size() * region_slots(); }
