@@ -1,8 +1,9 @@
 // nst._nst: the compiled half of the Python package `nst`, over the engine's one
 // API (engine/run/transfer.h), so a result equals the CLI's for the same settings.
 // python/nst/__init__.py is the other half and the one users call: it checks the
-// keyword arguments, turns image-likes (paths, arrays, PIL images, any __array__)
-// into paths or float32 arrays (H, W, 3) in [0, 1], and documents the functions.
+// keyword arguments (TypeError with a suggestion for a misspelt one), turns
+// image-likes (paths, arrays, PIL images, any __array__) into paths or float32
+// arrays (H, W, 3) in [0, 1], and documents the functions.
 //
 // Here:
 //   - the request: every run option from its keyword argument, through the option
@@ -10,7 +11,9 @@
 //   - the run, with the GIL released, and its callbacks;
 //   - the weights, read with the GIL released; images in and out;
 //   - the errors: ValueError for usage, nst.InputError (a ValueError) for bad images
-//     or weights, MemoryError for out-of-memory, RuntimeError for other failures.
+//     or weights, MemoryError for out-of-memory, RuntimeError for other failures,
+//     the messages naming keyword arguments where the engine's name the CLI's flags
+//     (python_message).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -20,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -34,6 +38,71 @@ namespace py = pybind11;
 using namespace nst;
 
 namespace {
+
+// ---- messages --------------------------------------------------------------------------------
+
+// The engine's messages name options as the CLI spells them ("try --lbfgs-history 5",
+// "(--max-memory)", "pass --weights FILE"); a Python user knows keyword arguments. The
+// CLI's messages stay as they are (the CLI and its tests read them) and are translated
+// here, once, for every error the module raises:
+//   --lbfgs-history 5   -> lbfgs_history=5      a value the option takes follows
+//   --tile auto         -> tile='auto'
+//   --max-memory        -> max_memory           the option alone
+// Only flags of the option lists are translated; other text is left alone.
+bool takes_value(const RunOption& option, const std::string& value) {
+    static const std::regex number(R"(-?[0-9][0-9.]*(?:[eE][-+]?[0-9]+)?[KMGT]?)");
+    switch (option.kind) {
+    case RunOptionKind::choice:
+        for (const std::string& choice : option.choices)
+            if (choice == value) return true;
+        return false;
+    case RunOptionKind::text:  // --device: a device name
+        return value == "auto" || value == "cpu" || value.rfind("cuda", 0) == 0;
+    case RunOptionKind::tile:
+        return value == "auto" || std::regex_match(value, number);
+    case RunOptionKind::layers:
+    case RunOptionKind::flag:
+        return false;
+    default:
+        return std::regex_match(value, number);
+    }
+}
+
+std::string python_message(const std::string& message) {
+    std::string text = message;
+    const std::pair<const char*, const char*> phrases[] = {
+        {"pass --weights FILE", "pass weights=PATH (or an nst.Weights)"},
+    };
+    for (const auto& [cli, python] : phrases)
+        for (std::size_t at = text.find(cli); at != std::string::npos; at = text.find(cli, at))
+            text.replace(at, std::string(cli).size(), python);
+
+    static const std::regex flag(R"(--([a-z][a-z0-9-]*)(?: ([A-Za-z0-9_.+-]+(?::[0-9]+)?))?)");
+    std::string out;
+    auto rest = text.cbegin();
+    for (std::sregex_iterator match(text.begin(), text.end(), flag), end; match != end; ++match) {
+        const std::smatch& m = *match;
+        const std::string name = m[1].str(), value = m[2].str();
+        std::string keyword;
+        const RunOption* option = find_run_option(name);
+        if (option) keyword = option->field;
+        for (const FrontEndOption& front : front_end_options())
+            if (front.flag == name && front.where != FrontEndOption::cli) keyword = name;
+        if (keyword.empty()) continue;  // not an option: left as it is
+        for (char& c : keyword) c = c == '-' ? '_' : c;
+        out.append(rest, m[0].first);
+        if (option && !value.empty() && takes_value(*option, value)) {
+            const bool number = value.find_first_not_of("0123456789.-+eEKMGT") == std::string::npos &&
+                                option->kind != RunOptionKind::choice;
+            out += keyword + "=" + (number ? value : "'" + value + "'");
+        } else {
+            out += keyword + (value.empty() ? "" : " " + value);
+        }
+        rest = m[0].second;
+    }
+    out.append(rest, text.cend());
+    return out;
+}
 
 // ---- images --------------------------------------------------------------------------------
 
@@ -292,15 +361,16 @@ void bind_errors(py::module_& m) {
         try {
             if (error) std::rethrow_exception(error);
         } catch (const UsageError& e) {
-            PyErr_SetString(PyExc_ValueError, e.what());
+            PyErr_SetString(PyExc_ValueError, python_message(e.what()).c_str());
         } catch (const InputError& e) {
-            input_error(e.what());
+            input_error(python_message(e.what()).c_str());
         } catch (const OutOfMemory& e) {
-            PyErr_SetString(PyExc_MemoryError, e.what());
+            PyErr_SetString(PyExc_MemoryError, python_message(e.what()).c_str());
         } catch (const Error& e) {  // RuntimeFailure, DeviceError, a broken invariant
-            PyErr_SetString(PyExc_RuntimeError, e.what());
+            PyErr_SetString(PyExc_RuntimeError, python_message(e.what()).c_str());
         }
     });
+    m.def("_python_message", &python_message, "An engine message as Python users read it (for the tests).");
 }
 
 void bind_weights(py::module_& m) {

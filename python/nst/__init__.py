@@ -11,6 +11,8 @@ Images in: a path; a NumPy array, or anything with __array__, of shape (H, W, 3)
 nst.Weights to reuse them.
 """
 import ast
+import difflib
+import errno
 import inspect
 import os
 import sys
@@ -101,10 +103,25 @@ def load_image(path):
     return _nst._load_image(os.fsdecode(path))
 
 
+# save_image's failures come from the engine as "cannot write 'PATH': <strerror>"; the reason
+# gives back the errno, so that the OSError is the subclass Python would raise (FileNotFoundError
+# for a missing folder, PermissionError, IsADirectoryError ...).
+_ERRNO_OF_REASON = {os.strerror(code): code for code in errno.errorcode}
+
+
 def save_image(path, image):
     """Writes an image (anything stylize takes as one) as 8-bit PNG or JPEG, chosen by the
-    extension, atomically: a failure never leaves a partial file."""
-    _nst._save_image(os.fsdecode(path), _image(image, "image"))
+    extension, atomically: a failure never leaves a partial file. Raises ValueError for an
+    unsupported extension and an OSError (FileNotFoundError, PermissionError ...) when the
+    file cannot be written."""
+    path = os.fsdecode(path)
+    pixels = _image(image, "image")
+    try:
+        _nst._save_image(path, pixels)
+    except RuntimeError as error:
+        reason = str(error).rsplit(": ", 1)[-1]
+        code = _ERRNO_OF_REASON.get(reason)
+        raise (OSError(code, reason, path) if code else OSError(str(error))) from None
 
 
 def to_pil(image):
@@ -159,7 +176,14 @@ _KEYWORD_NAMES = [row[0] for row in _KEYWORDS]
 def _check_keywords(function, options):
     for name in options:
         if name not in _KEYWORD_NAMES:
-            raise TypeError(f"{function}() got an unexpected keyword argument {name!r}")
+            close = difflib.get_close_matches(name, _KEYWORD_NAMES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; help(nst.{function}) lists them"
+            raise TypeError(f"{function}() got an unexpected keyword argument {name!r}{hint}")
+
+
+def _check_weights(value):
+    if not (value is None or isinstance(value, (Weights, str, os.PathLike))):
+        raise TypeError(f"weights must be an nst.Weights, a path or None, got {type(value).__name__}")
 
 
 def _weights(value):
@@ -174,6 +198,9 @@ def _request(function, content, style, options):
     options = dict(options)
     weights = options.pop("weights", None)
     callback = options.pop("callback", None)
+    _check_weights(weights)  # before any image is read
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     styles = [_image(s, "style" if len(styles) == 1 else f"style {k + 1}") for k, s in enumerate(styles)]
     init = options.get("init")
@@ -190,11 +217,27 @@ def _request(function, content, style, options):
     return request, weights, callback
 
 
+def _on_report(callback):
+    """What the engine calls after each iteration: the user's callback, whose answer must be
+    None, True or False."""
+    if callback is None:
+        return None
+
+    def on_report(report):
+        answer = callback(report)
+        if answer is None or answer is True or answer is False or isinstance(answer, np.bool_):
+            return answer is None or bool(answer)
+        raise TypeError(f"callback must return None, True or False (False stops the run), "
+                        f"got {type(answer).__name__}: {answer!r:.60}")
+
+    return on_report
+
+
 # ---- runs --------------------------------------------------------------------------------------
 
 def stylize(content, style, **options):
     request, weights, callback = _request("stylize", content, style, options)
-    return _nst._run(request, _weights(weights), callback)
+    return _nst._run(request, _weights(weights), _on_report(callback))
 
 
 # ---- signatures and help, from the option list -------------------------------------------------
@@ -222,8 +265,8 @@ the default said in words):
 The run releases the GIL, so other Python threads go on (the weights are read without it too).
 Ctrl-C stops the run after the current iteration (KeyboardInterrupt).
 Raises TypeError for an unknown keyword or a value of the wrong type, ValueError for bad
-options (the CLI's messages), nst.InputError for bad images or weights, MemoryError when the
-run would not fit, RuntimeError for device errors.
+options (messages name the keyword arguments), nst.InputError for bad images or weights,
+MemoryError when the run would not fit, RuntimeError for device errors.
 """
 
 stylize.__signature__ = _signature("numpy.ndarray")
