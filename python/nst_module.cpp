@@ -8,7 +8,7 @@
 // Here:
 //   - the request: every run option from its keyword argument, through the option
 //     table of engine/run/run_options.h;
-//   - the run, with the GIL released, and its callbacks;
+//   - the run, with the GIL released, its callbacks and its result;
 //   - the weights, read with the GIL released; images in and out;
 //   - the errors: ValueError for usage, nst.InputError (a ValueError) for bad images
 //     or weights, MemoryError for out-of-memory, RuntimeError for other failures,
@@ -305,12 +305,38 @@ Request make_request(py::handle content, py::handle style, const py::dict& optio
 
 // What the callback receives after each iteration.
 struct Report {
-    int iteration, iterations, evaluations, scale, scales, size;
+    int iteration, iterations, evaluations, scale, scales, size, run_iteration, run_iterations;
     double loss, seconds;
     std::vector<double> terms;  // unweighted, in the order of NST_LOSS_TERMS
     std::size_t peak_bytes;
     std::string event;
+    // TransferProgress::current_image while the callback runs; emptied when it returns,
+    // since it downloads from a run that then goes on (or has ended).
+    std::shared_ptr<std::function<Image()>> current_image;
 };
+
+// What a run returns (and a KeyboardInterrupt carries as .result).
+struct Result {
+    py::array_t<float> image;
+    bool stopped_early = false;
+    std::string stop_reason;
+    int iterations = 0, evaluations = 0;  // of the last scale that ran
+    double loss = 0.0;
+    std::vector<double> terms;  // of the returned image, in the order of NST_LOSS_TERMS
+    std::string backend;
+    double style_weight = 0.0, seconds = 0.0;
+    std::size_t peak_bytes = 0;
+};
+
+const char* stop_reason_name(StopReason reason) {
+    switch (reason) {
+    case StopReason::iterations: return "iterations";
+    case StopReason::converged: return "converged";
+    case StopReason::stopped_by_callback: return "stopped";
+    case StopReason::failed: return "failed";
+    }
+    return "";
+}
 
 std::vector<double> term_values(const LossTerms& terms) {
     std::vector<double> values;
@@ -320,19 +346,37 @@ std::vector<double> term_values(const LossTerms& terms) {
 
 // Runs the request. on_report (None, or called with a Report after each iteration) returns
 // whether to go on. A Python error raised in it, or Ctrl-C (checked after each iteration),
-// stops the run after the current iteration; the error is raised once the run has returned.
-py::array_t<float> run(const Request& request, const Weights& weights, const py::object& on_report) {
+// stops the run after the current iteration, as the CLI's signal handler does through the
+// cancel flag; the error is raised once the run has returned, a KeyboardInterrupt carrying
+// the Result reached as its attribute `result`.
+Result run(const Request& request, const Weights& weights, const py::object& on_report) {
+    const TransferRequest& r = request.request;
+    std::vector<int> first_iteration_of_scale;  // in the whole run, for Report.run_iteration
+    int run_iterations = 0;
+    for (int n : r.iterations_per_scale()) {
+        first_iteration_of_scale.push_back(run_iterations);
+        run_iterations += n;
+    }
     std::optional<py::error_already_set> error;
     std::atomic<bool> cancel{false};
+    LossTerms last_terms;
     TransferCallbacks callbacks;
     callbacks.cancel = &cancel;
     callbacks.on_iteration = [&](const TransferProgress& p) {
         py::gil_scoped_acquire gil;
+        last_terms = p.terms;
         try {
             if (PyErr_CheckSignals() != 0) throw py::error_already_set();
             if (on_report.is_none()) return true;
+            auto current_image = std::make_shared<std::function<Image()>>(p.current_image);
             const Report report{p.iteration, p.iterations, p.evaluations, p.scale, p.scales, p.size,
-                                p.terms.loss, p.seconds, term_values(p.terms), p.peak_bytes, p.event};
+                                first_iteration_of_scale[std::size_t(p.scale)] + p.iteration, run_iterations,
+                                p.terms.loss, p.seconds, term_values(p.terms), p.peak_bytes, p.event,
+                                current_image};
+            struct Expire {  // the download is valid during the call only, even when it raises
+                std::function<Image()>& function;
+                ~Expire() { function = nullptr; }
+            } expire{*current_image};
             const py::object answer = on_report(report);
             return answer.is_none() || answer.cast<bool>();
         } catch (py::error_already_set& e) {
@@ -344,12 +388,29 @@ py::array_t<float> run(const Request& request, const Weights& weights, const py:
     TransferResult transfer;
     {
         py::gil_scoped_release released;
-        transfer = run_transfer(*weights.weights, request.request, callbacks);
+        transfer = run_transfer(*weights.weights, r, callbacks);
     }
-    if (error) throw std::move(*error);
-    if (transfer.optimization.reason == StopReason::failed)
+    // A Ctrl-C after the last check still gets the image.
+    if (!error && PyErr_CheckSignals() != 0) error.emplace();
+    if (transfer.optimization.reason == StopReason::failed && !error)
         throw RuntimeFailure("the optimisation failed: " + transfer.optimization.message);
-    return to_array(transfer.image);
+    Result result;
+    result.image = to_array(transfer.image);
+    result.stopped_early = transfer.stopped_early;
+    result.stop_reason = stop_reason_name(transfer.optimization.reason);
+    result.iterations = transfer.optimization.iterations;
+    result.evaluations = transfer.optimization.evaluations;
+    result.loss = transfer.optimization.loss;
+    result.terms = term_values(last_terms);
+    result.backend = transfer.backend;
+    result.style_weight = transfer.style_weight;
+    result.seconds = transfer.seconds;
+    result.peak_bytes = transfer.peak_bytes;
+    if (error) {
+        if (error->matches(PyExc_KeyboardInterrupt)) error->value().attr("result") = py::cast(result);
+        throw std::move(*error);
+    }
+    return result;
 }
 
 // ---- bindings ------------------------------------------------------------------------------
@@ -392,13 +453,18 @@ void bind_weights(py::module_& m) {
         });
 }
 
+// <term>_loss for each loss term of NST_LOSS_TERMS (content_loss, style_loss, tv_loss).
+template <typename T>
+void def_loss_terms(py::class_<T>& cls) {
+    for (std::size_t k = 0; k < std::size(kLossTermFields); ++k)
+        cls.def_property_readonly((std::string(kLossTermFields[k].name) + "_loss").c_str(),
+                                  [k](const T& t) { return t.terms[k]; },
+                                  (std::string("The ") + kLossTermFields[k].name + " term, unweighted.").c_str());
+}
+
 void bind_report(py::module_& m) {
     py::class_<Report> report(m, "Report", "Progress after one iteration, passed to stylize's callback.");
-    // <term>_loss for each loss term of NST_LOSS_TERMS: content_loss, style_loss, tv_loss.
-    for (std::size_t k = 0; k < std::size(kLossTermFields); ++k)
-        report.def_property_readonly((std::string(kLossTermFields[k].name) + "_loss").c_str(),
-                                     [k](const Report& r) { return r.terms[k]; },
-                                     (std::string("The ") + kLossTermFields[k].name + " term, unweighted.").c_str());
+    def_loss_terms(report);
     report
         .def_readonly("iteration", &Report::iteration, "Iteration within the scale (0: the start).")
         .def_readonly("iterations", &Report::iterations, "Iterations of this scale.")
@@ -406,12 +472,61 @@ void bind_report(py::module_& m) {
         .def_readonly("scale", &Report::scale, "Scale index, 0-based (coarse to fine).")
         .def_readonly("scales", &Report::scales, "Number of scales.")
         .def_readonly("size", &Report::size, "Longest side at this scale.")
+        .def_readonly("run_iteration", &Report::run_iteration, "Iterations done in the whole run, all scales.")
+        .def_readonly("run_iterations", &Report::run_iterations, "Iterations of the whole run, all scales.")
         .def_readonly("loss", &Report::loss, "L = alpha L_c + beta L_s + gamma L_tv.")
         .def_readonly("seconds", &Report::seconds, "Seconds since the run started.")
         .def_readonly("peak_bytes", &Report::peak_bytes, "Peak backend memory so far.")
         .def_readonly("event", &Report::event, "A note such as a rejected step, or ''.")
+        .def(
+            "image",
+            [](const Report& r) {
+                if (!r.current_image || !*r.current_image)
+                    throw py::value_error("Report.image() is only available while the callback runs");
+                Image image;
+                {
+                    py::gil_scoped_release released;
+                    image = (*r.current_image)();
+                }
+                return to_array(image);
+            },
+            "The current image, float32 (H, W, 3) in [0, 1], as it would be returned (colour\n"
+            "control applied). Copied from the device when called, and only while the\n"
+            "callback runs; a callback that does not call it costs nothing.")
         .def("__repr__", [](const Report& r) {
             return "nst.Report(iteration=" + std::to_string(r.iteration) + ", loss=" + std::to_string(r.loss) + ")";
+        });
+}
+
+void bind_result(py::module_& m) {
+    py::class_<Result> result(m, "Result",
+                              "What stylize_result returns: the image and how the run went. np.asarray(result)\n"
+                              "is the image.");
+    def_loss_terms(result);
+    result
+        .def_readonly("image", &Result::image, "float32 (H, W, 3) in [0, 1].")
+        .def_readonly("stopped_early", &Result::stopped_early,
+                      "True when the callback returned False or Ctrl-C stopped the run.")
+        .def_readonly("stop_reason", &Result::stop_reason,
+                      "'iterations' (all done), 'converged' (L-BFGS found nothing left to do) or\n"
+                      "'stopped' (callback or Ctrl-C), for the last scale that ran.")
+        .def_readonly("iterations", &Result::iterations, "Iterations of the last scale that ran.")
+        .def_readonly("evaluations", &Result::evaluations, "Objective evaluations of the last scale.")
+        .def_readonly("loss", &Result::loss, "L of the returned image (its terms: *_loss).")
+        .def_readonly("backend", &Result::backend, "The device that ran: 'cpu', 'cuda:0'.")
+        .def_readonly("style_weight", &Result::style_weight, "The style weight (beta) used.")
+        .def_readonly("seconds", &Result::seconds, "Seconds the run took.")
+        .def_readonly("peak_bytes", &Result::peak_bytes, "Peak backend memory of the run.")
+        .def(
+            "__array__",
+            [](const Result& r, py::object dtype, py::object) {
+                return dtype.is_none() ? py::object(r.image) : r.image.attr("astype")(dtype);
+            },
+            py::arg("dtype") = py::none(), py::arg("copy") = py::none())
+        .def("__repr__", [](const Result& r) {
+            return "nst.Result(" + std::to_string(r.image.shape(1)) + "x" + std::to_string(r.image.shape(0)) +
+                   ", " + r.stop_reason + " after " + std::to_string(r.iterations) +
+                   " iterations, loss=" + std::to_string(r.loss) + ", " + r.backend + ")";
         });
 }
 
@@ -468,6 +583,7 @@ PYBIND11_MODULE(_nst, m) {
     bind_errors(m);
     bind_weights(m);
     bind_report(m);
+    bind_result(m);
     bind_run(m);
     bind_images(m);
 }

@@ -8,7 +8,7 @@ Images in: a path; a NumPy array, or anything with __array__, of shape (H, W, 3)
 (H, W, 4) (the alpha channel is dropped, not composited) or (H, W) (grey), of uint8
 (0-255), uint16 (0-65535) or floats in [0, 1]; or a PIL image. Images out: float32
 (H, W, 3) in [0, 1]; nst.to_pil makes a PIL image of one. Load weights once with
-nst.Weights to reuse them.
+nst.Weights to reuse them; nst.stylize_result returns the image with how the run went.
 """
 import ast
 import difflib
@@ -20,10 +20,10 @@ import sys
 import numpy as np
 
 from . import _nst
-from ._nst import InputError, Report, Weights, __version__, run_options
+from ._nst import InputError, Report, Result, Weights, __version__, run_options
 
-__all__ = ["stylize", "load_image", "save_image", "to_pil", "Weights", "Report", "InputError",
-           "run_options", "__version__"]
+__all__ = ["stylize", "stylize_result", "load_image", "save_image", "to_pil", "Weights", "Report",
+           "Result", "InputError", "run_options", "__version__"]
 
 # ---- images ------------------------------------------------------------------------------------
 
@@ -125,8 +125,8 @@ def save_image(path, image):
 
 
 def to_pil(image):
-    """A PIL image (mode RGB) of an image nst returns (or anything stylize takes as an image),
-    with the 8-bit levels save_image writes: round(clip(v, 0, 1) * 255)."""
+    """A PIL image (mode RGB) of an image nst returns (an array, a Result, anything stylize
+    takes as an image), with the 8-bit levels save_image writes: round(clip(v, 0, 1) * 255)."""
     try:
         from PIL import Image
     except ImportError:
@@ -235,9 +235,17 @@ def _on_report(callback):
 
 # ---- runs --------------------------------------------------------------------------------------
 
-def stylize(content, style, **options):
-    request, weights, callback = _request("stylize", content, style, options)
+def _stylize(function, content, style, options):
+    request, weights, callback = _request(function, content, style, options)
     return _nst._run(request, _weights(weights), _on_report(callback))
+
+
+def stylize_result(content, style, **options):
+    return _stylize("stylize_result", content, style, options)
+
+
+def stylize(content, style, **options):
+    return _stylize("stylize", content, style, options).image
 
 
 # ---- signatures and help, from the option list -------------------------------------------------
@@ -263,7 +271,8 @@ the default said in words):
 
 {_ARGUMENTS_HELP}
 The run releases the GIL, so other Python threads go on (the weights are read without it too).
-Ctrl-C stops the run after the current iteration (KeyboardInterrupt).
+Ctrl-C (KeyboardInterrupt) stops the run after the current iteration and is raised then, with
+the nst.Result reached as its attribute `result` (in a notebook: sys.last_value.result).
 Raises TypeError for an unknown keyword or a value of the wrong type, ValueError for bad
 options (messages name the keyword arguments), nst.InputError for bad images or weights,
 MemoryError when the run would not fit, RuntimeError for device errors.
@@ -271,4 +280,10 @@ MemoryError when the run would not fit, RuntimeError for device errors.
 
 stylize.__signature__ = _signature("numpy.ndarray")
 stylize.__doc__ = ("Stylises `content` with `style` and returns the image, float32 (H, W, 3) in [0, 1].\n"
+                   "nst.stylize_result takes the same arguments and also says how the run went.\n"
                    + _RUN_HELP)
+stylize_result.__signature__ = _signature("Result")
+stylize_result.__doc__ = ("Stylises `content` with `style`, as nst.stylize, and returns an nst.Result: the\n"
+                          "image (result.image, or np.asarray(result)), whether the run stopped early, the\n"
+                          "device, the style weight used, the final loss terms, seconds and peak memory.\n"
+                          + _RUN_HELP)

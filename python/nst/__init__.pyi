@@ -1,6 +1,6 @@
 # Type stubs of the package nst (python/nst/__init__.py and its extension nst._nst).
 # python/tests/test_stubs.py holds them to the package: every public name, and the
-# parameters and defaults of stylize, which come from the
+# parameters and defaults of stylize and stylize_result, which come from the
 # option list (engine/run/run_options.h).
 import os
 from typing import Any, Callable, Optional, Protocol, Sequence, Union
@@ -45,6 +45,10 @@ class Report:
     @property
     def size(self) -> int: ...
     @property
+    def run_iteration(self) -> int: ...
+    @property
+    def run_iterations(self) -> int: ...
+    @property
     def loss(self) -> float: ...
     @property
     def content_loss(self) -> float: ...
@@ -58,6 +62,36 @@ class Report:
     def peak_bytes(self) -> int: ...
     @property
     def event(self) -> str: ...
+    def image(self) -> FloatImage: ...
+
+class Result:
+    @property
+    def image(self) -> FloatImage: ...
+    @property
+    def stopped_early(self) -> bool: ...
+    @property
+    def stop_reason(self) -> str: ...
+    @property
+    def iterations(self) -> int: ...
+    @property
+    def evaluations(self) -> int: ...
+    @property
+    def loss(self) -> float: ...
+    @property
+    def content_loss(self) -> float: ...
+    @property
+    def style_loss(self) -> float: ...
+    @property
+    def tv_loss(self) -> float: ...
+    @property
+    def backend(self) -> str: ...
+    @property
+    def style_weight(self) -> float: ...
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def peak_bytes(self) -> int: ...
+    def __array__(self, dtype: Any = None, copy: Optional[bool] = None) -> np.ndarray[Any, Any]: ...
 
 Callback = Callable[[Report], Optional[bool]]
 
@@ -100,7 +134,46 @@ def stylize(
     callback: Optional[Callback] = None,
 ) -> FloatImage: ...
 
+def stylize_result(
+    content: ImageLike,
+    style: Union[ImageLike, Sequence[ImageLike]],
+    *,
+    weights: Union[Weights, str, os.PathLike[str], None] = None,
+    init: Union[str, ImageLike] = "content",
+    scales: int = 1,
+    size: int = 512,
+    style_scale: float = 1,
+    content_weight: float = 1,
+    style_weight: Optional[float] = None,
+    tv_weight: float = 0,
+    content_layers: Union[str, Sequence[str]] = "conv4_2",
+    style_layers: Union[str, Sequence[str]] = "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1",
+    iterations: int = 500,
+    optimizer: str = "lbfgs",
+    lbfgs_history: int = 100,
+    lbfgs_history_precision: str = "fp32",
+    line_search: str = "fixed",
+    learning_rate: Optional[float] = None,
+    seed: int = 0,
+    pool: str = "avg",
+    device: str = "auto",
+    threads: Optional[int] = None,
+    precision: Optional[str] = None,
+    preserve_colors: str = "none",
+    color_transfer: str = "symmetric",
+    max_memory: Union[int, str, None] = None,
+    tile: Union[int, str, None] = None,
+    style_blend_weights: Optional[Sequence[float]] = None,
+    scale_sizes: Optional[Sequence[int]] = None,
+    scale_iterations: Optional[Sequence[int]] = None,
+    mask_erosion: bool = False,
+    style_masks: Optional[Sequence[ImageLike]] = None,
+    style_image_masks: Optional[Sequence[Optional[ImageLike]]] = None,
+    content_mask: Optional[ImageLike] = None,
+    callback: Optional[Callback] = None,
+) -> Result: ...
+
 def load_image(path: Union[str, os.PathLike[str]]) -> FloatImage: ...
 def save_image(path: Union[str, os.PathLike[str]], image: ImageLike) -> None: ...
-def to_pil(image: ImageLike) -> _PILImage: ...
+def to_pil(image: Union[ImageLike, Result]) -> _PILImage: ...
 def run_options() -> list[tuple[str, str, str, str]]: ...

@@ -65,7 +65,7 @@ def test_out_of_memory_advice_names_keywords(images, weights):
 
 # ---- type errors ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("function", ["stylize"])
+@pytest.mark.parametrize("function", ["stylize", "stylize_result"])
 def test_a_misspelt_keyword_gets_a_suggestion(images, weights, function):
     with pytest.raises(TypeError) as error:
         getattr(nst, function)(*images, weights=weights, stlye_weight=1e4)

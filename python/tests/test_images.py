@@ -39,10 +39,14 @@ def test_the_result_is_within_0_and_1(weights, extra):
     # A style weight a million times the default on the narrow network pushes pixels far
     # out of [0, 1] (unclamped, these runs reach -0.1 to -0.5 and 1.1 to 1.5); the result is clamped.
     content, style = random_image(32, 40, 1), random_image(36, 36, 2)
-    out = nst.stylize(content, style, weights=weights,
-                      **{**KWARGS, "style_weight": 1e9, "iterations": 20, **extra})
+    seen = []
+    result = nst.stylize_result(content, style, weights=weights,
+                                **{**KWARGS, "style_weight": 1e9, "iterations": 20, **extra},
+                                callback=lambda r: seen.append(r.image()) if r.iteration == 20 else None)
+    out = result.image
     assert out.min() >= 0 and out.max() <= 1, (out.min(), out.max())
     assert (out == 0).any() or (out == 1).any()  # the clamp was needed: the run left the range
+    np.testing.assert_array_equal(seen[-1], out)  # the callback's image is the same, clamped
 
 
 # ---- floats --------------------------------------------------------------------------------------

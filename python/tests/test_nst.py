@@ -165,11 +165,15 @@ def test_ctrl_c_cancels_after_the_current_iteration(images, weights):
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     start = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as interrupt:
         nst.stylize(content, style, weights=weights, **{**KWARGS, "iterations": 1000000})
     timer.cancel()
     # One narrow iteration at 40 px takes milliseconds: the stop is prompt.
     assert time.monotonic() - start < 30
+    # The image reached comes with the interrupt.
+    result = interrupt.value.result
+    assert result.stopped_early and result.stop_reason == "stopped"
+    assert 0 < result.iterations < 1000000 and result.image.shape == (32, 40, 3)
 
 
 def test_weights_are_read_once_and_reused(tmp_path, images):

@@ -1,5 +1,5 @@
-"""What a Python library is expected to have: inspect.signature of stylize, its
-generated help, __version__ (the project's), and the GIL released while the
+"""What a Python library is expected to have: inspect.signature of the run functions,
+their generated help, __version__ (the project's), and the GIL released while the
 weights are read. The type stubs: python/tests/test_stubs.py.
 
 Run through ctest, or as python/tests/test_nst.py says."""
@@ -17,11 +17,14 @@ SOURCE = os.environ.get("NST_TEST_SOURCE", os.path.join(os.path.dirname(__file__
 ASSETS = os.environ.get("NST_TEST_ASSETS", os.path.join(SOURCE, "..", "shared", "assets"))
 
 
-def test_the_signature_of_stylize():
+def test_signatures_of_every_run_function():
     stylize = inspect.signature(nst.stylize)
+    for function in (nst.stylize_result,):
+        assert list(inspect.signature(function).parameters.values()) == list(stylize.parameters.values())
     assert str(stylize).startswith("(content: 'image', style: 'image | list[image]', *, weights")
     assert stylize.parameters["max_memory"].default is None and stylize.parameters["callback"].default is None
-    assert nst.stylize.__doc__.count("\n") > 40  # the generated help, every keyword
+    for name in ("stylize", "stylize_result"):
+        assert getattr(nst, name).__doc__.count("\n") > 40  # the generated help, every keyword
 
 
 def test_version_is_the_projects():
