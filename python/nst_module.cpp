@@ -3,7 +3,7 @@
 // python/nst/__init__.py is the other half and the one users call: it checks the
 // keyword arguments (TypeError with a suggestion for a misspelt one), turns
 // image-likes (paths, arrays, PIL images, any __array__) into paths or float32
-// arrays (H, W, 3) in [0, 1], and documents the functions.
+// arrays (H, W, 3) in [0, 1], shows progress and documents the functions.
 //
 // Here:
 //   - the request: every run option from its keyword argument, through the option
@@ -247,7 +247,7 @@ std::string option_text(const RunOption& option, py::handle value) {
 }
 
 // The keyword arguments of a run that are not run options (nst/__init__.py reads the
-// others itself: weights, callback).
+// others itself: weights, callback, progress).
 constexpr const char* kImageArguments[] = {"init", "scales", "style_masks", "style_image_masks", "content_mask"};
 
 // A request, built and validated before the weights are read.

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import _nst
 from ._nst import InputError, Report, Result, Weights, __version__, run_options
+from ._progress import progress_display
 
 __all__ = ["stylize", "stylize_result", "load_image", "save_image", "to_pil", "Weights", "Report",
            "Result", "InputError", "run_options", "__version__"]
@@ -155,6 +156,9 @@ _FRONT_AFTER = (
     ("callback", "Callable[[Report], bool | None] | None", None,
      "called after each iteration with an nst.Report; return False to stop early, None or True "
      "to go on"),
+    ("progress", "bool | None", None,
+     "a progress bar on stderr (tqdm when importable): None shows it when stderr or stdout is a "
+     "terminal, or in a notebook"),
 )
 
 
@@ -193,14 +197,17 @@ def _weights(value):
 
 def _request(function, content, style, options):
     """The engine's request from the arguments of a run; also returns the weights (not yet
-    read) and the callback."""
+    read), the callback and the progress setting."""
     _check_keywords(function, options)
     options = dict(options)
     weights = options.pop("weights", None)
     callback = options.pop("callback", None)
+    progress = options.pop("progress", None)
     _check_weights(weights)  # before any image is read
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     styles = [_image(s, "style" if len(styles) == 1 else f"style {k + 1}") for k, s in enumerate(styles)]
     init = options.get("init")
@@ -214,16 +221,20 @@ def _request(function, content, style, options):
     if options.get("content_mask") is not None:
         options["content_mask"] = _image(options["content_mask"], "content mask")
     request = _nst._request(_image(content, "content"), styles, options)
-    return request, weights, callback
+    return request, weights, callback, progress
 
 
-def _on_report(callback):
-    """What the engine calls after each iteration: the user's callback, whose answer must be
-    None, True or False."""
-    if callback is None:
+def _on_report(callback, display):
+    """What the engine calls after each iteration: the display, then the user's callback,
+    whose answer must be None, True or False."""
+    if callback is None and display is None:
         return None
 
     def on_report(report):
+        if display is not None:
+            display.update(report)
+        if callback is None:
+            return True
         answer = callback(report)
         if answer is None or answer is True or answer is False or isinstance(answer, np.bool_):
             return answer is None or bool(answer)
@@ -236,8 +247,14 @@ def _on_report(callback):
 # ---- runs --------------------------------------------------------------------------------------
 
 def _stylize(function, content, style, options):
-    request, weights, callback = _request(function, content, style, options)
-    return _nst._run(request, _weights(weights), _on_report(callback))
+    request, weights, callback, progress = _request(function, content, style, options)
+    loaded = _weights(weights)
+    display = progress_display(progress)
+    try:
+        return _nst._run(request, loaded, _on_report(callback, display))
+    finally:
+        if display is not None:
+            display.close()
 
 
 def stylize_result(content, style, **options):

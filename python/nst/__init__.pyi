@@ -132,6 +132,7 @@ def stylize(
     style_image_masks: Optional[Sequence[Optional[ImageLike]]] = None,
     content_mask: Optional[ImageLike] = None,
     callback: Optional[Callback] = None,
+    progress: Optional[bool] = None,
 ) -> FloatImage: ...
 
 def stylize_result(
@@ -171,6 +172,7 @@ def stylize_result(
     style_image_masks: Optional[Sequence[Optional[ImageLike]]] = None,
     content_mask: Optional[ImageLike] = None,
     callback: Optional[Callback] = None,
+    progress: Optional[bool] = None,
 ) -> Result: ...
 
 def load_image(path: Union[str, os.PathLike[str]]) -> FloatImage: ...

@@ -22,7 +22,7 @@ def test_signatures_of_every_run_function():
     for function in (nst.stylize_result,):
         assert list(inspect.signature(function).parameters.values()) == list(stylize.parameters.values())
     assert str(stylize).startswith("(content: 'image', style: 'image | list[image]', *, weights")
-    assert stylize.parameters["max_memory"].default is None and stylize.parameters["callback"].default is None
+    assert stylize.parameters["max_memory"].default is None and stylize.parameters["progress"].default is None
     for name in ("stylize", "stylize_result"):
         assert getattr(nst, name).__doc__.count("\n") > 40  # the generated help, every keyword
 
