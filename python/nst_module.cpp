@@ -9,6 +9,7 @@
 //   - the request: every run option from its keyword argument, through the option
 //     table of engine/run/run_options.h;
 //   - the run, with the GIL released, its callbacks and its result;
+//   - the memory plan;
 //   - the weights, read with the GIL released; images in and out;
 //   - the errors: ValueError for usage, nst.InputError (a ValueError) for bad images
 //     or weights, MemoryError for out-of-memory, RuntimeError for other failures,
@@ -31,6 +32,7 @@
 #include "engine/io/image.h"
 #include "engine/io/weights.h"
 #include "engine/objective/objective.h"
+#include "engine/run/memory_plan.h"
 #include "engine/run/run_options.h"
 #include "engine/run/transfer.h"
 
@@ -72,6 +74,7 @@ std::string python_message(const std::string& message) {
     std::string text = message;
     const std::pair<const char*, const char*> phrases[] = {
         {"pass --weights FILE", "pass weights=PATH (or an nst.Weights)"},
+        {"neural-style --plan", "nst.plan()"},
     };
     for (const auto& [cli, python] : phrases)
         for (std::size_t at = text.find(cli); at != std::string::npos; at = text.find(cli, at))
@@ -413,6 +416,38 @@ Result run(const Request& request, const Weights& weights, const py::object& on_
     return result;
 }
 
+// ---- the memory plan -----------------------------------------------------------------------
+
+// plan_memory on the backend the run would use, as the CLI's --plan prints it.
+struct Plan {
+    MemoryPlan plan;
+    std::string backend;
+    std::size_t available_bytes = 0, budget_bytes = 0;
+    bool fits = false;
+};
+
+Plan make_plan(const Request& request, const Weights& weights) {
+    py::gil_scoped_release released;
+    const TransferRequest& r = request.request;
+    const std::unique_ptr<Backend> backend =
+        make_backend(parse_device(r.device), r.threads, r.precision != Precision::fp32);
+    Plan plan;
+    plan.plan = plan_memory(*backend, *weights.weights, r);
+    plan.backend = backend->name();
+    plan.available_bytes = backend->available_bytes();
+    plan.budget_bytes = memory_budget(*backend, r);
+    plan.fits = plan.plan.fits(*backend, plan.budget_bytes);
+    return plan;
+}
+
+// The CLI's --plan output: a line naming the backend, then format_memory_plan's table.
+std::string plan_text(const Plan& p) {
+    char header[160];
+    std::snprintf(header, sizeof header, "memory plan on %s (%.0f MiB free):\n", p.backend.c_str(),
+                  double(p.available_bytes) / (1 << 20));
+    return header + format_memory_plan(p.plan);
+}
+
 // ---- bindings ------------------------------------------------------------------------------
 
 void bind_errors(py::module_& m) {
@@ -530,10 +565,55 @@ void bind_result(py::module_& m) {
         });
 }
 
+void bind_plan(py::module_& m) {
+    py::class_<ScalePlan>(m, "ScalePlan", "The memory plan of one scale (nst.plan).")
+        .def_readonly("width", &ScalePlan::width)
+        .def_readonly("height", &ScalePlan::height)
+        .def_readonly("tile_core", &ScalePlan::tile_core, "Tile size in px; 0: untiled.")
+        .def_readonly("tiles", &ScalePlan::tiles, "Number of tiles; 0: untiled.")
+        .def_readonly("extent_width", &ScalePlan::extent_width, "The largest tile with its halo.")
+        .def_readonly("extent_height", &ScalePlan::extent_height)
+        .def_property_readonly(
+            "items",
+            [](const ScalePlan& s) {
+                py::list items;
+                for (const MemoryPlanItem& item : s.items) items.append(py::make_tuple(item.what, item.bytes));
+                return items;
+            },
+            "What the scale holds while its optimiser runs: (what, bytes) pairs.")
+        .def_readonly("setup_bytes", &ScalePlan::setup_bytes, "Peak while the targets are computed.")
+        .def_readonly("peak_bytes", &ScalePlan::peak_bytes, "max(setup, the items' sum).")
+        .def_readonly("largest_tensor_elements", &ScalePlan::largest_tensor_elements)
+        .def_readonly("largest_tensor_layer", &ScalePlan::largest_tensor_layer)
+        .def("__repr__", [](const ScalePlan& s) {
+            return "nst.ScalePlan(" + std::to_string(s.width) + "x" + std::to_string(s.height) +
+                   ", peak_bytes=" + std::to_string(s.peak_bytes) + ")";
+        });
+    py::class_<Plan>(m, "MemoryPlan",
+                     "What a run will hold in memory, before it runs (the CLI's --plan); str() is\n"
+                     "the CLI's table.")
+        .def_property_readonly("scales", [](const Plan& p) { return p.plan.scales; }, "One ScalePlan per scale.")
+        .def_property_readonly("peak_bytes", [](const Plan& p) { return p.plan.peak_bytes; },
+                               "The run's peak: the largest scale's.")
+        .def_property_readonly("largest_tensor_elements", [](const Plan& p) { return p.plan.largest_tensor_elements; })
+        .def_readonly("backend", &Plan::backend, "The device planned for: 'cpu', 'cuda:0'.")
+        .def_readonly("available_bytes", &Plan::available_bytes, "Memory free on that device now.")
+        .def_readonly("budget_bytes", &Plan::budget_bytes, "max_memory when set and lower, else the free memory.")
+        .def_readonly("fits", &Plan::fits, "Whether the run fits the budget (else stylize refuses it).")
+        .def_property_readonly("table", [](const Plan& p) { return format_memory_plan(p.plan); },
+                               "The table alone, one line per item.")
+        .def("__str__", &plan_text)
+        .def("__repr__", [](const Plan& p) {
+            return "nst.MemoryPlan(" + std::to_string(p.plan.scales.size()) + " scale(s), peak_bytes=" +
+                   std::to_string(p.plan.peak_bytes) + ", " + p.backend + ")";
+        });
+}
+
 void bind_run(py::module_& m) {
     py::class_<Request>(m, "_Request", "A validated request (internal).");
     m.def("_request", &make_request, py::arg("content"), py::arg("style"), py::arg("options"));
     m.def("_run", &run, py::arg("request"), py::arg("weights"), py::arg("on_report"));
+    m.def("_plan", &make_plan, py::arg("request"), py::arg("weights"));
     m.def(
         "_keywords",
         [] {
@@ -584,6 +664,7 @@ PYBIND11_MODULE(_nst, m) {
     bind_weights(m);
     bind_report(m);
     bind_result(m);
+    bind_plan(m);
     bind_run(m);
     bind_images(m);
 }

@@ -8,7 +8,8 @@ Images in: a path; a NumPy array, or anything with __array__, of shape (H, W, 3)
 (H, W, 4) (the alpha channel is dropped, not composited) or (H, W) (grey), of uint8
 (0-255), uint16 (0-65535) or floats in [0, 1]; or a PIL image. Images out: float32
 (H, W, 3) in [0, 1]; nst.to_pil makes a PIL image of one. Load weights once with
-nst.Weights to reuse them; nst.stylize_result returns the image with how the run went.
+nst.Weights to reuse them; nst.plan says what a run will hold in memory before it runs;
+nst.stylize_result returns the image with how the run went.
 """
 import ast
 import difflib
@@ -20,11 +21,11 @@ import sys
 import numpy as np
 
 from . import _nst
-from ._nst import InputError, Report, Result, Weights, __version__, run_options
+from ._nst import InputError, MemoryPlan, Report, Result, ScalePlan, Weights, __version__, run_options
 from ._progress import progress_display
 
-__all__ = ["stylize", "stylize_result", "load_image", "save_image", "to_pil", "Weights", "Report",
-           "Result", "InputError", "run_options", "__version__"]
+__all__ = ["stylize", "stylize_result", "plan", "load_image", "save_image", "to_pil", "Weights",
+           "Report", "Result", "MemoryPlan", "ScalePlan", "InputError", "run_options", "__version__"]
 
 # ---- images ------------------------------------------------------------------------------------
 
@@ -265,6 +266,11 @@ def stylize(content, style, **options):
     return _stylize("stylize", content, style, options).image
 
 
+def plan(content, style, **options):
+    request, weights, _, _ = _request("plan", content, style, options)
+    return _nst._plan(request, _weights(weights))
+
+
 # ---- signatures and help, from the option list -------------------------------------------------
 
 def _signature(returns):
@@ -292,7 +298,7 @@ Ctrl-C (KeyboardInterrupt) stops the run after the current iteration and is rais
 the nst.Result reached as its attribute `result` (in a notebook: sys.last_value.result).
 Raises TypeError for an unknown keyword or a value of the wrong type, ValueError for bad
 options (messages name the keyword arguments), nst.InputError for bad images or weights,
-MemoryError when the run would not fit, RuntimeError for device errors.
+MemoryError when the run would not fit (nst.plan shows why), RuntimeError for device errors.
 """
 
 stylize.__signature__ = _signature("numpy.ndarray")
@@ -304,3 +310,10 @@ stylize_result.__doc__ = ("Stylises `content` with `style`, as nst.stylize, and 
                           "image (result.image, or np.asarray(result)), whether the run stopped early, the\n"
                           "device, the style weight used, the final loss terms, seconds and peak memory.\n"
                           + _RUN_HELP)
+plan.__signature__ = _signature("MemoryPlan")
+plan.__doc__ = ("The memory a run with these arguments will hold, per scale, before any work (the\n"
+                "CLI's --plan): an nst.MemoryPlan with scales (width, height, tiles, items and bytes,\n"
+                "set-up and peak bytes), peak_bytes, the budget (max_memory, e.g. '2G', or the free\n"
+                "memory) and whether the run fits it; str(plan) is the CLI's table. Takes the\n"
+                "arguments of stylize (callback and progress are ignored) and reads the weights.\n"
+                + _RUN_HELP)

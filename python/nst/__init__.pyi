@@ -1,6 +1,6 @@
 # Type stubs of the package nst (python/nst/__init__.py and its extension nst._nst).
 # python/tests/test_stubs.py holds them to the package: every public name, and the
-# parameters and defaults of stylize and stylize_result, which come from the
+# parameters and defaults of stylize, stylize_result and plan, which come from the
 # option list (engine/run/run_options.h).
 import os
 from typing import Any, Callable, Optional, Protocol, Sequence, Union
@@ -93,6 +93,48 @@ class Result:
     def peak_bytes(self) -> int: ...
     def __array__(self, dtype: Any = None, copy: Optional[bool] = None) -> np.ndarray[Any, Any]: ...
 
+class ScalePlan:
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def tile_core(self) -> int: ...
+    @property
+    def tiles(self) -> int: ...
+    @property
+    def extent_width(self) -> int: ...
+    @property
+    def extent_height(self) -> int: ...
+    @property
+    def items(self) -> list[tuple[str, int]]: ...
+    @property
+    def setup_bytes(self) -> int: ...
+    @property
+    def peak_bytes(self) -> int: ...
+    @property
+    def largest_tensor_elements(self) -> int: ...
+    @property
+    def largest_tensor_layer(self) -> str: ...
+
+class MemoryPlan:
+    @property
+    def scales(self) -> list[ScalePlan]: ...
+    @property
+    def peak_bytes(self) -> int: ...
+    @property
+    def largest_tensor_elements(self) -> int: ...
+    @property
+    def backend(self) -> str: ...
+    @property
+    def available_bytes(self) -> int: ...
+    @property
+    def budget_bytes(self) -> int: ...
+    @property
+    def fits(self) -> bool: ...
+    @property
+    def table(self) -> str: ...
+
 Callback = Callable[[Report], Optional[bool]]
 
 def stylize(
@@ -174,6 +216,46 @@ def stylize_result(
     callback: Optional[Callback] = None,
     progress: Optional[bool] = None,
 ) -> Result: ...
+
+def plan(
+    content: ImageLike,
+    style: Union[ImageLike, Sequence[ImageLike]],
+    *,
+    weights: Union[Weights, str, os.PathLike[str], None] = None,
+    init: Union[str, ImageLike] = "content",
+    scales: int = 1,
+    size: int = 512,
+    style_scale: float = 1,
+    content_weight: float = 1,
+    style_weight: Optional[float] = None,
+    tv_weight: float = 0,
+    content_layers: Union[str, Sequence[str]] = "conv4_2",
+    style_layers: Union[str, Sequence[str]] = "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1",
+    iterations: int = 500,
+    optimizer: str = "lbfgs",
+    lbfgs_history: int = 100,
+    lbfgs_history_precision: str = "fp32",
+    line_search: str = "fixed",
+    learning_rate: Optional[float] = None,
+    seed: int = 0,
+    pool: str = "avg",
+    device: str = "auto",
+    threads: Optional[int] = None,
+    precision: Optional[str] = None,
+    preserve_colors: str = "none",
+    color_transfer: str = "symmetric",
+    max_memory: Union[int, str, None] = None,
+    tile: Union[int, str, None] = None,
+    style_blend_weights: Optional[Sequence[float]] = None,
+    scale_sizes: Optional[Sequence[int]] = None,
+    scale_iterations: Optional[Sequence[int]] = None,
+    mask_erosion: bool = False,
+    style_masks: Optional[Sequence[ImageLike]] = None,
+    style_image_masks: Optional[Sequence[Optional[ImageLike]]] = None,
+    content_mask: Optional[ImageLike] = None,
+    callback: Optional[Callback] = None,
+    progress: Optional[bool] = None,
+) -> MemoryPlan: ...
 
 def load_image(path: Union[str, os.PathLike[str]]) -> FloatImage: ...
 def save_image(path: Union[str, os.PathLike[str]], image: ImageLike) -> None: ...

@@ -19,11 +19,11 @@ ASSETS = os.environ.get("NST_TEST_ASSETS", os.path.join(SOURCE, "..", "shared", 
 
 def test_signatures_of_every_run_function():
     stylize = inspect.signature(nst.stylize)
-    for function in (nst.stylize_result,):
+    for function in (nst.stylize_result, nst.plan):
         assert list(inspect.signature(function).parameters.values()) == list(stylize.parameters.values())
     assert str(stylize).startswith("(content: 'image', style: 'image | list[image]', *, weights")
     assert stylize.parameters["max_memory"].default is None and stylize.parameters["progress"].default is None
-    for name in ("stylize", "stylize_result"):
+    for name in ("stylize", "stylize_result", "plan"):
         assert getattr(nst, name).__doc__.count("\n") > 40  # the generated help, every keyword
 
 

@@ -48,7 +48,7 @@ def test_every_public_name_is_in_the_stubs(stub):
     assert not missing, f"__init__.pyi lacks {sorted(missing)}"
 
 
-@pytest.mark.parametrize("name", ["Weights", "Report", "Result"])
+@pytest.mark.parametrize("name", ["Weights", "Report", "Result", "ScalePlan", "MemoryPlan"])
 def test_each_class_has_its_attributes_in_the_stubs(stub, name):
     node = top_level(stub)[name]
     in_stub = {item.name for item in node.body if isinstance(item, ast.FunctionDef)} - {"__init__", "__array__"}
@@ -56,7 +56,7 @@ def test_each_class_has_its_attributes_in_the_stubs(stub, name):
     assert in_stub == public, (sorted(public - in_stub), sorted(in_stub - public))
 
 
-@pytest.mark.parametrize("name", ["stylize", "stylize_result"])
+@pytest.mark.parametrize("name", ["stylize", "stylize_result", "plan"])
 def test_run_functions_have_the_packages_parameters_and_defaults(stub, name):
     node = top_level(stub)[name]
     arguments = node.args
@@ -76,7 +76,8 @@ def test_mypy_accepts_a_program_against_the_stubs(tmp_path):
         "import numpy as np\nimport nst\n"
         "result: nst.Result = nst.stylize_result('a.png', ['b.png'], size=64, max_memory='2G')\n"
         "image: np.ndarray = nst.stylize(np.zeros((4, 4, 3), np.uint8), 'b.png', callback=lambda r: r.loss > 1)\n"
-        "print(result.content_loss, nst.__version__)\n")
+        "plan: nst.MemoryPlan = nst.plan('a.png', 'b.png', tile='auto')\n"
+        "print(plan.scales[0].items, result.content_loss, nst.__version__)\n")
     env = dict(os.environ, MYPYPATH=os.path.dirname(PACKAGE))
     checked = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "--cache-dir", os.devnull,
                               str(program)], capture_output=True, text=True, env=env)
