@@ -4,7 +4,9 @@
 # cuBLAS) is not a Debian package here; the CUDA backend is built when it is found.
 # clang, its sanitizer and libFuzzer runtimes (libclang-rt) and its OpenMP (libomp)
 # are for the hardening build (scripts/ci-hardening.sh). patchelf sets the
-# prebuilt GPU executables' library path (scripts/make-device-binaries.sh).
+# prebuilt GPU executables' library path (scripts/make-device-binaries.sh). The
+# Python package takes PIL images and shows progress with tqdm when they are there
+# (optional for users; its tests use both).
 set -euo pipefail
 
 packages=(
@@ -16,6 +18,7 @@ packages=(
   catch2
   python3-torch python3-h5py python3-numpy
   python3-dev pybind11-dev python3-pytest python3-venv python3-setuptools python3-wheel
+  python3-pil python3-tqdm
   curl
   clang libclang-rt-14-dev libomp-dev zlib1g-dev
   patchelf

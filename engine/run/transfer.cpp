@@ -154,11 +154,15 @@ private:
     double elapsed() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
     bool cancelled() const { return callbacks_.cancel && callbacks_.cancel->load(); }
 
-    // The image as the caller sees it: with the content's chroma in luminance and post modes.
+    // The image as the caller sees it: with the content's chroma in luminance and post modes,
+    // and clamped to [0, 1]. The optimiser leaves pixels unclamped (DESIGN.md, "The
+    // objective") and the chroma recombination can leave the range too; every front end
+    // promises [0, 1], and 8-bit output, which clamps anyway, is unchanged by it.
     Image finished(Image current, int side) const {
-        if (r_.preserve_colors != PreserveColors::luminance && r_.preserve_colors != PreserveColors::post)
-            return current;
-        return combine_luminance_chroma(current, resize_longest_side(r_.content, side));
+        if (r_.preserve_colors == PreserveColors::luminance || r_.preserve_colors == PreserveColors::post)
+            current = combine_luminance_chroma(current, resize_longest_side(r_.content, side));
+        for (float& v : current.pixels) v = std::clamp(v, 0.0f, 1.0f);
+        return current;
     }
 
     // Scale k: its objective, its starting image (the request's, or the previous

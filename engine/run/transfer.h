@@ -43,7 +43,7 @@ struct TransferProgress {
     std::string event;      // e.g. a rejected step
     double seconds = 0.0;   // since run_transfer started
     std::size_t peak_bytes = 0;
-    // The current image as it would be returned (colour control applied);
+    // The current image as it would be returned (colour control applied, clamped);
     // downloads from the device, so call it only when needed (snapshots).
     std::function<Image()> current_image;
 };
@@ -67,7 +67,7 @@ struct TransferCallbacks {
 };
 
 struct TransferResult {
-    Image image;                      // the finished image (colour control applied)
+    Image image;                      // the finished image (colour control applied), in [0, 1]
     OptimizationResult optimization;  // of the last scale that ran
     bool stopped_early = false;       // by a callback or the cancel flag
     std::string backend;

@@ -82,21 +82,21 @@ def test_uint8_and_float_inputs_agree(weights):
     assert np.array_equal(a, b)
 
 
-def test_usage_errors_are_value_errors_with_the_cli_message(images, weights):
+def test_usage_errors_are_value_errors_with_the_cli_message_in_keywords(images, weights):
     content, style = images
-    with pytest.raises(ValueError, match=r"--style-scale must be in \(0, 8\]"):
+    with pytest.raises(ValueError, match=r"^style_scale must be in \(0, 8\]"):
         nst.stylize(content, style, weights=weights, style_scale=9)
-    with pytest.raises(ValueError, match="--optimizer: 'sgd' is not one of lbfgs, adam"):
+    with pytest.raises(ValueError, match="^optimizer: 'sgd' is not one of lbfgs, adam"):
         nst.stylize(content, style, weights=weights, optimizer="sgd")
-    with pytest.raises(ValueError, match="--lbfgs-history-precision: 'fp8' is not one of fp32, bf16, fp16"):
+    with pytest.raises(ValueError, match="^lbfgs_history_precision: 'fp8' is not one of fp32, bf16, fp16"):
         nst.stylize(content, style, weights=weights, lbfgs_history_precision="fp8")
     with pytest.raises(ValueError, match="must have shape"):
         nst.stylize(np.zeros((4, 4, 2), np.uint8), style, weights=weights)
     with pytest.raises(TypeError):
         nst.stylize(content, style, weights=weights, size="big")
-    with pytest.raises(ValueError, match="--style-weight must be at most 1e24"):
+    with pytest.raises(ValueError, match="^style_weight must be at most 1e24"):
         nst.stylize(content, style, weights=weights, style_weight=1e308)
-    with pytest.raises(ValueError, match="--learning-rate must be at most 1e6"):
+    with pytest.raises(ValueError, match="^learning_rate must be at most 1e6"):
         nst.stylize(content, style, weights=weights, learning_rate=1e30)
 
 
@@ -121,14 +121,14 @@ def test_out_of_memory_is_a_memory_error(images, weights):
     content, style = images
     # 2 x 10000 history vectors of 3 x 1024 x 820 floats: about 200 GB, refused up front
     # by the memory plan, with the fix.
-    with pytest.raises(MemoryError, match="out of memory before starting: .* try --lbfgs-history"):
+    with pytest.raises(MemoryError, match=r"out of memory before starting: .* try lbfgs_history.* \(the table: nst.plan\(\)\)"):
         nst.stylize(content, style, weights=weights, device="cpu", size=1024, iterations=2,
                     lbfgs_history=10000)
 
 
 def test_max_memory_refuses_up_front(images, weights):
     content, style = images
-    with pytest.raises(MemoryError, match=r"out of memory before starting: .* are allowed \(--max-memory\)"):
+    with pytest.raises(MemoryError, match=r"out of memory before starting: .* are allowed \(max_memory\)"):
         nst.stylize(content, style, weights=weights, **KWARGS, max_memory=64 * 1024)
 
 
@@ -165,11 +165,15 @@ def test_ctrl_c_cancels_after_the_current_iteration(images, weights):
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     start = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as interrupt:
         nst.stylize(content, style, weights=weights, **{**KWARGS, "iterations": 1000000})
     timer.cancel()
     # One narrow iteration at 40 px takes milliseconds: the stop is prompt.
     assert time.monotonic() - start < 30
+    # The image reached comes with the interrupt.
+    result = interrupt.value.result
+    assert result.stopped_early and result.stop_reason == "stopped"
+    assert 0 < result.iterations < 1000000 and result.image.shape == (32, 40, 3)
 
 
 def test_weights_are_read_once_and_reused(tmp_path, images):

@@ -22,7 +22,7 @@ FRONT_END_CLI = {"content": "required", "style": "required", "output": "required
                  "scales": "1", "style-masks": "", "style-image-masks": "whole images",
                  "content-mask": "", "save-every": "0", "log-json": "", "quiet": "", "plan": ""}
 FRONT_END_PYTHON = ["weights", "init", "scales", "style_masks", "style_image_masks",
-                    "content_mask", "callback"]
+                    "content_mask", "callback", "progress"]
 
 
 def readme_table():
