@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "engine/base/error.h"
+#include "engine/io/hdf5_isolation.h"
 #include "engine/io/weights.h"
 #include "tests/test_support.h"
 
@@ -541,14 +542,29 @@ TEST_CASE("weights are parsed in an isolated child: crash, hang and memory becom
         // 0.5 s limit plus fork, kill and reap; 5 s leaves room for a loaded machine.
         CHECK(seconds_since(start) < 5.0);
     }
-    SECTION("a parser that spins is stopped too") {
+    SECTION("a parser that spins is stopped at its CPU-time limit, long before the wall clock") {
         const ScopedEnv hook("NST_TEST_HDF5_CHILD", "spin");
-        const ScopedEnv timeout("NST_HDF5_TIMEOUT_S", "0.5");
-        // Whichever comes first: the parent's 0.5 s wall clock or the child's 2 s CPU limit.
-        const std::string message = message_of(path);
-        INFO("message: " << message);
-        CHECK((message.find("took longer than 0.5 s") != std::string::npos ||
-               message.find("CPU time limit") != std::string::npos));
+        const nst::isolation::Limits limits = nst::isolation::default_limits();
+        REQUIRE(limits.wall_seconds == 120.0);  // the default wall clock, no override
+        const auto start = std::chrono::steady_clock::now();
+        require_refused(path, {"the HDF5 parser used more than its CPU time limit (" +
+                                   std::to_string(limits.cpu_seconds) + " s)",
+                               "damaged or hostile"});
+        const double elapsed = seconds_since(start);
+        // The child has burnt 5 s of CPU when SIGXCPU ends it, so at least that long
+        // (one core is enough: 4.5 s leaves room for clock granularity), and far less
+        // than the 120 s wall clock: 60 s allows a machine whose other work leaves the
+        // child under a tenth of a core.
+        CHECK(elapsed > limits.cpu_seconds - 0.5);
+        CHECK(elapsed < 60.0);
+    }
+    SECTION("a parser that waits (a slow disk) is not charged CPU time: the wall clock stops it") {
+        const ScopedEnv hook("NST_TEST_HDF5_CHILD", "hang");
+        const ScopedEnv timeout("NST_HDF5_TIMEOUT_S", "7");
+        const auto start = std::chrono::steady_clock::now();
+        // 7 s of waiting is more than the 5 s CPU limit: only the wall clock applies.
+        require_refused(path, {"the HDF5 parser took longer than 7 s", "damaged or hostile"});
+        CHECK(seconds_since(start) > 6.5);
     }
     SECTION("a parser that allocates without bound hits its memory limit") {
         const ScopedEnv hook("NST_TEST_HDF5_CHILD", "alloc");
