@@ -20,6 +20,7 @@
 #include "engine/base/error.h"
 #include "engine/io/image.h"
 #include "engine/objective/objective.h"
+#include "engine/run/run_options.h"
 #include "engine/io/weights.h"
 #include "tests/test_support.h"
 
@@ -591,6 +592,59 @@ TEST_CASE("cli: nonsense values of the control options are usage errors", "[cli]
                                            test::shared_image_path("starry_night.jpg"), weights, dir.file("out.png")) +
                               " " + extra),
             2, "");
+    }
+}
+
+TEST_CASE("cli: a mistyped option is named with the closest valid ones", "[cli][errors]") {
+    test::TempDir dir("cli-typo");
+    const std::string weights = dir.file("weights.h5");
+    write_weights(weights, narrow_network());
+    const std::string command = base_command(test::shared_image_path("tubingen.jpg"),
+                                             test::shared_image_path("starry_night.jpg"), weights, dir.file("out.png"));
+    auto require_message = [](const test::CommandResult& r, const std::string& message) {
+        INFO("exit " << r.exit_code << "\nstderr: " << r.err);
+        CHECK(r.exit_code == 2);
+        CHECK(r.err == "neural-style: error: " + message + "\n");
+    };
+
+    SECTION("a transposition, with or without =value") {
+        require_message(test::run_command(command + " --stlye-weight 5"),
+                        "unknown option --stlye-weight; did you mean --style-weight?");
+        require_message(test::run_command(command + " --stlye-weight=5"),
+                        "unknown option --stlye-weight; did you mean --style-weight?");
+    }
+    SECTION("the typo is named even when it leaves a required option unset") {
+        require_message(test::run_command(quote(test::cli_path()) + " --contnet a.jpg --style b.jpg --output c.png"),
+                        "unknown option --contnet; did you mean --content?");
+    }
+    SECTION("several equally close options, a prefix, and nothing close") {
+        require_message(test::run_command(command + " --stile 2"),
+                        "unknown option --stile; did you mean --style or --tile?");
+        require_message(test::run_command(command + " --iter 5"),
+                        "unknown option --iter; did you mean --iterations?");
+        require_message(test::run_command(command + " --no-such-option 3"),
+                        "unknown option --no-such-option (see --help)");
+        require_message(test::run_command(command + " -x"), "unknown option -x (see --help)");
+    }
+    SECTION("every option of the parser is suggested for a typo of its name") {
+        std::vector<std::string> flags;
+        for (const RunOption& row : run_options()) flags.push_back(row.flag);
+        for (const FrontEndOption& option : front_end_options())
+            if (option.where != FrontEndOption::python) flags.push_back(option.flag);
+        REQUIRE(flags.size() >= 35);
+        for (const std::string& flag : flags) {
+            // Two neighbouring letters swapped, at the first place where they differ.
+            std::string typo = flag;
+            std::size_t at = 1;
+            while (at + 1 < typo.size() && typo[at] == typo[at + 1]) ++at;
+            std::swap(typo[at], typo[at + 1]);
+            const auto r = test::run_command(command + " --" + typo + " 1");
+            INFO("--" << typo << ": exit " << r.exit_code << ", stderr: " << r.err);
+            CHECK(r.exit_code == 2);
+            CHECK(count_lines(r.err) == 1);
+            CHECK(r.err.rfind("neural-style: error: unknown option --" + typo + "; did you mean ", 0) == 0);
+            CHECK(r.err.find("--" + flag + "?") != std::string::npos);
+        }
     }
 }
 
