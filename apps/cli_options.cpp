@@ -5,6 +5,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <cstdlib>
+#include <set>
 #include <sstream>
 
 #include "engine/base/error.h"
@@ -115,6 +118,72 @@ std::string value_name(const RunOption& row) {
     return names;
 }
 
+// Edit distance between two option names: insertions, deletions, substitutions
+// and transpositions of adjacent characters each cost 1 (optimal string
+// alignment), so "stlye" is one step from "style".
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i)
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t substitution = d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, substitution});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    return d[a.size()][b.size()];
+}
+
+// The options closest to `given` ("--stlye-weight"): those at the smallest edit
+// distance when it is at most a third of the name (at least 1), else those that
+// `given` begins ("--iter": --iterations); at most three, in the parser's order.
+std::vector<std::string> closest_options(const CLI::App& app, const std::string& given) {
+    std::vector<std::string> names;
+    for (const CLI::Option* option : app.get_options())
+        for (const std::string& name : option->get_lnames()) names.push_back("--" + name);
+    const std::string bare = given.substr(given.find_first_not_of('-'));
+    const std::size_t threshold = std::max<std::size_t>(1, bare.size() / 3);
+    std::size_t best = threshold + 1;
+    for (const std::string& name : names) best = std::min(best, edit_distance(bare, name.substr(2)));
+    std::vector<std::string> closest;
+    for (const std::string& name : names)
+        if (best <= threshold ? edit_distance(bare, name.substr(2)) == best
+                              : bare.size() >= 3 && name.compare(2, bare.size(), bare) == 0)
+            closest.push_back(name);
+    if (closest.size() > 3) closest.resize(3);
+    return closest;
+}
+
+// The first argument, in command-line order, that CLI11 could not place and
+// that looks like an option ("--stlye-weight", "--stlye-weight=5", "-x"; not a
+// negative number), without its "=value"; "" when there is none.
+std::string unknown_option(const CLI::App& app, int argc, const char* const* argv) {
+    const std::vector<std::string> left = app.remaining();
+    const std::set<std::string> unplaced(left.begin(), left.end());
+    for (int k = 1; k < argc; ++k) {
+        const std::string argument = argv[k];
+        if (argument == "--") break;
+        char* number_end = nullptr;
+        std::strtod(argument.c_str(), &number_end);
+        const bool number = number_end && *number_end == '\0';
+        if (argument.size() < 2 || argument[0] != '-' || number || !unplaced.count(argument)) continue;
+        return argument.substr(0, argument.find('='));
+    }
+    return "";
+}
+
+// "unknown option --stlye-weight; did you mean --style-weight?"
+std::string unknown_option_message(const CLI::App& app, const std::string& given) {
+    const std::vector<std::string> closest = closest_options(app, given);
+    std::string message = "unknown option " + given;
+    if (closest.empty()) return message + " (see --help)";
+    message += "; did you mean ";
+    for (std::size_t k = 0; k < closest.size(); ++k)
+        message += (k == 0 ? "" : k + 1 == closest.size() ? " or " : ", ") + closest[k];
+    return message + "?";
+}
+
 }  // namespace
 
 ParseOutcome parse(int argc, const char* const* argv, Options& o) {
@@ -152,6 +221,10 @@ ParseOutcome parse(int argc, const char* const* argv, Options& o) {
         app.exit(e);
         return ParseOutcome::exit_success;
     } catch (const CLI::ParseError& e) {
+        // A mistyped option first: it is often why something else seems missing
+        // ("--contnet x.jpg" also leaves --content unset).
+        if (const std::string unknown = unknown_option(app, argc, argv); !unknown.empty())
+            throw UsageError(unknown_option_message(app, unknown));
         std::string message = e.what();
         if (message.empty()) message = "invalid command line";
         throw UsageError(message + " (see --help)");

@@ -46,6 +46,7 @@ std::atomic<int> g_signal{0};           // the first signal of the iteration loo
 std::atomic<bool> g_running{false};     // iteration 0 has been reported
 std::atomic<bool> g_critical{false};    // a save or the output probe is in progress
 std::atomic<int> g_exit_after{0};       // a signal that must end the process after it
+std::atomic<bool> g_progress_open{false};  // the terminal's progress line awaits its newline
 
 void write_stderr(const char* text) {
     ssize_t ignored = ::write(STDERR_FILENO, text, std::strlen(text));
@@ -63,6 +64,7 @@ const char* signal_name(int signal) {
 
 // Async-signal-safe: write(2) and _exit(2) only.
 [[noreturn]] void exit_on_signal(int signal) {
+    if (g_progress_open.load()) write_stderr("\n");
     write_stderr("neural-style: interrupted by ");
     write_stderr(signal_name(signal));
     write_stderr(g_running.load() ? " again; stopped at once without writing the image of this iteration\n"
@@ -215,16 +217,20 @@ int print_plan(const VggWeights& weights, const TransferRequest& request) {
     return 0;
 }
 
-std::string padded(int value, int width) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%*d", width, value);
-    return text;
-}
-
-std::string scientific(double value, int digits) {
+// A value with 3 significant digits, short: "3.02e11", "1.50e-5", "0.0123",
+// "12.3", "0" (README, "Running `neural-style`").
+std::string short_number(double value) {
+    if (value == 0) return "0";
+    if (!std::isfinite(value)) return std::isnan(value) ? "nan" : value > 0 ? "inf" : "-inf";
     char text[48];
-    std::snprintf(text, sizeof text, "%.*e", digits, value);
-    return text;
+    std::snprintf(text, sizeof text, "%.2e", value);  // rounded first: 999.7 is 1.00e+03
+    const char* e = std::strchr(text, 'e');
+    const int exponent = std::atoi(e + 1);
+    if (exponent >= -2 && exponent <= 2) {
+        std::snprintf(text, sizeof text, "%.*f", 2 - exponent, std::atof(text));
+        return text;
+    }
+    return std::string(text, static_cast<std::size_t>(e - text)) + "e" + std::to_string(exponent);
 }
 
 // What a run reports as it goes: the --log-json lines, progress on stderr and
@@ -232,7 +238,20 @@ std::string scientific(double value, int digits) {
 class Reporter {
 public:
     Reporter(const cli::Options& o, const TransferRequest& request, const std::string& weights_path)
-        : o_(o), weights_path_(weights_path), multiscale_(request.sizes().size() > 1) {}
+        : o_(o), weights_path_(weights_path), multiscale_(request.sizes().size() > 1),
+          terminal_(::isatty(STDERR_FILENO) == 1) {}
+    // An error (printed by main after this) starts on a line of its own.
+    ~Reporter() { end_line(); }
+    Reporter(const Reporter&) = delete;
+    Reporter& operator=(const Reporter&) = delete;
+
+    // Ends the terminal's progress line, if one is open (a run that converged
+    // before its last iteration, a new scale, the final message).
+    void end_line() {
+        if (!g_progress_open.exchange(false)) return;
+        std::fputc('\n', stderr);
+        std::fflush(stderr);
+    }
 
     TransferCallbacks callbacks() {
         TransferCallbacks callbacks;
@@ -253,8 +272,9 @@ private:
     using Clock = std::chrono::steady_clock;
 
     void on_scale(const ScaleStart& scale) {
-        scale_start_ = last_print_ = Clock::now();
+        last_print_ = first_iteration_ = Clock::now();
         if (o_.quiet) return;
+        end_line();
         std::fprintf(stderr, "neural-style: %s%s, %dx%d, %zu style image(s), %d %s iterations, style weight %g, weights %s\n",
                      multiscale_ ? ("scale " + std::to_string(scale.scale + 1) + "/" + std::to_string(scale.scales) + ": ").c_str() : "",
                      scale.backend.c_str(), scale.width, scale.height, scale.style_count, scale.iterations,
@@ -288,22 +308,64 @@ private:
         if (!log_) throw RuntimeFailure("cannot write --log-json '" + o_.log_json + "'");
     }
 
+    // On a terminal, one line redrawn in place: a carriage return, the text, then
+    // "erase to the end of the line" for what a longer text left; at most every
+    // 0.1 s, and always at iteration 0 and at the scale's last iteration, which
+    // ends the line. Elsewhere (a file, a pipe, CI) one plain line at iteration 0,
+    // every tenth of the scale's iterations and the last.
     void print_progress(const TransferProgress& p) {
         if (o_.quiet) return;
-        if (!p.event.empty()) std::fprintf(stderr, "iteration %d: %s\n", p.iteration, p.event.c_str());
+        if (!p.event.empty()) print_line("iteration " + std::to_string(p.iteration) + ": " + p.event);
         const auto now = Clock::now();
-        if (p.iteration != p.iterations && p.iteration != 0 && now - last_print_ < std::chrono::seconds(2)) return;
+        if (p.iteration == 0) first_iteration_ = now;
+        const bool last = p.iteration == p.iterations;
+        if (terminal_) {
+            if (!last && p.iteration != 0 && now - last_print_ < std::chrono::milliseconds(100)) return;
+        } else {
+            const int every = std::max(1, (p.iterations + 9) / 10);
+            if (!last && p.iteration % every != 0) return;
+        }
         last_print_ = now;
-        const double scale_seconds = std::chrono::duration<double>(now - scale_start_).count();
-        const double rate = p.iteration > 0 ? p.iteration / scale_seconds : 0.0;
-        std::string line = "iteration " + padded(p.iteration, 5) + "/" + std::to_string(p.iterations) + "  loss " +
-                           scientific(p.terms.loss, 5);
+        const std::string line = progress_text(p, now);
+        if (!terminal_) {
+            std::fprintf(stderr, "%s\n", line.c_str());
+            return;
+        }
+        std::fprintf(stderr, "\r%s\x1b[K", line.c_str());
+        g_progress_open = true;
+        if (last) end_line();
+        std::fflush(stderr);
+    }
+
+    // "scale 1/2  iteration 120/500  3.41 it/s  ETA 35s  loss 3.02e11  content 1.20e5
+    // style 3.01e8  tv 0": the terms unweighted, as --log-json has them.
+    std::string progress_text(const TransferProgress& p, Clock::time_point now) const {
+        std::string line;
+        if (multiscale_) line += "scale " + std::to_string(p.scale + 1) + "/" + std::to_string(p.scales) + "  ";
+        const int width = static_cast<int>(std::to_string(p.iterations).size());
+        char counter[64];
+        std::snprintf(counter, sizeof counter, "iteration %*d/%d", width, p.iteration, p.iterations);
+        line += counter;
+        const double seconds = std::chrono::duration<double>(now - first_iteration_).count();
+        const double rate = p.iteration > 0 && seconds > 0 ? p.iteration / seconds : 0.0;
+        char speed[32];
+        std::snprintf(speed, sizeof speed, "  %.2f it/s", rate);
+        line += std::string(speed) + "  ETA " +
+                format_duration(rate > 0 ? (p.iterations - p.iteration) / rate : NAN) + "  loss " +
+                short_number(p.terms.loss);
         for (const LossTermField& term : kLossTermFields)
-            line += std::string("  ") + term.name + " " + scientific(p.terms.*term.value, 4);
-        char rest[64];
-        std::snprintf(rest, sizeof rest, "  %.2f it/s  ETA ", rate);
-        std::fprintf(stderr, "%s%s%s\n", line.c_str(), rest,
-                     format_duration(rate > 0 ? (p.iterations - p.iteration) / rate : NAN).c_str());
+            line += std::string("  ") + term.name + " " + short_number(p.terms.*term.value);
+        return line;
+    }
+
+    // A line of its own, printed over the terminal's progress line, which the next
+    // progress report draws again below it.
+    void print_line(const std::string& text) {
+        if (terminal_ && g_progress_open.exchange(false)) {
+            std::fprintf(stderr, "\r\x1b[K%s\n", text.c_str());
+            return;
+        }
+        std::fprintf(stderr, "%s\n", text.c_str());
     }
 
     void save_snapshot(const TransferProgress& p) {
@@ -320,16 +382,17 @@ private:
             check_not_an_input(o_, "--save-every snapshot", snapshot);
             save_image_critical(snapshot, p.current_image());
         } catch (const Error& e) {
-            std::fprintf(stderr, "neural-style: warning: snapshot of iteration %d not written: %s\n", p.iteration,
-                         e.what());
+            print_line("neural-style: warning: snapshot of iteration " + std::to_string(p.iteration) +
+                       " not written: " + e.what());
         }
     }
 
     const cli::Options& o_;
     const std::string weights_path_;
     const bool multiscale_;
+    const bool terminal_;  // stderr is a terminal: one line redrawn in place
     std::ofstream log_;
-    Clock::time_point last_print_ = Clock::now(), scale_start_ = last_print_;
+    Clock::time_point last_print_ = Clock::now(), first_iteration_ = last_print_;
 };
 
 // Writes the result (unless the optimisation failed before its first
@@ -376,7 +439,9 @@ int run(const cli::Options& o) {
     const TransferRequest request = load_request(o);
     if (o.plan) return print_plan(weights, request);
     Reporter reporter(o, request, weights_path);
-    return finish(o, request, run_transfer(weights, request, reporter.callbacks()));
+    const TransferResult result = run_transfer(weights, request, reporter.callbacks());
+    reporter.end_line();
+    return finish(o, request, result);
 }
 
 }  // namespace

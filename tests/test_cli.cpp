@@ -5,7 +5,10 @@
 #include <hdf5.h>
 #include <nlohmann/json.hpp>
 
+#include <pty.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -14,12 +17,14 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <sstream>
 
 #include "engine/backends/cpu/cpu_backend.h"
 #include "engine/base/error.h"
 #include "engine/io/image.h"
 #include "engine/objective/objective.h"
+#include "engine/run/run_options.h"
 #include "engine/io/weights.h"
 #include "tests/test_support.h"
 
@@ -592,6 +597,172 @@ TEST_CASE("cli: nonsense values of the control options are usage errors", "[cli]
                               " " + extra),
             2, "");
     }
+}
+
+TEST_CASE("cli: a mistyped option is named with the closest valid ones", "[cli][errors]") {
+    test::TempDir dir("cli-typo");
+    const std::string weights = dir.file("weights.h5");
+    write_weights(weights, narrow_network());
+    const std::string command = base_command(test::shared_image_path("tubingen.jpg"),
+                                             test::shared_image_path("starry_night.jpg"), weights, dir.file("out.png"));
+    auto require_message = [](const test::CommandResult& r, const std::string& message) {
+        INFO("exit " << r.exit_code << "\nstderr: " << r.err);
+        CHECK(r.exit_code == 2);
+        CHECK(r.err == "neural-style: error: " + message + "\n");
+    };
+
+    SECTION("a transposition, with or without =value") {
+        require_message(test::run_command(command + " --stlye-weight 5"),
+                        "unknown option --stlye-weight; did you mean --style-weight?");
+        require_message(test::run_command(command + " --stlye-weight=5"),
+                        "unknown option --stlye-weight; did you mean --style-weight?");
+    }
+    SECTION("the typo is named even when it leaves a required option unset") {
+        require_message(test::run_command(quote(test::cli_path()) + " --contnet a.jpg --style b.jpg --output c.png"),
+                        "unknown option --contnet; did you mean --content?");
+    }
+    SECTION("several equally close options, a prefix, and nothing close") {
+        require_message(test::run_command(command + " --stile 2"),
+                        "unknown option --stile; did you mean --style or --tile?");
+        require_message(test::run_command(command + " --iter 5"),
+                        "unknown option --iter; did you mean --iterations?");
+        require_message(test::run_command(command + " --no-such-option 3"),
+                        "unknown option --no-such-option (see --help)");
+        require_message(test::run_command(command + " -x"), "unknown option -x (see --help)");
+    }
+    SECTION("every option of the parser is suggested for a typo of its name") {
+        std::vector<std::string> flags;
+        for (const RunOption& row : run_options()) flags.push_back(row.flag);
+        for (const FrontEndOption& option : front_end_options())
+            if (option.where != FrontEndOption::python) flags.push_back(option.flag);
+        REQUIRE(flags.size() >= 35);
+        for (const std::string& flag : flags) {
+            // Two neighbouring letters swapped, at the first place where they differ.
+            std::string typo = flag;
+            std::size_t at = 1;
+            while (at + 1 < typo.size() && typo[at] == typo[at + 1]) ++at;
+            std::swap(typo[at], typo[at + 1]);
+            const auto r = test::run_command(command + " --" + typo + " 1");
+            INFO("--" << typo << ": exit " << r.exit_code << ", stderr: " << r.err);
+            CHECK(r.exit_code == 2);
+            CHECK(count_lines(r.err) == 1);
+            CHECK(r.err.rfind("neural-style: error: unknown option --" + typo + "; did you mean ", 0) == 0);
+            CHECK(r.err.find("--" + flag + "?") != std::string::npos);
+        }
+    }
+}
+
+namespace {
+
+// What neural-style wrote to a pseudo-terminal (stdout and stderr both: the
+// terminal's output processing turns each "\n" into "\r\n"), and its exit code.
+struct TerminalRun {
+    int exit_code = -1;
+    std::string text;
+};
+
+TerminalRun run_on_terminal(const std::vector<std::string>& arguments) {
+    std::vector<std::string> words = {test::cli_path()};
+    words.insert(words.end(), arguments.begin(), arguments.end());
+    std::vector<char*> argv;
+    for (std::string& word : words) argv.push_back(word.data());
+    argv.push_back(nullptr);
+    int terminal = -1;
+    const pid_t pid = ::forkpty(&terminal, nullptr, nullptr, nullptr);
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::execv(argv[0], argv.data());
+        ::_exit(127);
+    }
+    TerminalRun run;
+    char buffer[4096];
+    for (;;) {
+        const ssize_t got = ::read(terminal, buffer, sizeof buffer);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break;  // EIO once the program has exited and closed the terminal
+        run.text.append(buffer, static_cast<std::size_t>(got));
+    }
+    ::close(terminal);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return run;
+}
+
+std::size_t count_of(const std::string& text, const std::string& part) {
+    std::size_t count = 0;
+    for (std::size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + part.size())) ++count;
+    return count;
+}
+
+}  // namespace
+
+TEST_CASE("cli: progress is one line redrawn in place on a terminal", "[cli][progress]") {
+    test::TempDir dir("cli-progress-tty");
+    const std::string weights = dir.file("weights.h5");
+    write_weights(weights, narrow_network());
+    const TerminalRun run = run_on_terminal(
+        {"--content", test::shared_image_path("tubingen.jpg"), "--style", test::shared_image_path("starry_night.jpg"),
+         "--weights", weights, "--output", dir.file("out.png"), "--device", "cpu", "--size", "32",
+         "--iterations", "30"});
+    INFO("exit " << run.exit_code << ", terminal output:\n" << run.text);
+    REQUIRE(run.exit_code == 0);
+    // Each redraw: a carriage return, the line, then "erase to the end of the line".
+    const std::size_t first = run.text.find("\riteration  0/30  ");
+    const std::size_t last = run.text.find("\riteration 30/30  ");
+    REQUIRE(first != std::string::npos);
+    REQUIRE(last != std::string::npos);
+    CHECK(count_of(run.text, "\riteration ") >= 2);
+    CHECK(count_of(run.text, "\riteration ") == count_of(run.text, "\x1b[K"));
+    // Iteration 0 to 30 on one line: no newline in between.
+    CHECK(run.text.find('\n', first) > last);
+    // The line is ended once, and the summary follows on a line of its own.
+    const std::size_t end = run.text.find("\x1b[K", last);
+    REQUIRE(end != std::string::npos);
+    const std::string ending = "\x1b[K\r\nneural-style: stopped after ";
+    CHECK(run.text.compare(end, ending.size(), ending) == 0);
+    CHECK(run.text.size() >= 2);
+    CHECK(run.text.compare(run.text.size() - 2, 2, "\r\n") == 0);
+    // The terms, named, with 3 significant digits.
+    CHECK(std::regex_search(run.text.substr(last), std::regex(
+        "  [0-9.]+ it/s  ETA [0-9hms]+  loss [0-9.e-]+  content [0-9.e-]+  style [0-9.e-]+  tv [0-9.e-]+\x1b")));
+}
+
+TEST_CASE("cli: progress off a terminal is a plain line every tenth of the iterations", "[cli][progress]") {
+    test::TempDir dir("cli-progress-log");
+    const std::string weights = dir.file("weights.h5");
+    write_weights(weights, narrow_network());
+    const std::string command =
+        base_command(test::shared_image_path("tubingen.jpg"), test::shared_image_path("starry_night.jpg"), weights,
+                     dir.file("out.png")) +
+        " --size 32 --iterations 20";
+    const auto r = test::run_command(command);
+    INFO("stderr:\n" << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.err.find('\r') == std::string::npos);
+    CHECK(r.err.find('\x1b') == std::string::npos);
+    // Iteration 0, then every 2 of the 20 iterations: 11 lines.
+    std::vector<int> printed;
+    std::istringstream lines(r.err);
+    const std::regex progress(
+        "iteration +([0-9]+)/20  [0-9.]+ it/s  ETA [0-9hms?]+  loss (\\S+)  content (\\S+)  style (\\S+)  tv (\\S+)");
+    // 3 significant digits: 3.02e11, 1.50e-5, 123, 12.3, 1.23, 0.123, 0.0123, or 0.
+    const std::regex short_number("0|[1-9]\\.[0-9]{2}e-?[1-9][0-9]*|[1-9][0-9]{2}|[1-9][0-9]\\.[0-9]|[1-9]\\.[0-9]{2}|"
+                                  "0\\.[1-9][0-9]{2}|0\\.0[1-9][0-9]{2}");
+    for (std::string line; std::getline(lines, line);) {
+        std::smatch match;
+        if (!std::regex_match(line, match, progress)) continue;
+        printed.push_back(std::stoi(match[1]));
+        for (int term = 2; term <= 5; ++term) {
+            INFO(line);
+            CHECK(std::regex_match(match[term].str(), short_number));
+        }
+    }
+    CHECK(printed == std::vector<int>{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20});
+    // --quiet silences it.
+    const auto quiet = test::run_command(command + " --quiet");
+    CHECK(quiet.exit_code == 0);
+    CHECK(quiet.err.empty());
 }
 
 // ---- signals, the output, hostile paths ---------------------------------------------------

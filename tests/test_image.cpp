@@ -30,6 +30,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -392,6 +393,126 @@ TEST_CASE("PNG save and load round trip exactly at 8 bits", "[image]") {
         CHECK(result.ok);
     }
     CHECK(folder_entries(folder.path()) == std::vector<std::string>{"OUT.PNG", "mixed.Png", "out.png"});
+}
+
+TEST_CASE("to_16bit rounds to the nearest level and clamps", "[image]") {
+    CHECK(nst::to_16bit(0.0f) == 0);
+    CHECK(nst::to_16bit(1.0f) == 65535);
+    CHECK(nst::to_16bit(-0.25f) == 0);
+    CHECK(nst::to_16bit(1.75f) == 65535);
+    CHECK(nst::to_16bit(std::numeric_limits<float>::infinity()) == 65535);
+    CHECK(nst::to_16bit(std::numeric_limits<float>::quiet_NaN()) == 0);
+    CHECK(nst::to_16bit(0.5f) == 32768);  // 32767.5 exactly: a tie, which rounds up
+    // Exact levels k/65535 map to k; the floats on each side of (k + ½)/65535 round
+    // down and up. Counted, not checked one by one: 65536 levels.
+    int wrong_levels = 0, wrong_boundaries = 0;
+    for (int k = 0; k <= 65535; ++k) {
+        wrong_levels += nst::to_16bit(static_cast<float>(k / 65535.0)) != k;
+        if (k == 65535) continue;
+        const float boundary = static_cast<float>((k + 0.5) / 65535.0);
+        wrong_boundaries += nst::to_16bit(std::nextafter(boundary, 0.0f)) != k;
+        wrong_boundaries += nst::to_16bit(std::nextafter(boundary, 1.0f)) != k + 1;
+    }
+    CHECK(wrong_levels == 0);
+    CHECK(wrong_boundaries == 0);
+}
+
+TEST_CASE("16-bit PNG: the samples an independent decoder reads, and load_image's", "[image]") {
+    nst::test::TempDir folder("image-png16");
+    // Values beyond [0,1] and NaN test the clamping; random values fill both bytes.
+    nst::Image image = random_image(37, 23, 12, -0.2f, 1.2f);
+    image.at(1, 4, 5) = std::numeric_limits<float>::quiet_NaN();
+    image.at(0, 0, 0) = static_cast<float>(0x0102 / 65535.0);  // high byte 1, low byte 2
+    const std::string path = folder.file("out.png");
+    nst::SaveOptions options;
+    options.png_bit_depth = 16;
+    nst::save_image(path, image, options);
+
+    // IHDR: the bit depth (byte 24) and colour type 2, RGB (byte 25).
+    const Bytes bytes = read_bytes(path);
+    REQUIRE(bytes.size() > 26);
+    CHECK(int(bytes[24]) == 16);
+    CHECK(int(bytes[25]) == 2);
+
+    // tests/png_samples.py decodes with zlib and the PNG filters alone.
+    auto decoded = [&](const std::string& file) {
+        const auto r = nst::test::run_command("/usr/bin/python3 '" + nst::test::source_dir() +
+                                              "/tests/png_samples.py' '" + file + "'");
+        INFO("png_samples.py: " << r.err);
+        REQUIRE(r.exit_code == 0);
+        std::istringstream numbers(r.out);
+        std::vector<long> values;
+        for (long value; numbers >> value;) values.push_back(value);
+        return values;
+    };
+    const std::vector<long> samples = decoded(path);
+    REQUIRE(samples.size() == 4 + 3 * image.plane());
+    CHECK(samples[0] == 37);
+    CHECK(samples[1] == 23);
+    CHECK(samples[2] == 16);
+    const std::size_t plane = image.plane();
+    int mismatches = 0;
+    for (std::size_t i = 0; i < plane; ++i)
+        for (int c = 0; c < 3; ++c) {
+            const long expected = nst::to_16bit(image.pixels[c * plane + i]);
+            const long got = samples[4 + i * 3 + c];
+            if (got != expected && ++mismatches <= 5)
+                UNSCOPED_INFO("pixel " << i << " channel " << c << ": " << got << ", expected " << expected);
+        }
+    CHECK(mismatches == 0);
+    CHECK(samples[4] == 0x0102);
+
+    // load_image keeps the 16 bits: k/65535 computed in float (≤ 6e-8 from the
+    // double), far below one 16-bit step (1.5e-5).
+    const nst::Image loaded = nst::load_image(path);
+    REQUIRE(loaded.width == 37);
+    REQUIRE(loaded.height == 23);
+    std::vector<double> expected(image.pixels.size());
+    for (std::size_t i = 0; i < expected.size(); ++i) expected[i] = nst::to_16bit(image.pixels[i]) / 65535.0;
+    const nst::test::Comparison result = nst::test::compare(loaded.pixels, expected, 1e-7, 0.0);
+    INFO(result.report);
+    CHECK(result.ok);
+
+    // The default stays 8 bits, the same samples the decoder reads there too.
+    nst::save_image(folder.file("out8.png"), image);
+    CHECK(int(read_bytes(folder.file("out8.png"))[24]) == 8);
+    const std::vector<long> samples8 = decoded(folder.file("out8.png"));
+    REQUIRE(samples8.size() == 4 + 3 * plane);
+    int mismatches8 = 0;
+    for (std::size_t i = 0; i < plane; ++i)
+        for (int c = 0; c < 3; ++c) mismatches8 += samples8[4 + i * 3 + c] != nst::to_8bit(image.pixels[c * plane + i]);
+    CHECK(mismatches8 == 0);
+}
+
+TEST_CASE("JPEG quality: the file grows with it, 95 by default, 1 to 100", "[image]") {
+    nst::test::TempDir folder("image-jpeg-quality");
+    const nst::Image image = random_image(64, 48, 13);
+    std::vector<std::size_t> sizes;
+    for (int quality : {1, 10, 30, 50, 75, 90, 95, 100}) {
+        nst::SaveOptions options;
+        options.jpeg_quality = quality;
+        const std::string path = folder.file("q" + std::to_string(quality) + ".jpg");
+        nst::save_image(path, image, options);
+        sizes.push_back(read_bytes(path).size());
+        CHECK(nst::load_image(path).width == 64);
+    }
+    for (std::size_t k = 1; k < sizes.size(); ++k) {
+        INFO("quality step " << k << ": " << sizes[k - 1] << " -> " << sizes[k] << " bytes");
+        CHECK(sizes[k] > sizes[k - 1]);
+    }
+    nst::save_image(folder.file("default.jpg"), image);
+    CHECK(read_bytes(folder.file("default.jpg")) == read_bytes(folder.file("q95.jpg")));
+
+    for (int quality : {0, 101, -5}) {
+        nst::SaveOptions options;
+        options.jpeg_quality = quality;
+        CHECK_THROWS_AS(nst::save_image(folder.file("bad.jpg"), image, options), nst::UsageError);
+    }
+    nst::SaveOptions depth;
+    depth.png_bit_depth = 12;
+    CHECK_THROWS_AS(nst::save_image(folder.file("bad.png"), image, depth), nst::UsageError);
+    CHECK_FALSE(fs::exists(folder.file("bad.jpg")));
+    CHECK_FALSE(fs::exists(folder.file("bad.png")));
 }
 
 TEST_CASE("JPEG save and load round trip closely", "[image]") {

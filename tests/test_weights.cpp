@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "engine/base/error.h"
+#include "engine/io/hdf5_isolation.h"
 #include "engine/io/weights.h"
 #include "tests/test_support.h"
 
@@ -167,6 +168,45 @@ private:
     hid_t file_;
 };
 
+// A zip archive of empty, stored records with these names, written byte by byte
+// (local headers, central directory, end record; APPNOTE.TXT 4.3), as torch.save
+// writes its records: "<name>/data.pkl", "<name>/data/0", ...
+std::string stored_zip(const std::vector<std::string>& names) {
+    auto u16 = [](std::string& out, unsigned value) {
+        out += static_cast<char>(value & 0xff);
+        out += static_cast<char>((value >> 8) & 0xff);
+    };
+    auto u32 = [&](std::string& out, unsigned value) {
+        u16(out, value & 0xffff);
+        u16(out, value >> 16);
+    };
+    std::string local, central;
+    for (const std::string& name : names) {
+        const auto offset = static_cast<unsigned>(local.size());
+        local += "PK\x03\x04";
+        for (unsigned field : {20u, 0u, 0u, 0u, 0u}) u16(local, field);  // version, flags, method, time, date
+        for (int k = 0; k < 3; ++k) u32(local, 0);                         // crc, sizes: empty
+        u16(local, static_cast<unsigned>(name.size()));
+        u16(local, 0);
+        local += name;
+        central += "PK\x01\x02";
+        for (unsigned field : {20u, 20u, 0u, 0u, 0u, 0u}) u16(central, field);
+        for (int k = 0; k < 3; ++k) u32(central, 0);
+        u16(central, static_cast<unsigned>(name.size()));
+        for (int k = 0; k < 4; ++k) u16(central, 0);  // extra, comment, disk, internal attributes
+        u32(central, 0);                              // external attributes
+        u32(central, offset);
+        central += name;
+    }
+    std::string end = "PK\x05\x06";
+    for (int k = 0; k < 2; ++k) u16(end, 0);
+    for (int k = 0; k < 2; ++k) u16(end, static_cast<unsigned>(names.size()));
+    u32(end, static_cast<unsigned>(central.size()));
+    u32(end, static_cast<unsigned>(local.size()));
+    u16(end, 0);
+    return local + central + end;
+}
+
 std::vector<double> to_double(const std::vector<float>& values) {
     return std::vector<double>(values.begin(), values.end());
 }
@@ -294,6 +334,38 @@ TEST_CASE("weights reader refuses bad files", "[weights]") {
         const std::string printed = captured_stderr(
             dir.file("stderr.txt"), [&] { require_refused(path, {"not an HDF5 file"}); });
         CHECK(printed.empty());
+    }
+    SECTION("a PyTorch checkpoint is named, with the command that converts it") {
+        const std::string hint = "not an HDF5 file but a PyTorch checkpoint: convert it to nst-vgg19 with "
+                                 "weights_tools/convert_torch.py IN.pth OUT.h5";
+        // torch.save since PyTorch 1.6: a zip archive, data.pkl its first record.
+        std::ofstream(path, std::ios::binary | std::ios::trunc)
+            << stored_zip({"vgg19/data.pkl", "vgg19/data/0", "vgg19/version"});
+        require_refused(path, {hint});
+        // data.pkl found through the central directory when it is not the first record.
+        std::ofstream(path, std::ios::binary | std::ios::trunc) << stored_zip({"archive/version", "archive/data.pkl"});
+        require_refused(path, {hint});
+        // Before 1.6: a pickle (protocol 2) starting with torch's magic number.
+        std::ofstream(path, std::ios::binary | std::ios::trunc)
+            << std::string("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e", 15);
+        require_refused(path, {hint});
+        // Another zip archive, another pickle: no such hint.
+        std::ofstream(path, std::ios::binary | std::ios::trunc) << stored_zip({"mimetype", "content.xml"});
+        CHECK(message_of(path) == "weights '" + path + "': not an HDF5 file");
+        std::ofstream(path, std::ios::binary | std::ios::trunc) << std::string("\x80\x04\x95\x00", 4);
+        CHECK(message_of(path) == "weights '" + path + "': not an HDF5 file");
+    }
+    SECTION("a Keras weights file is named, with the command that converts it") {
+        {
+            RawFile raw(path);
+            raw.remove_attribute("format");
+            raw.set_string("layer_names", "block1_conv1");
+        }
+        CHECK(message_of(path) == "weights '" + path +
+                                      "': a Keras weights file, not nst-vgg19 (no attribute 'format'): "
+                                      "convert it with nst-weights import-keras IN.h5 OUT.h5");
+        RawFile(path).remove_attribute("layer_names");
+        require_refused(path, {"attribute 'format' is missing"});
     }
     SECTION("truncated HDF5 file, nothing printed by HDF5") {
         const std::string bytes = nst::test::read_file(path);
@@ -541,14 +613,29 @@ TEST_CASE("weights are parsed in an isolated child: crash, hang and memory becom
         // 0.5 s limit plus fork, kill and reap; 5 s leaves room for a loaded machine.
         CHECK(seconds_since(start) < 5.0);
     }
-    SECTION("a parser that spins is stopped too") {
+    SECTION("a parser that spins is stopped at its CPU-time limit, long before the wall clock") {
         const ScopedEnv hook("NST_TEST_HDF5_CHILD", "spin");
-        const ScopedEnv timeout("NST_HDF5_TIMEOUT_S", "0.5");
-        // Whichever comes first: the parent's 0.5 s wall clock or the child's 2 s CPU limit.
-        const std::string message = message_of(path);
-        INFO("message: " << message);
-        CHECK((message.find("took longer than 0.5 s") != std::string::npos ||
-               message.find("CPU time limit") != std::string::npos));
+        const nst::isolation::Limits limits = nst::isolation::default_limits();
+        REQUIRE(limits.wall_seconds == 120.0);  // the default wall clock, no override
+        const auto start = std::chrono::steady_clock::now();
+        require_refused(path, {"the HDF5 parser used more than its CPU time limit (" +
+                                   std::to_string(limits.cpu_seconds) + " s)",
+                               "damaged or hostile"});
+        const double elapsed = seconds_since(start);
+        // The child has burnt 5 s of CPU when SIGXCPU ends it, so at least that long
+        // (one core is enough: 4.5 s leaves room for clock granularity), and far less
+        // than the 120 s wall clock: 60 s allows a machine whose other work leaves the
+        // child under a tenth of a core.
+        CHECK(elapsed > limits.cpu_seconds - 0.5);
+        CHECK(elapsed < 60.0);
+    }
+    SECTION("a parser that waits (a slow disk) is not charged CPU time: the wall clock stops it") {
+        const ScopedEnv hook("NST_TEST_HDF5_CHILD", "hang");
+        const ScopedEnv timeout("NST_HDF5_TIMEOUT_S", "7");
+        const auto start = std::chrono::steady_clock::now();
+        // 7 s of waiting is more than the 5 s CPU limit: only the wall clock applies.
+        require_refused(path, {"the HDF5 parser took longer than 7 s", "damaged or hostile"});
+        CHECK(seconds_since(start) > 6.5);
     }
     SECTION("a parser that allocates without bound hits its memory limit") {
         const ScopedEnv hook("NST_TEST_HDF5_CHILD", "alloc");

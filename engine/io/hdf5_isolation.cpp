@@ -74,9 +74,10 @@ void apply_limits(const Limits& limits, bool limit_files) {
     if (address_space) limit(RLIMIT_AS, address_space + limits.memory_bytes,
                              address_space + limits.memory_bytes);
     if (data) limit(RLIMIT_DATA, data + limits.memory_bytes, data + limits.memory_bytes);
-    // SIGXCPU at the soft limit, SIGKILL a second later. The wall clock is the parent's
-    // limit; this one still holds if the parent is stopped.
-    const rlim_t cpu = static_cast<rlim_t>(std::ceil(limits.wall_seconds)) + 1;
+    // SIGXCPU at the soft limit, SIGKILL a second later: a spinning parser ends in
+    // seconds, while one waiting on a slow disk (little CPU) gets the parent's wall
+    // clock. This one also holds if the parent is stopped.
+    const rlim_t cpu = static_cast<rlim_t>(std::max(1, limits.cpu_seconds));
     limit(RLIMIT_CPU, cpu, cpu + 1);
     if (limit_files) limit(RLIMIT_NOFILE, rlim_t(limits.open_files), rlim_t(limits.open_files));
     limit(RLIMIT_CORE, 0, 0);  // a crash on a hostile file leaves no core file behind
@@ -211,16 +212,22 @@ public:
         read_end_ = -1;
         if (pid_ <= 0) return status_;  // reaped already: never kill(-1, ...)
         if (kill_first) kill(pid_, SIGKILL);
-        while (waitpid(pid_, &status_, 0) < 0 && errno == EINTR) {
+        rusage usage{};
+        while (wait4(pid_, &status_, 0, &usage) < 0 && errno == EINTR) {
         }
+        cpu_seconds_ = double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                       double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6;
         pid_ = -1;
         return status_;
     }
+    // The CPU time (user + system) the reaped child used.
+    double cpu_seconds() const { return cpu_seconds_; }
 
 private:
     pid_t pid_;
     int read_end_;
     int status_ = 0;
+    double cpu_seconds_ = 0;
 };
 
 }  // namespace
@@ -396,6 +403,7 @@ void run_isolated(const std::string& subject, const std::function<void(Writer&)>
     }
 
     const int exit_status = process.reap(/*kill_first=*/true);
+    const double cpu_seconds_used = process.cpu_seconds();
     char seconds[32];
     std::snprintf(seconds, sizeof seconds, "%g", limits.wall_seconds);
     if (timed_out)
@@ -408,10 +416,10 @@ void run_isolated(const std::string& subject, const std::function<void(Writer&)>
         const int sig = WTERMSIG(exit_status);
         if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)
             throw RuntimeFailure(subject + ": reading was interrupted (" + signal_name(sig) + ")");
-        if (sig == SIGXCPU)
+        if (sig == SIGXCPU || (sig == SIGKILL && cpu_seconds_used >= limits.cpu_seconds))
             throw InputError(subject + ": the HDF5 parser used more than its CPU time limit (" +
-                             std::to_string(static_cast<long>(std::ceil(limits.wall_seconds)) + 1) +
-                             " s) reading it" + hostile);
+                             std::to_string(std::max(1, limits.cpu_seconds)) + " s) reading it" +
+                             hostile);
         throw InputError(subject + ": the HDF5 parser crashed (" + signal_name(sig) +
                          ") reading it" + hostile);
     }

@@ -6,12 +6,13 @@
 //
 //   parent                                      child (fork, no exec)
 //   pipe(), fork() ───────────────────────────▶ limits: RLIMIT_AS/DATA (what the process
-//   read the pipe, at most `wall` seconds         already maps + memory_bytes), RLIMIT_CPU,
-//   (poll); validate every length and count       RLIMIT_NOFILE; every other descriptor closed
+//   read the pipe, at most `wall` seconds         already maps + memory_bytes), RLIMIT_CPU
+//   (poll); validate every length and count       (`cpu_seconds`, far below `wall`),
+//   before allocating for it                      RLIMIT_NOFILE; every other descriptor closed
 //                                                 (unless the host has HDF5 files open);
-//   before allocating for it                      dies with the parent (PR_SET_PDEATHSIG)
+//                                                 dies with the parent (PR_SET_PDEATHSIG)
 //                                 ◀─────────────  status byte, then the answer or a message
-//   waitpid: a signal, a limit, a time-out        _exit (no atexit handlers, no stdio flush)
+//   wait4: a signal, a limit, a time-out          _exit (no atexit handlers, no stdio flush)
 //   or a short answer → one-line InputError
 //
 // Why fork without exec: read_weights is a library function (libnst, the Python module),
@@ -24,7 +25,8 @@
 //
 // Test hook: NST_TEST_HDF5_CHILD=segv|hang|spin|alloc makes the child raise SIGSEGV, sleep
 // for ever, burn CPU or allocate without bound before parsing, so that the tests can check
-// each way a child can fail. NST_HDF5_TIMEOUT_S overrides the wall-clock limit (seconds).
+// each way a child can fail. NST_HDF5_TIMEOUT_S overrides the wall-clock limit (seconds);
+// the CPU-time limit has no override: a file that needs more is not a VGG-19.
 #pragma once
 
 #include <cstddef>
@@ -40,8 +42,17 @@ struct Limits {
     // RLIMIT_DATA are set to current + this): room for the largest weights file the
     // reader accepts (kMaxParameters floats, 1 GiB) plus HDF5's chunk cache and buffers.
     std::size_t memory_bytes = std::size_t{2} << 30;
+    // Wall clock: what a slow disk or network file system may need; a child that
+    // sleeps or waits on I/O uses no CPU and is stopped here.
     double wall_seconds = 120.0;  // real VGG-19 (80 MB) reads in about 1 s
-    int open_files = 16;          // the file, HDF5's probes, the pipe
+    // CPU time (RLIMIT_CPU, user + system): a parser that spins on a hostile file is
+    // stopped after this, long before the wall clock. Measured: the real VGG-19
+    // weights (vgg19-conv-hybrid.h5, 42 MB gzip, 20 M parameters) take 0.46–0.66 s
+    // of the child's CPU (15 reads on the 2-core development machine at a load of
+    // 7–12; getrusage(RUSAGE_CHILDREN)); 5 s is 7.5× the most, room for a slower CPU
+    // or a sanitizer build, and a spinning parser is refused within a few seconds.
+    int cpu_seconds = 5;
+    int open_files = 16;  // the file, HDF5's probes, the pipe
 };
 
 // The limits, with NST_HDF5_TIMEOUT_S applied.

@@ -38,11 +38,12 @@
 //   out-of-range value) is ignored, never fatal: the orientation is then 1.
 // - Alpha is composited over white in the encoded (sRGB) space, c·a + (1 − a), the
 //   way viewers show a transparent image on a white page; the result has no alpha.
-// - Saving writes 8-bit RGB (PNG, or JPEG at quality 95 with 4:4:4 chroma, since
-//   stylised images have fine colour detail that 4:2:0 would smear), to a temporary
-//   file in the target's directory that is fsync'ed and renamed over the target. The
-//   temporary is flock()ed while it exists, so remove_stale_temporaries() can tell
-//   one a killed process left (unlocked) from one being written.
+// - Saving writes RGB (PNG of 8 or 16 bits per sample, or JPEG, by default at quality
+//   95, with 4:4:4 chroma, since stylised images have fine colour detail that 4:2:0
+//   would smear), to a temporary file in the target's directory that is fsync'ed and
+//   renamed over the target. The temporary is flock()ed while it exists, so
+//   remove_stale_temporaries() can tell one a killed process left (unlocked) from
+//   one being written.
 #include "engine/io/image.h"
 
 #include "engine/base/error.h"
@@ -545,6 +546,20 @@ std::vector<unsigned char> interleave_8bit(const Image& image) {
     return out;
 }
 
+// (H, W, 3) samples of 16 bits, big-endian (PNG's byte order: libpng writes the
+// bytes as given unless told to swap them).
+std::vector<unsigned char> interleave_16bit(const Image& image) {
+    const std::size_t plane = image.plane();
+    std::vector<unsigned char> out(plane * 6);
+    for (std::size_t i = 0; i < plane; ++i)
+        for (int c = 0; c < 3; ++c) {
+            const std::uint16_t sample = to_16bit(image.pixels[c * plane + i]);
+            out[(i * 3 + c) * 2] = static_cast<unsigned char>(sample >> 8);
+            out[(i * 3 + c) * 2 + 1] = static_cast<unsigned char>(sample & 0xff);
+        }
+    return out;
+}
+
 struct PngWriteContext {
     png_structp png = nullptr;
     png_infop info = nullptr;
@@ -561,11 +576,11 @@ void png_write_error_to_longjmp(png_structp png, png_const_charp message) {
 }
 
 bool png_write_rows(PngWriteContext& context, std::FILE* file, int width, int height,
-                    png_bytepp rows) {
+                    int bit_depth, png_bytepp rows) {
     if (setjmp(png_jmpbuf(context.png))) return false;
     png_init_io(context.png, file);
     png_set_IHDR(context.png, context.info, static_cast<png_uint_32>(width),
-                 static_cast<png_uint_32>(height), 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 static_cast<png_uint_32>(height), bit_depth, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(context.png, context.info);
     png_write_image(context.png, rows);
@@ -574,9 +589,10 @@ bool png_write_rows(PngWriteContext& context, std::FILE* file, int width, int he
 }
 
 // Returns an empty string on success, else the reason.
-std::string write_png(std::FILE* file, const Image& image) {
-    std::vector<unsigned char> interleaved = interleave_8bit(image);
-    const std::size_t row_bytes = std::size_t(image.width) * 3;
+std::string write_png(std::FILE* file, const Image& image, int bit_depth) {
+    std::vector<unsigned char> interleaved =
+        bit_depth == 16 ? interleave_16bit(image) : interleave_8bit(image);
+    const std::size_t row_bytes = std::size_t(image.width) * 3 * std::size_t(bit_depth / 8);
     std::vector<png_bytep> rows(image.height);
     for (int y = 0; y < image.height; ++y) rows[y] = interleaved.data() + y * row_bytes;
     PngWriteContext context;
@@ -585,7 +601,7 @@ std::string write_png(std::FILE* file, const Image& image) {
     if (!context.png) return "out of memory";
     context.info = png_create_info_struct(context.png);
     if (!context.info) return "out of memory";
-    if (!png_write_rows(context, file, image.width, image.height, rows.data()))
+    if (!png_write_rows(context, file, image.width, image.height, bit_depth, rows.data()))
         return errno != 0 ? std::strerror(errno) : context.message;
     return "";
 }
@@ -606,7 +622,7 @@ struct JpegEncoder {
     JpegEncoder& operator=(const JpegEncoder&) = delete;
 };
 
-bool jpeg_write_rows(JpegEncoder& encoder, std::FILE* file, int width, int height,
+bool jpeg_write_rows(JpegEncoder& encoder, std::FILE* file, int width, int height, int quality,
                      unsigned char* interleaved) {
     if (setjmp(encoder.error.jump)) return false;
     jpeg_create_compress(&encoder.cinfo);
@@ -617,7 +633,7 @@ bool jpeg_write_rows(JpegEncoder& encoder, std::FILE* file, int width, int heigh
     encoder.cinfo.input_components = 3;
     encoder.cinfo.in_color_space = JCS_RGB;
     jpeg_set_defaults(&encoder.cinfo);
-    jpeg_set_quality(&encoder.cinfo, 95, TRUE);
+    jpeg_set_quality(&encoder.cinfo, quality, TRUE);
     for (int c = 0; c < 3; ++c) {
         encoder.cinfo.comp_info[c].h_samp_factor = 1;
         encoder.cinfo.comp_info[c].v_samp_factor = 1;
@@ -632,10 +648,10 @@ bool jpeg_write_rows(JpegEncoder& encoder, std::FILE* file, int width, int heigh
     return true;
 }
 
-std::string write_jpeg(std::FILE* file, const Image& image) {
+std::string write_jpeg(std::FILE* file, const Image& image, int quality) {
     std::vector<unsigned char> interleaved = interleave_8bit(image);
     JpegEncoder encoder;
-    if (!jpeg_write_rows(encoder, file, image.width, image.height, interleaved.data()))
+    if (!jpeg_write_rows(encoder, file, image.width, image.height, quality, interleaved.data()))
         return errno != 0 ? std::strerror(errno) : encoder.error.message;
     return "";
 }
@@ -722,6 +738,14 @@ int remove_stale_temporaries(const std::string& path) {
 // The formula is shared with the CUDA backend's to_8bit (kernels/preprocess.h).
 std::uint8_t to_8bit(float value) { return kernels::to_8bit_value(value); }
 
+// As to_8bit: x·65535 is exact in double (at most 40 significant bits), and so is
+// x·65535 + ½ (at most 41 where x ≥ 2⁻²²; below that the sum stays under 1).
+std::uint16_t to_16bit(float value) {
+    if (!(value > 0.0f)) return 0;  // also NaN
+    if (value >= 1.0f) return 65535;
+    return static_cast<std::uint16_t>(static_cast<int>(static_cast<double>(value) * 65535.0 + 0.5));
+}
+
 bool is_supported_output_path(const std::string& path) {
     return output_format(path) != OutputFormat::none;
 }
@@ -737,11 +761,19 @@ Image load_image(const std::string& path) {
     refuse(path, "not a PNG or JPEG image");
 }
 
-void save_image(const std::string& path, const Image& image) {
+void save_image(const std::string& path, const Image& image) { save_image(path, image, SaveOptions{}); }
+
+void save_image(const std::string& path, const Image& image, const SaveOptions& options) {
     const OutputFormat format = output_format(path);
     if (format == OutputFormat::none)
         throw UsageError("cannot write '" + path +
                          "': unsupported image format (use .png, .jpg or .jpeg)");
+    if (options.png_bit_depth != 8 && options.png_bit_depth != 16)
+        throw UsageError("cannot write '" + path + "': a PNG bit depth of " +
+                         std::to_string(options.png_bit_depth) + " (8 or 16)");
+    if (options.jpeg_quality < 1 || options.jpeg_quality > 100)
+        throw UsageError("cannot write '" + path + "': a JPEG quality of " +
+                         std::to_string(options.jpeg_quality) + " (1 to 100)");
     NST_ASSERT(image.width > 0 && image.height > 0 && image.pixels.size() == 3 * image.plane());
     auto fail = [&](const std::string& reason) -> void {
         throw RuntimeFailure("cannot write '" + path + "': " + reason);
@@ -778,8 +810,9 @@ void save_image(const std::string& path, const Image& image) {
     if (::fchmod(descriptor, default_file_mode()) != 0) fail(std::strerror(errno));
 
     errno = 0;
-    const std::string reason = format == OutputFormat::png ? write_png(temporary.file(), image)
-                                                           : write_jpeg(temporary.file(), image);
+    const std::string reason = format == OutputFormat::png
+                                   ? write_png(temporary.file(), image, options.png_bit_depth)
+                                   : write_jpeg(temporary.file(), image, options.jpeg_quality);
     if (!reason.empty()) fail(reason);
     if (std::fflush(temporary.file()) != 0 || std::ferror(temporary.file()))
         fail(std::strerror(errno));

@@ -39,13 +39,22 @@ struct Image {
 // a regular file (a FIFO, a device, a directory), without opening it.
 Image load_image(const std::string& path);
 
-// Writes 8-bit RGB, format chosen by the extension (.png, .jpg, .jpeg; case
-// insensitive; JPEG quality 95). Values are clamped to [0,1] and rounded to the
-// nearest 8-bit level. The file is written to a temporary name in the same
-// directory and renamed, so a failure leaves no partial file and never replaces
-// an existing good one. Throws UsageError for an unknown extension and
-// RuntimeFailure when the file cannot be written.
+// How save_image() encodes an image.
+struct SaveOptions {
+    int png_bit_depth = 8;  // 8 or 16 bits per PNG sample (JPEG is always 8-bit)
+    int jpeg_quality = 95;  // libjpeg's quality scale, 1 to 100
+};
+
+// Writes RGB, format chosen by the extension (.png, .jpg, .jpeg; case
+// insensitive): 8-bit PNG or JPEG (4:4:4) at quality 95 unless `options` say
+// otherwise. Values are clamped to [0,1] and rounded to the nearest level:
+// round(v·255), or round(v·65535) for 16-bit PNG samples (stored big-endian, as
+// PNG requires). The file is written to a temporary name in the same directory
+// and renamed, so a failure leaves no partial file and never replaces an existing
+// good one. Throws UsageError for an unknown extension or an option out of range,
+// and RuntimeFailure when the file cannot be written.
 void save_image(const std::string& path, const Image& image);
+void save_image(const std::string& path, const Image& image, const SaveOptions& options);
 
 // Removes the temporaries that save_image() calls for `path` and for its numbered
 // snapshots ("out.png": ".out.png.tmp-XXXXXX" and ".out_*.png.tmp-XXXXXX" in the
@@ -71,5 +80,7 @@ Image resize_longest_side(const Image& image, int longest);
 
 // Float [0,1] to 8-bit with clamping and round-to-nearest: round(clamp(v)·255).
 std::uint8_t to_8bit(float value);
+// Float [0,1] to 16-bit: round(clamp(v)·65535); NaN gives 0, as to_8bit.
+std::uint16_t to_16bit(float value);
 
 }  // namespace nst

@@ -35,6 +35,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -408,6 +409,75 @@ bool link_exists(hid_t root, const std::string& name) {
     return H5Lexists(root, name.c_str(), H5P_DEFAULT) > 0;
 }
 
+// ---- files that are not HDF5 ----------------------------------------------------------
+
+std::uint32_t little_endian(const std::string& bytes, std::size_t at, int count) {
+    std::uint32_t value = 0;
+    for (int k = count - 1; k >= 0; --k) value = (value << 8) | static_cast<unsigned char>(bytes[at + k]);
+    return value;
+}
+
+bool is_pickle_record(const std::string& name) {
+    const std::string record = "data.pkl";
+    return name == record || (name.size() > record.size() &&
+                              name.compare(name.size() - record.size() - 1, std::string::npos, "/" + record) == 0);
+}
+
+// Whether `path` is a PyTorch checkpoint, as torch.save writes them: since PyTorch 1.6
+// a zip archive with a record "<name>/data.pkl" (the pickled object; its first record,
+// but every name of the central directory is looked at), before that a pickle
+// (protocol 2) that begins with torch's magic number 0x1950a86a20f9469cfc6c.
+bool is_pytorch_checkpoint(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::string head(64, '\0');
+    in.read(head.data(), std::streamsize(head.size()));
+    head.resize(static_cast<std::size_t>(in.gcount()));
+    static const char legacy_magic[] = "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
+    if (head.compare(0, sizeof legacy_magic - 1, legacy_magic, sizeof legacy_magic - 1) == 0) return true;
+    if (head.compare(0, 4, "PK\x03\x04") != 0 || head.size() < 30) return false;
+    // The first local header's name (offset 30, its length at 26).
+    const std::size_t first_name = little_endian(head, 26, 2);
+    std::string name(first_name, '\0');
+    in.clear();
+    in.seekg(30);
+    in.read(name.data(), std::streamsize(name.size()));
+    if (in && is_pickle_record(name)) return true;
+    // The central directory, from the end-of-central-directory record in the last
+    // 64 KiB + 22 bytes (a comment may precede it by up to 65535 bytes).
+    in.clear();
+    in.seekg(0, std::ios::end);
+    const std::streamoff size = in.tellg();
+    const std::streamoff tail_size = std::min<std::streamoff>(size, 65535 + 22);
+    std::string tail(static_cast<std::size_t>(tail_size), '\0');
+    in.seekg(size - tail_size);
+    in.read(tail.data(), tail_size);
+    const std::size_t end_record = tail.rfind("PK\x05\x06");
+    if (!in || end_record == std::string::npos || end_record + 22 > tail.size()) return false;
+    const std::uint32_t directory_size = little_endian(tail, end_record + 12, 4);
+    const std::uint32_t directory_offset = little_endian(tail, end_record + 16, 4);
+    if (directory_size > (16u << 20) || std::streamoff(directory_offset) + directory_size > size) return false;
+    std::string directory(directory_size, '\0');
+    in.seekg(directory_offset);
+    in.read(directory.data(), directory_size);
+    if (!in) return false;
+    for (std::size_t at = 0; at + 46 <= directory.size() && directory.compare(at, 4, "PK\x01\x02") == 0;) {
+        const std::size_t name_length = little_endian(directory, at + 28, 2);
+        const std::size_t skip = 46 + name_length + little_endian(directory, at + 30, 2) +
+                                 little_endian(directory, at + 32, 2);
+        if (at + 46 + name_length > directory.size()) return false;
+        if (is_pickle_record(directory.substr(at + 46, name_length))) return true;
+        at += skip;
+    }
+    return false;
+}
+
+// A Keras weights file (Keras' save_weights: the attribute layer_names, split into
+// layer_names0, 1, ... when large; a whole saved model: the group /model_weights).
+bool is_keras_file(hid_t root) {
+    return H5Aexists(root, "layer_names") > 0 || H5Aexists(root, "layer_names0") > 0 ||
+           H5Lexists(root, "model_weights", H5P_DEFAULT) > 0;
+}
+
 File open_for_reading(const Where& where) {
     namespace fs = std::filesystem;
     std::error_code error;
@@ -418,7 +488,13 @@ File open_for_reading(const Where& where) {
     if (!std::ifstream(where.path, std::ios::binary))
         throw where.input_error("cannot be read (" + std::string(std::strerror(errno)) + ")");
 
-    if (H5Fis_hdf5(where.path.c_str()) <= 0) throw where.input_error("not an HDF5 file");
+    if (H5Fis_hdf5(where.path.c_str()) <= 0) {
+        if (is_pytorch_checkpoint(where.path))
+            throw where.input_error(
+                "not an HDF5 file but a PyTorch checkpoint: convert it to nst-vgg19 with "
+                "weights_tools/convert_torch.py IN.pth OUT.h5 (installed as nst-convert-torch)");
+        throw where.input_error("not an HDF5 file");
+    }
     const PropertyList access = file_access_list();
     File file(H5Fopen(where.path.c_str(), H5F_ACC_RDONLY, access.get()));
     if (!file.valid())
@@ -596,6 +672,10 @@ VggWeights parse_weights(const Where& where) {
     const File file = open_for_reading(where);
     const hid_t root = file.get();
 
+    if (H5Aexists(root, "format") == 0 && is_keras_file(root))
+        throw where.input_error(
+            "a Keras weights file, not nst-vgg19 (no attribute 'format'): convert it with "
+            "nst-weights import-keras IN.h5 OUT.h5");
     const std::string format = read_string_attribute(where, root, "format", true);
     if (format != "nst-vgg19")
         throw where.input_error("attribute 'format' is '" + format + "', expected 'nst-vgg19'");
