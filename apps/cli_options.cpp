@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <set>
 #include <sstream>
@@ -47,6 +48,8 @@ void add_front_end_options(CLI::App& app, Options& o, FrontEndTexts& texts) {
         ->expected(1)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     add_front_end(app, "output", o.output)->required();
+    add_front_end(app, "output-depth", o.save.png_bit_depth)->check(CLI::IsMember({8, 16}));
+    add_front_end(app, "jpeg-quality", o.save.jpeg_quality)->check(CLI::Range(1, 100));
     add_front_end(app, "weights", o.weights);
     add_front_end(app, "init", o.init);
     add_front_end(app, "scales", texts.scales)->check(CLI::Range(1, 8));
@@ -95,6 +98,18 @@ void apply_files(Options& o, const FrontEndTexts& texts) {
     r.style_image_masks.resize(o.style_image_masks.size());
     const bool named_init = o.init == "noise" || o.init == "content" || o.init == "style";
     r.init = named_init ? Choice<InitKind>(o.init) : Choice<InitKind>(InitKind::image);
+}
+
+// --output-depth is for PNG, --jpeg-quality for JPEG: either given for the other
+// format is a mistake worth a word, not an option silently ignored.
+void check_output_encoding(const CLI::App& app, const Options& o) {
+    std::string extension = o.output.substr(std::min(o.output.size(), o.output.find_last_of('.')));
+    std::transform(extension.begin(), extension.end(), extension.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (o.save.png_bit_depth == 16 && extension != ".png")
+        throw UsageError("--output-depth 16 needs a .png --output (JPEG holds 8 bits per sample)");
+    if (app.count("--jpeg-quality") && extension == ".png")
+        throw UsageError("--jpeg-quality applies only to a .jpg or .jpeg --output");
 }
 
 // The value's name in --help: N, X, L,… or the choices.
@@ -236,6 +251,7 @@ ParseOutcome parse(int argc, const char* const* argv, Options& o) {
     if (o.request.preserve_colors.valid() && o.request.preserve_colors != PreserveColors::histogram &&
         app.count("--color-transfer"))
         throw UsageError("--color-transfer applies only with --preserve-colors histogram");
+    check_output_encoding(app, o);
     apply_files(o, texts);
     plan_scales(app, texts.scales, o.request);
     o.request.validate();

