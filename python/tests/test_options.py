@@ -18,6 +18,7 @@ CLI = os.environ.get("NST_TEST_CLI", os.path.join(SOURCE, "build", "apps", "neur
 # The CLI's options that are not run options (NST_FRONT_END_OPTIONS), with their defaults
 # as shown; Python's own keyword arguments of that list.
 FRONT_END_CLI = {"content": "required", "style": "required", "output": "required",
+                 "output-depth": "8", "jpeg-quality": "95",
                  "weights": "$NST_WEIGHTS, then ~/.cache/nst/vgg19.h5", "init": "content",
                  "scales": "1", "style-masks": "", "style-image-masks": "whole images",
                  "content-mask": "", "save-every": "0", "log-json": "", "quiet": "", "plan": ""}
