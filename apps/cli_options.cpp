@@ -157,7 +157,9 @@ std::vector<std::string> closest_options(const CLI::App& app, const std::string&
     std::vector<std::string> names;
     for (const CLI::Option* option : app.get_options())
         for (const std::string& name : option->get_lnames()) names.push_back("--" + name);
-    const std::string bare = given.substr(given.find_first_not_of('-'));
+    const std::size_t start = given.find_first_not_of('-');
+    if (start == std::string::npos) return {};  // "---": no name to compare
+    const std::string bare = given.substr(start);
     const std::size_t threshold = std::max<std::size_t>(1, bare.size() / 3);
     std::size_t best = threshold + 1;
     for (const std::string& name : names) best = std::min(best, edit_distance(bare, name.substr(2)));

@@ -629,6 +629,8 @@ TEST_CASE("cli: a mistyped option is named with the closest valid ones", "[cli][
         require_message(test::run_command(command + " --no-such-option 3"),
                         "unknown option --no-such-option (see --help)");
         require_message(test::run_command(command + " -x"), "unknown option -x (see --help)");
+        // Only dashes: no name to compare (it threw std::out_of_range; found by fuzz_cli).
+        require_message(test::run_command(command + " ---"), "unknown option --- (see --help)");
     }
     SECTION("every option of the parser is suggested for a typo of its name") {
         std::vector<std::string> flags;
