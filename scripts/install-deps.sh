@@ -6,7 +6,9 @@
 # are for the hardening build (scripts/ci-hardening.sh). patchelf sets the
 # prebuilt GPU executables' library path (scripts/make-device-binaries.sh). The
 # Python package takes PIL images and shows progress with tqdm when they are there
-# (optional for users; its tests use both).
+# (optional for users; its tests use both). Video: FFmpeg's libraries decode
+# and encode (the ffmpeg program makes the tests' clips), OpenCV computes the
+# optical flow (DIS in opencv-video, DeepFlow in opencv-contrib).
 set -euo pipefail
 
 packages=(
@@ -22,6 +24,8 @@ packages=(
   curl
   clang libclang-rt-14-dev libomp-dev zlib1g-dev
   patchelf
+  libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
+  libopencv-video-dev libopencv-contrib-dev
 )
 
 missing=()
