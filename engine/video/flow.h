@@ -26,12 +26,14 @@ struct Flow {
 
 enum class FlowMethod {
     dis,       // OpenCV's DIS (Kroeger et al. 2016), preset medium: with variational refinement
-    deepflow,  // OpenCV contrib's DeepFlow (Weinzaepfel et al. 2013): slower
+    deepflow,  // OpenCV contrib's DeepFlow (Weinzaepfel et al. 2013): its variational
+               // energy without DeepMatching's matches; slower
 };
 
 // The flow on `to_grid`'s grid pointing into `from`: what makes ω(from) look
 // like to_grid. Both frames the same size, RGB in [0, 1] (taken as grey, as
-// both methods need). Deterministic: the same frames give the same bits.
+// both methods need), at least 16 pixels on each side (InputError otherwise).
+// Deterministic: the same frames give the same bits, whatever OpenCV's thread count.
 Flow compute_flow(FlowMethod method, const Image& to_grid, const Image& from);
 
 // Middlebury .flo files (the format of DeepFlow, FlowNet, RAFT and
@@ -39,14 +41,18 @@ Flow compute_flow(FlowMethod method, const Image& to_grid, const Image& from);
 // then rows of interleaved (u, v) float32, little-endian. Unknown values
 // (|u| or |v| ≥ 1e9) read as NaN-free 0 with the consistency weight 0 there
 // (read_flo marks them in `unknown` when given). Throws InputError naming the
-// file and the fault (a bad tag, a size that is not the frames', a short file).
+// file and the fault: a bad tag, a size not positive or above kMaxImagePixels
+// (refused before allocating), a file shorter or longer than its size says, a
+// NaN or infinite value. Whether the size is the frames' is the caller's check.
 Flow read_flo(const std::string& path, std::vector<bool>* unknown = nullptr);
-// Written atomically (a temporary renamed), as save_image does.
+// Written atomically (a temporary renamed), as save_image does; RuntimeFailure
+// when it cannot be written, UsageError for a non-finite value.
 void write_flo(const std::string& path, const Flow& flow);
 
-// A flow resized to width × height: sampled bilinearly and its vectors scaled by
-// the size ratio per axis (a flow computed on frames at another size, or read
-// from a .flo file made at the video's own size).
+// A flow resized to width × height: sampled bilinearly (pixel centres aligned,
+// the edge repeated) and its vectors scaled by the size ratio per axis (a flow
+// computed on frames at another size, or read from a .flo file made at the
+// video's own size). The same size: a copy.
 Flow resize_flow(const Flow& flow, int width, int height);
 
 }  // namespace nst
