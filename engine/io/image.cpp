@@ -47,6 +47,7 @@
 #include "engine/io/image.h"
 
 #include "engine/base/error.h"
+#include "engine/io/files.h"
 #include "kernels/preprocess.h"
 
 #include <dirent.h>
@@ -114,33 +115,16 @@ struct FileCloser {
 };
 using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 
-const char* file_kind(mode_t mode) {
-    if (S_ISDIR(mode)) return "a directory";
-    if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
-    if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
-    if (S_ISSOCK(mode)) return "a socket";
-    return "not a regular file";
-}
-
 std::vector<unsigned char> read_whole_file(const std::string& path) {
+    std::string reason;
+    FileDescriptor descriptor = open_regular_file(path, reason);
+    if (!descriptor) refuse(path, reason);
     struct stat status {};
-    if (::stat(path.c_str(), &status) != 0) refuse(path, std::strerror(errno));
-    if (!S_ISREG(status.st_mode)) refuse(path, std::string(file_kind(status.st_mode)) + ", not a regular file");
+    if (::fstat(descriptor.get(), &status) != 0) refuse(path, std::strerror(errno));
     if (std::uint64_t(status.st_size) > kMaxFileBytes) refuse(path, "file larger than 1 GiB");
-    // O_NONBLOCK: should a FIFO replace the file after stat(), open() does not wait
-    // for a writer and fstat() refuses it.
-    const int descriptor = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (descriptor < 0) refuse(path, std::strerror(errno));
-    if (::fstat(descriptor, &status) != 0 || !S_ISREG(status.st_mode)) {
-        ::close(descriptor);
-        refuse(path, std::string(file_kind(status.st_mode)) + ", not a regular file");
-    }
-    FilePtr file(::fdopen(descriptor, "rb"));
-    if (!file) {
-        const int saved = errno;
-        ::close(descriptor);
-        refuse(path, std::strerror(saved));
-    }
+    FilePtr file(::fdopen(descriptor.get(), "rb"));
+    if (!file) refuse(path, std::strerror(errno));
+    descriptor.release();  // the stream owns it now
     std::vector<unsigned char> bytes;
     constexpr std::size_t chunk = std::size_t(1) << 20;
     for (;;) {
@@ -657,41 +641,6 @@ std::string write_jpeg(std::FILE* file, const Image& image, int quality) {
 }
 
 // The temporary file of an atomic save: removed unless committed.
-class TemporaryFile {
-public:
-    TemporaryFile(std::FILE* file, std::string path) : file_(file), path_(std::move(path)) {}
-    ~TemporaryFile() {
-        if (file_) std::fclose(file_);
-        if (!committed_) ::unlink(path_.c_str());
-    }
-    TemporaryFile(const TemporaryFile&) = delete;
-    TemporaryFile& operator=(const TemporaryFile&) = delete;
-
-    std::FILE* file() const { return file_; }
-    const std::string& path() const { return path_; }
-    // Closes the stream; returns false (errno set) when a buffered write failed.
-    bool close() {
-        std::FILE* file = file_;
-        file_ = nullptr;
-        return std::fclose(file) == 0;
-    }
-    void commit() { committed_ = true; }
-
-private:
-    std::FILE* file_;
-    std::string path_;
-    bool committed_ = false;
-};
-
-// Permissions a plain fopen() would have given (mkstemp creates files as 0600).
-// umask() can only be read by setting it; the window is a few instructions and
-// saving happens outside any parallel region.
-mode_t default_file_mode() {
-    const mode_t mask = ::umask(0);
-    ::umask(mask);
-    return static_cast<mode_t>(0666 & ~mask);
-}
-
 // Whether `entry` is a temporary of save_image() for `name` or one of its numbered
 // snapshots: "." + stem + ("" or "_<label>") + extension + ".tmp-" + 6 characters.
 bool is_temporary_name(const std::string& entry, const std::string& name) {
@@ -775,59 +724,12 @@ void save_image(const std::string& path, const Image& image, const SaveOptions& 
         throw UsageError("cannot write '" + path + "': a JPEG quality of " +
                          std::to_string(options.jpeg_quality) + " (1 to 100)");
     NST_ASSERT(image.width > 0 && image.height > 0 && image.pixels.size() == 3 * image.plane());
-    auto fail = [&](const std::string& reason) -> void {
-        throw RuntimeFailure("cannot write '" + path + "': " + reason);
-    };
-
-    const std::size_t slash = path.find_last_of('/');
-    const std::string directory = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-    const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
-    std::string temporary_path = (slash == std::string::npos ? std::string() : directory) + "." +
-                                 name + ".tmp-XXXXXX";
-    const std::string temporary_template = temporary_path;
-    int descriptor = -1;
-    // The temporary is locked while it exists (remove_stale_temporaries() leaves
-    // locked ones alone). Should a cleaner have removed it between mkstemp() and
-    // flock(), its link count is 0: make another.
-    for (int attempt = 0;; ++attempt) {
-        temporary_path = temporary_template;
-        descriptor = ::mkstemp(temporary_path.data());
-        if (descriptor < 0) fail(std::strerror(errno));
-        struct stat status {};
-        if (::flock(descriptor, LOCK_EX) != 0 || ::fstat(descriptor, &status) != 0 ||
-            status.st_nlink > 0 || attempt == 10)
-            break;  // locked (or locks unsupported: then nothing cleans up either)
-        ::close(descriptor);
-    }
-    std::FILE* stream = ::fdopen(descriptor, "wb");
-    if (!stream) {
-        const int saved = errno;
-        ::close(descriptor);
-        ::unlink(temporary_path.c_str());
-        fail(std::strerror(saved));
-    }
-    TemporaryFile temporary(stream, temporary_path);
-    if (::fchmod(descriptor, default_file_mode()) != 0) fail(std::strerror(errno));
-
-    errno = 0;
+    TemporaryFile temporary(path);
     const std::string reason = format == OutputFormat::png
-                                   ? write_png(temporary.file(), image, options.png_bit_depth)
-                                   : write_jpeg(temporary.file(), image, options.jpeg_quality);
-    if (!reason.empty()) fail(reason);
-    if (std::fflush(temporary.file()) != 0 || std::ferror(temporary.file()))
-        fail(std::strerror(errno));
-    if (::fsync(descriptor) != 0) fail(std::strerror(errno));
-    if (!temporary.close()) fail(std::strerror(errno));
-    if (std::rename(temporary.path().c_str(), path.c_str()) != 0) fail(std::strerror(errno));
+                                   ? write_png(temporary.stream(), image, options.png_bit_depth)
+                                   : write_jpeg(temporary.stream(), image, options.jpeg_quality);
+    if (!reason.empty()) throw RuntimeFailure("cannot write '" + path + "': " + reason);
     temporary.commit();
-
-    // Make the rename itself durable; a failure here leaves a complete file, so it
-    // is not reported.
-    const int directory_descriptor = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY);
-    if (directory_descriptor >= 0) {
-        ::fsync(directory_descriptor);
-        ::close(directory_descriptor);
-    }
 }
 
 }  // namespace nst
