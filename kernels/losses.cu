@@ -1,4 +1,4 @@
-// Content, style (G − A) and total-variation losses. Each kernel is the first
+// Content, style (G − A), total-variation and temporal losses. Each kernel is the first
 // pass of a deterministic reduction whose term is the shared per-element
 // function of kernels/losses.h, which also writes that element's gradient:
 // every element is visited exactly once.
@@ -43,6 +43,19 @@ struct TvLossTerm {
     }
 };
 
+// x, t, dx (C, plane), c (plane)
+struct TemporalLossTerm {
+    std::size_t plane;
+    const float* x;
+    const float* target;
+    const float* pixel_weights;
+    float coefficient;
+    float* grad;
+    __device__ double operator()(std::size_t i) const {
+        return temporal_term(x[i], target[i], pixel_weights[i % plane], coefficient, grad[i]);
+    }
+};
+
 // ---- launchers ----------------------------------------------------------------------
 
 void content_loss(std::size_t count, const float* features, const float* target, float weight,
@@ -68,6 +81,18 @@ void tv_loss(int channels, int height, int width, const float* x, float weight, 
     NST_ASSERT(channels > 0 && height > 0 && width > 0 && x != nullptr && grad != nullptr);
     deterministic_sum(std::size_t(channels) * height * width,
                       TvLossTerm{height, width, x, weight, grad}, scratch, out, 1.0, stream);
+}
+
+void temporal_loss(int channels, std::size_t plane, const float* x, const float* target,
+                   const float* pixel_weights, float coefficient, float* grad,
+                   const ReductionScratch& scratch, double scale, double* out,
+                   cudaStream_t stream) {
+    NVTX_RANGE("temporal_loss");
+    NST_ASSERT(channels > 0 && plane > 0 && x != nullptr && target != nullptr &&
+               pixel_weights != nullptr && grad != nullptr);
+    deterministic_sum(std::size_t(channels) * plane,
+                      TemporalLossTerm{plane, x, target, pixel_weights, coefficient, grad}, scratch,
+                      out, scale, stream);
 }
 
 }  // namespace nst::kernels

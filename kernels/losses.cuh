@@ -28,4 +28,11 @@ void style_difference(int n, const float* gram, const float* target, float* diff
 void tv_loss(int channels, int height, int width, const float* x, float weight, float* grad,
              const ReductionScratch& scratch, double* out, cudaStream_t stream);
 
+// x, t, dx (C, plane), c (plane). *out = scale · Σ c_p (x − t)² (scale = 1/D);
+// dx += coefficient · c_p (x − t) (coefficient = float(2w/D), kernels/losses.h).
+void temporal_loss(int channels, std::size_t plane, const float* x, const float* target,
+                   const float* pixel_weights, float coefficient, float* grad,
+                   const ReductionScratch& scratch, double scale, double* out,
+                   cudaStream_t stream);
+
 }  // namespace nst::kernels

@@ -12,6 +12,10 @@
 //                           + 2(x_{i,j} − x_{i−1,j})[i>0] − 2(x_{i+1,j} − x_{i,j})[i<H−1]
 //             element (c,i,j) owns the squared differences to its right and lower
 //             neighbours, and gathers its own gradient from all four.
+//   temporal: x, t (C, plane), c (plane) broadcast over channels, D = C·plane:
+//             L = (1/D) Σ_{ch,p} c_p (x − t)²       dx += (2w/D) c_p (x − t)
+//             the element returns c_p (x − t)² (the reduction applies 1/D) and
+//             takes k = float(2w/D), rounded once on the host, for its gradient.
 // Differences are taken in double for the loss (no cancellation error in the
 // value) and in float for the gradient (the gradient is float anyway).
 #pragma once
@@ -59,6 +63,15 @@ NST_HD double tv_term(const float* x, std::size_t index, int row, int col, int h
     if (row > 0) g += value - x[index - width];
     grad[index] += mul_rn(2.0f * weight, g);
     return loss;
+}
+
+// x, t, c_p; dx += k · (c_p · (x − t)), k = float(2w/D). Returns c_p (x − t)².
+NST_HD double temporal_term(float x, float target, float pixel_weight, float coefficient,
+                            float& grad) {
+    // Products rounded on their own, in this order on both backends (never an FMA).
+    grad += mul_rn(coefficient, mul_rn(pixel_weight, x - target));
+    const double d = double(x) - double(target);
+    return double(pixel_weight) * d * d;
 }
 
 }  // namespace nst::kernels

@@ -787,6 +787,166 @@ TEST_CASE("loss values match double-precision formulas", "[cpu][loss]") {
     }
 }
 
+TEST_CASE("temporal loss: the value against a double-precision loop, the gradient accumulated",
+          "[cpu][loss][temporal]") {
+    CpuBackend backend;
+    const int channels = 3;
+    const std::size_t plane = 97 * 89;  // 3·plane = 25899: two reduction chunks, a ragged tail
+    const std::size_t count = channels * plane;
+    const auto x = random_vector(count, 91), target = random_vector(count, 92);
+    auto pixel_weights = random_vector(plane, 93, 0.0f, 1.0f);
+    for (std::size_t p = 0; p < plane; p += 5) pixel_weights[p] = 0.0f;  // occluded pixels
+    for (std::size_t p = 1; p < plane; p += 7) pixel_weights[p] = 1.0f;
+
+    double sum = 0.0;
+    for (std::size_t i = 0; i < count; ++i) {
+        const double d = double(x[i]) - double(target[i]);
+        sum += double(pixel_weights[i % plane]) * d * d;
+    }
+    const double expected = sum / double(count);
+    std::vector<float> zero_start(count, 0.0f);
+    const double loss = backend.temporal_loss(channels, plane, x.data(), target.data(), pixel_weights.data(),
+                                              0.5f, zero_start.data());
+    // The same terms (exact differences, two double products each) summed in
+    // another order, then 1/D applied instead of a division: positive terms, so
+    // each sum is within (n − 1)·2⁻⁵³ of the exact one, 2·count·2⁻⁵³ ≈ 5.7e-12 in
+    // all. Measured: 1.2e-15.
+    const double bound = 2.0 * double(count) * std::ldexp(1.0, -53);
+    std::printf("temporal loss: value relative error %.3g (bound %.3g)\n", std::fabs(loss - expected) / expected,
+                bound);
+    CHECK(std::fabs(loss - expected) <= bound * expected);
+
+    // Accumulated, never overwritten: from a prefilled gradient, each element is
+    // the prefill plus the very product added to a zero one (one rounding).
+    const auto prefill = random_vector(count, 94);
+    std::vector<float> grad = prefill;
+    const double again = backend.temporal_loss(channels, plane, x.data(), target.data(), pixel_weights.data(),
+                                               0.5f, grad.data());
+    CHECK(again == loss);  // the value is written, not added to
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < count; ++i)
+        if (grad[i] != prefill[i] + zero_start[i]) {
+            if (++wrong <= 5)
+                UNSCOPED_INFO("grad[" << i << "] = " << grad[i] << ", prefill + step = " << prefill[i] + zero_start[i]);
+        }
+    CHECK(wrong == 0);
+    // Weight 0: the value, and not a bit of the gradient changed.
+    std::vector<float> untouched = prefill;
+    CHECK(backend.temporal_loss(channels, plane, x.data(), target.data(), pixel_weights.data(), 0.0f,
+                                untouched.data()) == loss);
+    CHECK(untouched == prefill);
+}
+
+namespace {
+
+// Naive bilinear sample of plane (H, W) at (px, py) in double, the point clamped
+// to [0, W−1] × [0, H−1] (kernels/warp.h's definition, written independently).
+double oracle_bilinear(const std::vector<float>& src, int c, int height, int width, double px, double py) {
+    px = std::min(std::max(px, 0.0), double(width - 1));
+    py = std::min(std::max(py, 0.0), double(height - 1));
+    const int x0 = int(std::floor(px)), y0 = int(std::floor(py));
+    const int x1 = std::min(x0 + 1, width - 1), y1 = std::min(y0 + 1, height - 1);
+    const double ax = px - x0, ay = py - y0;
+    const auto at = [&](int y, int x) { return double(src[(std::size_t(c) * height + y) * width + x]); };
+    return (1 - ay) * ((1 - ax) * at(y0, x0) + ax * at(y0, x1)) + ay * ((1 - ax) * at(y1, x0) + ax * at(y1, x1));
+}
+
+std::vector<float> constant_flow(int height, int width, float u, float v) {
+    std::vector<float> flow(2 * std::size_t(height) * width, u);
+    std::fill(flow.begin() + std::ptrdiff_t(height) * width, flow.end(), v);
+    return flow;
+}
+
+}  // namespace
+
+TEST_CASE("warp_bilinear: integer shifts, borders, sub-pixel flows, zero and NaN flows", "[cpu][warp]") {
+    CpuBackend backend;
+    const int channels = 3, height = 13, width = 17;
+    const std::size_t plane = std::size_t(height) * width, count = channels * plane;
+    const auto src = random_vector(count, 95);
+    const auto at = [&](int c, int y, int x) { return src[(std::size_t(c) * height + y) * width + x]; };
+    std::vector<float> dst(count);
+
+    SECTION("an integer translation is the shifted image; points outside take the edge") {
+        for (const auto& shift : {std::pair<int, int>{2, -3}, {-5, 1}, {0, 4}, {40, -40}}) {
+            const int u = shift.first, v = shift.second;
+            backend.warp_bilinear(channels, height, width, src.data(),
+                                  constant_flow(height, width, float(u), float(v)).data(), dst.data());
+            // A whole-pixel point has weights 1 and 0: the source value itself, exactly.
+            std::size_t interior = 0, border = 0, wrong = 0;
+            for (int c = 0; c < channels; ++c)
+                for (int y = 0; y < height; ++y)
+                    for (int x = 0; x < width; ++x) {
+                        const int sx = x + u, sy = y + v;
+                        const bool inside = sx >= 0 && sx < width && sy >= 0 && sy < height;
+                        const float want = at(c, std::min(std::max(sy, 0), height - 1),
+                                              std::min(std::max(sx, 0), width - 1));
+                        (inside ? interior : border) += 1;
+                        const float got = dst[(std::size_t(c) * height + y) * width + x];
+                        if (got != want && ++wrong <= 5)
+                            UNSCOPED_INFO("shift (" << u << ", " << v << ") at (" << c << ", " << y << ", " << x
+                                                    << "): " << got << ", expected " << want);
+                    }
+            INFO("shift (" << u << ", " << v << "): " << interior << " interior, " << border << " clamped");
+            CHECK(wrong == 0);
+        }
+    }
+
+    SECTION("a sub-pixel flow matches a double-precision bilinear oracle") {
+        // Flows up to ±3 px, a third of the points leaving the frame.
+        auto flow = random_vector(2 * plane, 96, -3.0f, 3.0f);
+        backend.warp_bilinear(channels, height, width, src.data(), flow.data(), dst.data());
+        std::vector<double> expected(count);
+        for (int c = 0; c < channels; ++c)
+            for (int y = 0; y < height; ++y)
+                for (int x = 0; x < width; ++x) {
+                    const std::size_t p = std::size_t(y) * width + x;
+                    expected[c * plane + p] =
+                        oracle_bilinear(src, c, height, width, x + double(flow[p]), y + double(flow[plane + p]));
+                }
+        // The float sample point x + u is rounded once, by at most 2⁻²⁴·|x + u| ≤
+        // 2⁻²⁴·(W + 3) px (H + 3 for y); the sample's slope is at most
+        // |s1 − s0| ≤ 2·max|s| = 2 per px. Then 1 − a (exact for a ≥ ½, one
+        // rounding otherwise), six products and three sums of values ≤ 1: ≤ 10
+        // roundings of 2⁻²⁴. Bound: 2⁻²⁴·(2·(W + H + 6) + 10) ≈ 4.9e-6. Measured: 8.2e-7
+        // (the rounding of x + u near 16 px, 2⁻²⁰ px, on a slope near 2).
+        const double bound = kUnit * (2.0 * (width + height + 6) + 10.0);
+        const auto cmp = compare(dst, expected, bound, 0.0);
+        double worst = 0.0;
+        for (std::size_t i = 0; i < count; ++i) worst = std::max(worst, std::fabs(dst[i] - expected[i]));
+        std::printf("warp_bilinear: sub-pixel flow, max |error| %.3g (bound %.3g)\n", worst, bound);
+        INFO(cmp.report);
+        CHECK(cmp.ok);
+    }
+
+    SECTION("zero flow is the identity, bit for bit") {
+        backend.warp_bilinear(channels, height, width, src.data(), constant_flow(height, width, 0.0f, 0.0f).data(),
+                              dst.data());
+        // Weights exactly 1 and 0 on finite neighbours: s·1 + s'·0 = s.
+        CHECK(dst == src);
+    }
+
+    SECTION("NaN and infinite flows give finite values") {
+        auto flow = random_vector(2 * plane, 97, -3.0f, 3.0f);
+        const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+        for (std::size_t p = 0; p < plane; p += 3) flow[p] = nan;              // u
+        for (std::size_t p = 1; p < plane; p += 4) flow[plane + p] = nan;      // v
+        for (std::size_t p = 2; p < plane; p += 11) flow[p] = inf;
+        for (std::size_t p = 5; p < plane; p += 13) flow[plane + p] = -inf;
+        backend.warp_bilinear(channels, height, width, src.data(), flow.data(), dst.data());
+        std::size_t non_finite = 0;
+        for (float v : dst) non_finite += std::isfinite(v) ? 0 : 1;
+        CHECK(non_finite == 0);
+        // A NaN coordinate lands on 0, an infinite one on the edge (kernels/warp.h).
+        const std::size_t p = 3 * std::size_t(width) + 3;  // u NaN (p % 3 == 0), v finite
+        REQUIRE(std::isnan(flow[p]));
+        REQUIRE(std::isfinite(flow[plane + p]));
+        const double want = oracle_bilinear(src, 0, height, width, 0.0, 3 + double(flow[plane + p]));
+        INFO("u NaN at (3, 3): " << dst[p] << ", the sample at (0, 3 + v): " << want);
+        CHECK(std::fabs(dst[p] - want) <= kUnit * (2.0 * (height + 3) + 10.0));  // the bound above
+    }
+}
+
 TEST_CASE("vector ops match double-precision formulas", "[cpu][vector]") {
     CpuBackend backend;
     const std::size_t count = 50001;  // several reduction chunks and a ragged tail
@@ -946,6 +1106,21 @@ TEST_CASE("reductions are bitwise identical with one and two threads", "[cpu][ve
     CHECK(dot1 == dot2);
     CHECK(tv1 == tv2);
     CHECK(grad1 == grad2);
+    // The temporal loss and the warp, over the same plane.
+    const auto weights = random_vector(count, 103, 0.0f, 1.0f);
+    auto flow = random_vector(2 * count, 104, -3.0f, 3.0f);
+    std::vector<std::vector<float>> temporal_grad(2, std::vector<float>(count, 0.0f)), warped(2, std::vector<float>(count));
+    double temporal[2];
+    for (int threads_used : {1, 2}) {
+        omp_set_num_threads(threads_used);
+        const int k = threads_used - 1;
+        temporal[k] = backend.temporal_loss(1, count, x.data(), y.data(), weights.data(), 1.0f, temporal_grad[k].data());
+        backend.warp_bilinear(1, side, side, x.data(), flow.data(), warped[k].data());
+    }
+    omp_set_num_threads(threads);
+    CHECK(temporal[0] == temporal[1]);
+    CHECK(temporal_grad[0] == temporal_grad[1]);
+    CHECK(warped[0] == warped[1]);
 }
 
 TEST_CASE("an allocation larger than the machine's memory fails at once, with a message", "[cpu][memory]") {

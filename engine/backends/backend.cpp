@@ -40,6 +40,13 @@ double Backend::tv_loss(int channels, int height, int width, const float* x, flo
     });
 }
 
+double Backend::temporal_loss(int channels, std::size_t plane, const float* x, const float* target,
+                              const float* pixel_weights, float weight, float* grad) {
+    return read_one(*this, [&](double* out) {
+        temporal_loss_into(channels, plane, x, target, pixel_weights, weight, grad, out);
+    });
+}
+
 double Backend::dot(std::size_t count, const float* x, const float* y) {
     return read_one(*this, [&](double* out) { dot_into(count, x, y, 1.0, out); });
 }

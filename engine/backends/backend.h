@@ -111,6 +111,8 @@ public:
                       const float* target, float weight, float* grad);
     double tv_loss(int channels, int height, int width, const float* x, float weight,
                    float* grad);
+    double temporal_loss(int channels, std::size_t plane, const float* x, const float* target,
+                         const float* pixel_weights, float weight, float* grad);
     double dot(std::size_t count, const float* x, const float* y);
     double asum(std::size_t count, const float* x);  // Σ |x_i|
     double amax(std::size_t count, const float* x);  // max_i |x_i| (0 when empty)

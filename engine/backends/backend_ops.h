@@ -10,7 +10,7 @@
 // Shapes: (C, H, W) = channels × height × width, dense, row-major, one image.
 // Formulas of the per-element ops: the kernels/*.h headers their arithmetic
 // comes from (activation.h, pooling.h, preprocess.h, losses.h, reductions.h,
-// vector_ops.h, masks.h, window.h, half.h).
+// vector_ops.h, masks.h, window.h, warp.h, half.h).
 #pragma once
 
 #include <cstdint>
@@ -76,6 +76,18 @@
       (int channels, int height, int width, const float* x, float weight, float* grad,          \
        double* loss),                                                                            \
       (channels, height, width, x, weight, grad, loss))                                          \
+    /* x, t, dx (C, plane), c (plane) broadcast over channels, D = C·plane: *loss =             \
+       (1/D) Σ_{ch,p} c_p (x − t)²; dx += weight · (2/D) c_p (x − t) (the temporal loss) */    \
+    X(loss, temporal_loss_into,                                                                  \
+      (int channels, std::size_t plane, const float* x, const float* target,                    \
+       const float* pixel_weights, float weight, float* grad, double* loss),                    \
+      (channels, plane, x, target, pixel_weights, weight, grad, loss))                           \
+    /* src, dst (C, H, W), flow (2, H, W) (u plane, then v): dst(c,y,x) = bilinear sample of   \
+       src_c at (x + u, y + v), clamped to the frame (kernels/warp.h); dst does not overlap    \
+       src */                                                                                    \
+    X(loss, warp_bilinear,                                                                       \
+      (int channels, int height, int width, const float* src, const float* flow, float* dst),   \
+      (channels, height, width, src, flow, dst))                                                 \
     /* ---- vector ops of the optimisers; reductions into backend memory (`out`, a             \
        ScalarBuffer slot), so L-BFGS queues them without waiting ---- */                        \
     /* *out = scale · Σ x_i y_i */                                                              \

@@ -11,8 +11,8 @@
 //    kernels/*.h (one rounding per operation, no FMA contraction: see
 //    kernels/host_device.h, and build.kernel_fma_contraction, which reads the
 //    compiled kernels): ReLU, pooling, preprocessing, the loss gradients of
-//    content and TV, masks, windows, the optimisers' element-wise updates and
-//    the 16-bit packing;
+//    content, TV and the temporal loss, masks, windows, the bilinear warp, the
+//    optimisers' element-wise updates and the 16-bit packing;
 //  - close, where the backends sum in different orders (convolutions, Gram
 //    matrices, the style gradient's SGEMM, every reduction): the bounds are
 //    argued at kFp32RelativeL2 (cuda_test_support.h) and kDoubleSumRelative.
@@ -470,6 +470,55 @@ std::vector<OpCase> tv_loss_into_cases() {
             // sides, then one rounded product (kernels/losses.h).
             r.keep("gradient", grad, count, Agreement::same_bits);
             r.keep_scalar("loss", 0, kDoubleSumRelative);
+        }});
+    return cases;
+}
+
+// The temporal loss: the plane shapes, and a 3 × 317 × 319 frame whose sum spans
+// many reduction blocks.
+std::vector<OpCase> temporal_loss_into_cases() {
+    std::vector<PlaneShape> shapes(std::begin(kPlaneShapes), std::end(kPlaneShapes));
+    shapes.push_back({3, 317, 319});
+    std::vector<OpCase> cases;
+    for (const PlaneShape& s : shapes)
+        cases.push_back({shape_label({s.channels, s.height, s.width}), [s](OpRun& r) {
+            const std::size_t plane = std::size_t(s.height) * s.width, count = s.channels * plane;
+            auto pixel_weights = random_vector(plane, 57, 0.0f, 1.0f);
+            for (std::size_t p = 0; p < plane; p += 3) pixel_weights[p] = 0.0f;  // occluded
+            float* grad = r.input(random_vector(count, 58));
+            r.backend().temporal_loss_into(s.channels, plane, r.input(random_vector(count, 55)),
+                                           r.input(random_vector(count, 56)), r.input(pixel_weights), 0.9f,
+                                           grad, r.slot(0));
+            // k = float(2w/D) from the same host expression, then c·(x − t), the
+            // product with k and the addition, each rounded once (kernels/losses.h).
+            r.keep("gradient", grad, count, Agreement::same_bits);
+            r.keep_scalar("loss", 0, kDoubleSumRelative);
+        }});
+    return cases;
+}
+
+// The warp: the plane shapes and a wider frame, flows of up to ±3 px (points
+// leaving the frame), with NaN and ±∞ entries.
+std::vector<OpCase> warp_bilinear_cases() {
+    std::vector<PlaneShape> shapes(std::begin(kPlaneShapes), std::end(kPlaneShapes));
+    shapes.push_back({3, 48, 64});
+    std::vector<OpCase> cases;
+    for (const PlaneShape& s : shapes)
+        cases.push_back({shape_label({s.channels, s.height, s.width}), [s](OpRun& r) {
+            const std::size_t plane = std::size_t(s.height) * s.width, count = s.channels * plane;
+            auto flow = random_vector(2 * plane, 60, -3.0f, 3.0f);
+            for (std::size_t p = 0; p < 2 * plane; p += 7) flow[p] = std::round(flow[p]);  // whole pixels
+            if (plane > 2) {
+                flow[1] = std::numeric_limits<float>::quiet_NaN();
+                flow[plane + 2] = -std::numeric_limits<float>::infinity();
+                flow[2 * plane - 1] = std::numeric_limits<float>::infinity();
+            }
+            float* dst = r.output(count);
+            r.backend().warp_bilinear(s.channels, s.height, s.width, r.input(random_vector(count, 59)),
+                                      r.input(flow), dst);
+            // The same clamp, floor and weights, six products rounded on their own
+            // and three additions in the same order (kernels/warp.h).
+            r.keep("dst", dst, count, Agreement::same_bits);
         }});
     return cases;
 }

@@ -1,7 +1,7 @@
 // CpuBackend: Gram matrices and the loss terms with their gradients.
 //
 //   gram:     G (N, N) = F Fᵀ,  F (N, M)
-//   content, style (G − A) and TV: the per-element terms of kernels/losses.h,
+//   content, style (G − A), TV and temporal: the per-element terms of kernels/losses.h,
 //   which the CUDA kernels run too; the style gradient w · (G − A) F / (N² M²)
 //   is an OpenBLAS SGEMM here and a cuBLAS one there.
 // Loss values are summed in double with a fixed chunking (cpu_reduce.h), so they do
@@ -84,6 +84,19 @@ void CpuBackend::tv_loss_into(int channels, int height, int width, const float* 
         const std::size_t within = index % plane;
         return kernels::tv_term(x, index, static_cast<int>(within / width),
                                 static_cast<int>(within % width), height, width, weight, grad);
+    });
+}
+
+void CpuBackend::temporal_loss_into(int channels, std::size_t plane, const float* x,
+                                    const float* target, const float* pixel_weights, float weight,
+                                    float* grad, double* loss) {
+    NST_ASSERT(channels > 0 && plane > 0);
+    const std::size_t count = std::size_t(channels) * plane;
+    const double inverse_d = 1.0 / double(count);
+    // 2w/D rounded to float once, here and in the CUDA backend alike.
+    const float coefficient = static_cast<float>(2.0 * double(weight) * inverse_d);
+    *loss = inverse_d * cpu::chunked_sum(count, [&](std::size_t i) {
+        return kernels::temporal_term(x[i], target[i], pixel_weights[i % plane], coefficient, grad[i]);
     });
 }
 

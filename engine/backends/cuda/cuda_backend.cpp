@@ -13,6 +13,7 @@
 #include "kernels/pooling.cuh"
 #include "kernels/preprocess.cuh"
 #include "kernels/vector_ops.cuh"
+#include "kernels/warp.cuh"
 #include "kernels/window.cuh"
 
 namespace nst::cuda {
@@ -160,6 +161,22 @@ void CudaBackend::tv_loss_into(int channels, int height, int width, const float*
                                float* grad, double* loss) {
     kernels::tv_loss(channels, height, width, x, weight, grad, context_.reduction(), loss,
                      context_.stream());
+}
+
+void CudaBackend::temporal_loss_into(int channels, std::size_t plane, const float* x,
+                                     const float* target, const float* pixel_weights, float weight,
+                                     float* grad, double* loss) {
+    NST_ASSERT(channels > 0 && plane > 0);
+    const double inverse_d = 1.0 / (double(channels) * double(plane));
+    // 2w/D rounded to float once, on the host, as the CPU backend does.
+    const float coefficient = static_cast<float>(2.0 * double(weight) * inverse_d);
+    kernels::temporal_loss(channels, plane, x, target, pixel_weights, coefficient, grad,
+                           context_.reduction(), inverse_d, loss, context_.stream());
+}
+
+void CudaBackend::warp_bilinear(int channels, int height, int width, const float* src,
+                                const float* flow, float* dst) {
+    kernels::warp_bilinear(channels, height, width, src, flow, dst, context_.stream());
 }
 
 // ---- vector ops for the optimisers ----------------------------------------------------------------
