@@ -727,7 +727,8 @@ TEST_CASE("cli: progress is one line redrawn in place on a terminal", "[cli][pro
     CHECK(run.text.compare(run.text.size() - 2, 2, "\r\n") == 0);
     // The terms, named, with 3 significant digits.
     CHECK(std::regex_search(run.text.substr(last), std::regex(
-        "  [0-9.]+ it/s  ETA [0-9hms]+  loss [0-9.e-]+  content [0-9.e-]+  style [0-9.e-]+  tv [0-9.e-]+\x1b")));
+        "  [0-9.]+ it/s  ETA [0-9hms]+  loss [0-9.e-]+  content [0-9.e-]+  style [0-9.e-]+  tv [0-9.e-]+  "
+        "temporal [0-9.e-]+\x1b")));
 }
 
 TEST_CASE("cli: progress off a terminal is a plain line every tenth of the iterations", "[cli][progress]") {
@@ -747,7 +748,8 @@ TEST_CASE("cli: progress off a terminal is a plain line every tenth of the itera
     std::vector<int> printed;
     std::istringstream lines(r.err);
     const std::regex progress(
-        "iteration +([0-9]+)/20  [0-9.]+ it/s  ETA [0-9hms?]+  loss (\\S+)  content (\\S+)  style (\\S+)  tv (\\S+)");
+        "iteration +([0-9]+)/20  [0-9.]+ it/s  ETA [0-9hms?]+  loss (\\S+)  content (\\S+)  style (\\S+)  tv (\\S+)"
+        "  temporal (\\S+)");
     // 3 significant digits: 3.02e11, 1.50e-5, 123, 12.3, 1.23, 0.123, 0.0123, or 0.
     const std::regex short_number("0|[1-9]\\.[0-9]{2}e-?[1-9][0-9]*|[1-9][0-9]{2}|[1-9][0-9]\\.[0-9]|[1-9]\\.[0-9]{2}|"
                                   "0\\.[1-9][0-9]{2}|0\\.0[1-9][0-9]{2}");
@@ -755,7 +757,7 @@ TEST_CASE("cli: progress off a terminal is a plain line every tenth of the itera
         std::smatch match;
         if (!std::regex_match(line, match, progress)) continue;
         printed.push_back(std::stoi(match[1]));
-        for (int term = 2; term <= 5; ++term) {
+        for (int term = 2; term <= 6; ++term) {
             INFO(line);
             CHECK(std::regex_match(match[term].str(), short_number));
         }

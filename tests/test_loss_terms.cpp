@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <functional>
+#include <string>
 #include <iterator>
 #include <string>
 #include <utility>
@@ -18,6 +19,7 @@
 #include "engine/objective/content_term.h"
 #include "engine/objective/loss_term.h"
 #include "engine/objective/style_term.h"
+#include "engine/objective/temporal_term.h"
 #include "engine/objective/tv_term.h"
 #include "tests/test_support.h"
 
@@ -77,6 +79,7 @@ ObjectiveConfig shallow_config() {
     c.content_weight = 2.0;
     c.style_weight = 30.0;
     c.tv_weight = 0.5;
+    c.temporal_weight = 40.0;
     return c;
 }
 
@@ -167,6 +170,30 @@ double reference_tv(const Tensor& x) {
                 if (i + 1 < x.h) tv += std::pow(x.at(c, i + 1, j) - x.at(c, i, j), 2);
             }
     return tv;
+}
+
+// L_temporal = Σ_k (1/D) Σ_{c,p} w_k(p) (x_{c,p} − ω_k(c,p))², D = 3·H·W.
+double reference_temporal(const Tensor& x, const std::vector<TemporalTarget>& targets) {
+    const std::size_t plane = std::size_t(x.h) * x.w;
+    double total = 0;
+    for (const TemporalTarget& target : targets) {
+        double s = 0;
+        for (std::size_t i = 0; i < x.v.size(); ++i)
+            s += double(target.weights[i % plane]) * std::pow(x.v[i] - double(target.warped.pixels[i]), 2);
+        total += s / double(x.v.size());
+    }
+    return total;
+}
+
+// An earlier frame warped here: random pixels, weights in [0,1] with occluded
+// (0) and fully trusted (1) pixels.
+TemporalTarget temporal_target(unsigned seed) {
+    TemporalTarget target;
+    target.warped = test::random_image(kWidth, kHeight, seed);
+    target.weights = test::random_vector(std::size_t(kWidth) * kHeight, seed + 1, 0.0f, 1.0f);
+    for (std::size_t p = 0; p < target.weights.size(); p += 4) target.weights[p] = 0.0f;
+    for (std::size_t p = 1; p < target.weights.size(); p += 9) target.weights[p] = 1.0f;
+    return target;
 }
 
 // ---- one term through the evaluation path ----
@@ -340,6 +367,139 @@ TEST_CASE("loss terms: total variation against the oracle", "[objective][loss-te
     check_against_oracle(result, p.config.tv_weight, reference_tv, to_tensor(p.start));
 }
 
+TEST_CASE("loss terms: temporal, one and two targets, against the oracle", "[objective][loss-terms][temporal]") {
+    const bool tiled = GENERATE(false, true);
+    const int count = GENERATE(1, 2);
+    INFO((tiled ? "tiled" : "untiled") << ", " << count << " target(s)");
+    const Problem p;
+    CpuBackend backend(1);
+    LossContext context(backend, p.weights, with_tile(p.config, tiled), kWidth, kHeight);
+    LossTermList terms;
+    terms.push_back(make_temporal_term(context));
+    context.set_loss_layers(layers_read(context, terms));
+    CHECK(terms[0]->layers().empty());
+    std::vector<TemporalTarget> targets{temporal_target(41)};
+    if (count == 2) targets.push_back(temporal_target(43));
+    auto& temporal = dynamic_cast<TemporalTerm&>(*terms[0]);
+    temporal.set_targets(targets);
+    CHECK(temporal.slot_count() == targets.size());
+    const TermResult result = evaluate_term(context, terms, p.start);
+    // The term is exact to double sums of exact terms (tests/test_cpu_ops.cpp),
+    // far inside check_against_oracle's tolerances for terms through the network.
+    CHECK(result.value == Approx(reference_temporal(to_tensor(p.start), targets)).epsilon(1e-12));
+    check_against_oracle(result, p.config.temporal_weight,
+                         [&](const Tensor& x) { return reference_temporal(x, targets); }, to_tensor(p.start));
+}
+
+TEST_CASE("loss terms: temporal, tiled equals untiled and two targets are the sum of each",
+          "[objective][loss-terms][temporal][tiles]") {
+    const Problem p;
+    CpuBackend backend(1);
+    const TemporalTarget a = temporal_target(51), b = temporal_target(53);
+    // The term alone, tiled or not, with these targets.
+    const auto run = [&](bool tiled, const std::vector<TemporalTarget>& targets) {
+        LossContext context(backend, p.weights, with_tile(p.config, tiled), kWidth, kHeight);
+        LossTermList terms;
+        terms.push_back(make_temporal_term(context));
+        context.set_loss_layers(layers_read(context, terms));
+        REQUIRE(context.tiled() == tiled);
+        terms[0]->set_inputs([&] { ObjectiveInputs in; in.temporal = targets; return in; }());
+        return evaluate_term(context, terms, p.start);
+    };
+    const TermResult untiled = run(false, {a, b}), tiled = run(true, {a, b});
+    // It acts on the whole image after the tiles: the same ops on the same data.
+    CHECK(tiled.value == untiled.value);
+    CHECK(tiled.grad == untiled.grad);
+    // Each target has its slot and adds its gradient in turn onto a zero one:
+    // the value is the sum of the single values, the gradient each element's
+    // float sum of the single gradients.
+    const TermResult only_a = run(false, {a}), only_b = run(false, {b});
+    CHECK(untiled.value == only_a.value + only_b.value);
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < untiled.grad.size(); ++i)
+        if (untiled.grad[i] != only_a.grad[i] + only_b.grad[i] && ++wrong <= 5)
+            UNSCOPED_INFO("grad[" << i << "] = " << untiled.grad[i] << ", a + b = " << only_a.grad[i] + only_b.grad[i]);
+    CHECK(wrong == 0);
+}
+
+namespace {
+
+// The CPU backend, counting its allocations.
+class AllocationCountingBackend final : public CpuBackend {
+public:
+    AllocationCountingBackend() : CpuBackend(1) {}
+    float* allocate(std::size_t count) override {
+        ++allocations;
+        return CpuBackend::allocate(count);
+    }
+    std::size_t allocations = 0;
+};
+
+}  // namespace
+
+TEST_CASE("loss terms: temporal targets set again are uploaded into the same buffers",
+          "[objective][loss-terms][temporal][memory]") {
+    const Problem p;
+    AllocationCountingBackend backend;
+    StyleTransferObjective objective(backend, p.weights, p.config, kWidth, kHeight);
+    objective.set_styles({p.style_a});
+    objective.set_content(p.content);
+    Buffer x(backend, objective.size()), grad(backend, objective.size());
+    backend.upload(x.data(), p.start.pixels.data(), p.start.pixels.size());
+    objective.set_temporal_targets({temporal_target(61), temporal_target(63)});
+    objective.evaluate(x.data(), grad.data());
+    const std::size_t allocations = backend.allocations, bytes = backend.bytes_in_use();
+    // A video's next frame: new targets, as many, of the same size.
+    const std::vector<TemporalTarget> next{temporal_target(65), temporal_target(67)};
+    objective.set_temporal_targets(next);
+    const double loss = objective.evaluate(x.data(), grad.data());
+    CHECK(backend.allocations == allocations);
+    CHECK(backend.bytes_in_use() == bytes);
+    CHECK(objective.last_terms().temporal == Approx(reference_temporal(to_tensor(p.start), next)).epsilon(1e-12));
+    // One target fewer frees one, one more allocates one (and the slots change).
+    objective.set_temporal_targets({next[0]});
+    CHECK(backend.bytes_in_use() < bytes);
+    objective.set_temporal_targets(next);
+    CHECK(backend.bytes_in_use() == bytes);
+    CHECK(objective.evaluate(x.data(), grad.data()) == loss);
+}
+
+TEST_CASE("loss terms: bad temporal targets are refused with one clear line", "[objective][loss-terms][temporal]") {
+    const Problem p;
+    CpuBackend backend(1);
+    LossContext context(backend, p.weights, p.config, kWidth, kHeight);
+    TemporalTerm term(context);
+    term.set_targets({temporal_target(71)});
+    const std::size_t held = term.held_bytes();
+    const auto refused = [&](const std::string& what, const std::function<void(TemporalTarget&)>& spoil,
+                             const std::string& message) {
+        std::vector<TemporalTarget> targets{temporal_target(73), temporal_target(75)};
+        spoil(targets[1]);
+        INFO(what);
+        try {
+            term.set_targets(targets);
+            FAIL("accepted");
+        } catch (const InputError& e) {
+            const std::string text = e.what();
+            INFO(text);
+            CHECK(text.find('\n') == std::string::npos);
+            CHECK(text.find("temporal target 1") != std::string::npos);
+            CHECK(text.find(message) != std::string::npos);
+        }
+        // Refused before anything was taken: the term is as it was.
+        CHECK(term.target_count() == 1);
+        CHECK(term.held_bytes() == held);
+    };
+    refused("a smaller warped frame", [](TemporalTarget& t) { t.warped = test::random_image(kWidth - 1, kHeight, 1); },
+            "is 18x17, expected the output's 19x17");
+    refused("too few weights", [](TemporalTarget& t) { t.weights.pop_back(); }, "322 consistency weights");
+    refused("a NaN pixel", [](TemporalTarget& t) { t.warped.at(2, 3, 4) = std::nanf(""); },
+            "non-finite value at channel 2, pixel (4, 3)");
+    refused("an infinite weight", [](TemporalTarget& t) { t.weights[5] = INFINITY; }, "pixel (5, 0) is not in [0, 1]");
+    refused("a negative weight", [](TemporalTarget& t) { t.weights[20] = -0.5f; }, "pixel (1, 1) is not in [0, 1]");
+    refused("a NaN weight", [](TemporalTarget& t) { t.weights[0] = std::nanf(""); }, "is not in [0, 1]");
+}
+
 TEST_CASE("loss terms: held_bytes() is what the backend holds for each term", "[objective][loss-terms][memory]") {
     const bool tiled = GENERATE(false, true);
     INFO((tiled ? "tiled" : "untiled"));
@@ -368,6 +528,12 @@ TEST_CASE("loss terms: held_bytes() is what the backend holds for each term", "[
              return t;
          }},
         {"tv", [&] { return std::make_unique<TvTerm>(context); }},
+        {"temporal",
+         [&] {
+             auto t = std::make_unique<TemporalTerm>(context);
+             t->set_targets({temporal_target(81), temporal_target(83)});
+             return t;
+         }},
     };
     // A first round grows what the backend keeps across calls (its convolution
     // scratch, the network's transformed filters) and the context's mask
@@ -398,6 +564,7 @@ TEST_CASE("loss terms: the weighted values sum to the objective's loss", "[objec
         objective.set_styles({p.style_a, p.style_b}, {1.0, 2.0});
     }
     objective.set_content(p.content);
+    objective.set_temporal_targets({temporal_target(91), temporal_target(93)});
     Buffer x(backend, objective.size()), grad(backend, objective.size());
     backend.upload(x.data(), p.start.pixels.data(), p.start.pixels.size());
     const double loss = objective.evaluate(x.data(), grad.data());
@@ -414,7 +581,7 @@ TEST_CASE("loss terms: the weighted values sum to the objective's loss", "[objec
         sum = k == 0 ? p.config.*field.weight * terms.*field.value
                      : sum + p.config.*field.weight * terms.*field.value;
     }
-    CHECK(names == "content,style,tv");
+    CHECK(names == "content,style,tv,temporal");
     CHECK(sum == loss);  // the same sum, in list order
     CHECK(terms.loss == loss);
 }

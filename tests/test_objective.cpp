@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdio>
 #include <random>
 
 #include "engine/backends/cpu/cpu_backend.h"
@@ -185,6 +186,115 @@ TEST_CASE("objective: loss terms and image gradient match a double-precision ora
     INFO(cmp.report);
     CHECK(cmp.ok);
     CHECK(cmp.relative_l2 < 1e-4);  // float32 vs double over the whole gradient
+}
+
+TEST_CASE("objective: with temporal targets, loss and image gradient match the oracle", "[objective][temporal]") {
+    const VggWeights weights = test::narrow_vgg19(7);
+    const int width = 19, height = 17;
+    const std::size_t plane = std::size_t(width) * height;
+    const Image content = test::random_image(width, height, 1);
+    const Image style = test::random_image(23, 21, 2);
+    const Image start = test::random_image(width, height, 3);
+    // Two earlier frames warped here (short- and long-term), with occluded pixels.
+    std::vector<TemporalTarget> targets(2);
+    for (unsigned k = 0; k < 2; ++k) {
+        targets[k].warped = test::random_image(width, height, 10 + k);
+        targets[k].weights = test::random_vector(plane, 20 + k, 0.0f, 1.0f);
+        for (std::size_t p = k; p < plane; p += 3) targets[k].weights[p] = 0.0f;
+    }
+    const auto reference_temporal = [&](const Tensor& x) {
+        double total = 0;
+        for (const TemporalTarget& t : targets) {
+            double s = 0;
+            for (std::size_t i = 0; i < x.v.size(); ++i)
+                s += double(t.weights[i % plane]) * std::pow(x.v[i] - double(t.warped.pixels[i]), 2);
+            total += s / double(x.v.size());
+        }
+        return total;
+    };
+    ObjectiveConfig config = test_config(PoolMode::average);
+    const Tensor x_ref = to_tensor(start);
+    const auto fc = reference_forward(weights, to_tensor(content), deepest_layer(config), false);
+    const auto fs = reference_forward(weights, to_tensor(style), deepest_layer(config), false);
+    // Every term the same share of L at the start, the temporal one too.
+    const ReferenceTerms unweighted = reference_objective(weights, config, x_ref, fc, fs);
+    const double unweighted_temporal = reference_temporal(x_ref);
+    REQUIRE(unweighted_temporal > 0);
+    config.content_weight = 1.0 / unweighted.content;
+    config.style_weight = 1.0 / unweighted.style;
+    config.tv_weight = 1.0 / unweighted.tv;
+    config.temporal_weight = 1.0 / unweighted_temporal;
+    const auto reference_loss = [&](const Tensor& x) {
+        return reference_objective(weights, config, x, fc, fs).loss + config.temporal_weight * reference_temporal(x);
+    };
+
+    CpuBackend backend(1);
+    StyleTransferObjective objective(backend, weights, config, width, height);
+    objective.set_content(content);
+    objective.set_styles({style});
+    objective.set_temporal_targets(targets);
+    Buffer x(backend, objective.size()), grad(backend, objective.size());
+    backend.upload(x.data(), start.pixels.data(), start.pixels.size());
+    const double loss = objective.evaluate(x.data(), grad.data());
+    std::vector<float> gradient(objective.size());
+    backend.download(gradient.data(), grad.data(), gradient.size());
+
+    INFO("loss " << loss << " ref " << reference_loss(x_ref) << "; temporal " << objective.last_terms().temporal
+                 << " ref " << unweighted_temporal);
+    // As the test above: float32 activations, relative error of a few 1e-6 in
+    // the network's terms; the temporal term itself is exact to double sums.
+    CHECK(loss == Approx(reference_loss(x_ref)).epsilon(1e-4));
+    CHECK(objective.last_terms().temporal == Approx(unweighted_temporal).epsilon(1e-12));
+
+    // Central differences, h = 1e-5, tolerances as in the test above.
+    const double h = 1e-5;
+    std::vector<double> fd(objective.size());
+    Tensor probe = x_ref;
+    for (std::size_t i = 0; i < fd.size(); ++i) {
+        const double saved = probe.v[i];
+        probe.v[i] = saved + h;
+        const double up = reference_loss(probe);
+        probe.v[i] = saved - h;
+        const double down = reference_loss(probe);
+        probe.v[i] = saved;
+        fd[i] = (up - down) / (2 * h);
+    }
+    double scale = 0;
+    for (double v : fd) scale = std::max(scale, std::fabs(v));
+    const auto cmp = test::compare(gradient, fd, 1e-4 * scale, 1e-3);
+    std::printf("objective with temporal targets: gradient relative L2 error %.3g against finite differences\n",
+                cmp.relative_l2);
+    INFO(cmp.report);
+    CHECK(cmp.ok);
+    CHECK(cmp.relative_l2 < 1e-4);
+}
+
+TEST_CASE("objective: no temporal targets leave a still's loss and gradient as they were", "[objective][temporal]") {
+    const VggWeights weights = test::narrow_vgg19(11);
+    const Image content = test::random_image(24, 20, 4), style = test::random_image(20, 24, 5);
+    CpuBackend backend;
+    Buffer x(backend, 3 * 24 * 20);
+    backend.upload(x.data(), content.pixels.data(), content.pixels.size());
+    // An objective that never had targets, and one whose targets were cleared.
+    const auto evaluate = [&](bool cleared) {
+        StyleTransferObjective objective(backend, weights, test_config(PoolMode::average), 24, 20);
+        objective.set_content(content);
+        objective.set_styles({style});
+        if (cleared) {
+            TemporalTarget target{test::random_image(24, 20, 6), std::vector<float>(24 * 20, 1.0f)};
+            objective.set_temporal_targets({target});
+            objective.set_temporal_targets({});
+        }
+        Buffer grad(backend, objective.size());
+        const double loss = objective.evaluate(x.data(), grad.data());
+        CHECK(objective.last_terms().temporal == 0.0);
+        std::vector<float> host(objective.size());
+        backend.download(host.data(), grad.data(), host.size());
+        return std::make_pair(loss, host);
+    };
+    const auto never = evaluate(false), cleared = evaluate(true);
+    CHECK(never.first == cleared.first);
+    CHECK(never.second == cleared.second);
 }
 
 TEST_CASE("objective: evaluation is reproducible bit for bit", "[objective]") {

@@ -1,5 +1,5 @@
 // The style-transfer objective (DESIGN.md, "The objective"):
-//   L = Σ_terms weight · value = α L_c + β L_s + γ L_tv
+//   L = Σ_terms weight · value = α L_c + β L_s + γ L_tv + λ_t L_temporal
 // over the terms of NST_LOSS_TERMS, each a unit under engine/objective/ (formulas
 // in each one's header). One evaluation path, tiled or not (DESIGN.md, "Tiling";
 // engine/objective/tiles.h for the geometry and why it is exact):
@@ -9,7 +9,7 @@
 //     whose pass 1 is folded in); VGG-19's backward pass, where each term adds
 //     its gradient at its layers while their features are intact (no buffer per
 //     loss layer); the core of ∂L/∂x into the gradient;
-//   then the terms on the image itself (TV), and one read of every value.
+//   then the terms on the image itself (TV, temporal), and one read of every value.
 #include "engine/objective/objective.h"
 
 #include <cmath>
@@ -21,6 +21,7 @@
 #include "engine/objective/content_term.h"
 #include "engine/objective/loss_context.h"
 #include "engine/objective/style_term.h"
+#include "engine/objective/temporal_term.h"
 
 namespace nst {
 
@@ -44,6 +45,7 @@ StyleTransferObjective::StyleTransferObjective(Backend& backend, const VggWeight
 #undef NST_MAKE_LOSS_TERM
     content_ = &find_term<ContentTerm>(terms_);
     style_ = &find_term<StyleTerm>(terms_);
+    temporal_ = &find_term<TemporalTerm>(terms_);
     has_loss_ = layers_read(*context_, terms_);
     context_->set_loss_layers(has_loss_);
     allocate_slots();
@@ -84,6 +86,11 @@ void StyleTransferObjective::set_guided_styles(const std::vector<Image>& styles,
                                                const std::vector<std::vector<float>>& output_masks,
                                                const std::vector<std::vector<float>>& style_masks) {
     style_->set_guided_styles(styles, output_masks, style_masks);
+    allocate_slots();
+}
+
+void StyleTransferObjective::set_temporal_targets(const std::vector<TemporalTarget>& targets) {
+    temporal_->set_targets(targets);
     allocate_slots();
 }
 

@@ -1,5 +1,5 @@
 // The style-transfer objective of DESIGN.md ("The objective"):
-//   L = α L_c + β L_s + γ L_tv, with its gradient w.r.t. the image.
+//   L = α L_c + β L_s + γ L_tv + λ_t L_temporal, with its gradient w.r.t. the image.
 // Each loss term is one unit under engine/objective/ (a LossTerm: its targets,
 // its value and its gradient at its layers), listed once in NST_LOSS_TERMS below.
 #pragma once
@@ -31,7 +31,10 @@
 #define NST_LOSS_TERMS(X)                                                                          \
     X(content, content_weight, 1.0, "weight of the content loss (alpha)")                         \
     X(style, style_weight, 1e3, "weight of the style loss (beta; see docs/DEFAULTS.md)")          \
-    X(tv, tv_weight, 0.0, "weight of the squared total-variation loss (gamma)")
+    X(tv, tv_weight, 0.0, "weight of the squared total-variation loss (gamma)")                 \
+    /* provisional default: to be chosen from the measurements in docs/BENCHMARKS.md */         \
+    X(temporal, temporal_weight, 1e4,                                                              \
+      "weight of the temporal loss between video frames (Ruder et al.); no effect on a still")
 // clang-format on
 
 namespace nst {
@@ -56,7 +59,7 @@ struct ObjectiveConfig {
     std::vector<LayerWeight> style_layers{{"conv1_1", 0.2}, {"conv2_1", 0.2}, {"conv3_1", 0.2},
                                           {"conv4_1", 0.2}, {"conv5_1", 0.2}};
 #define NST_LOSS_TERM_WEIGHT(name, weight, default_weight, help) double weight = default_weight;
-    NST_LOSS_TERMS(NST_LOSS_TERM_WEIGHT)  // content_weight α, style_weight β, tv_weight γ
+    NST_LOSS_TERMS(NST_LOSS_TERM_WEIGHT)  // α, β, γ, and temporal_weight λ_t
 #undef NST_LOSS_TERM_WEIGHT
     PoolMode pool = PoolMode::average;
     // Spatial control: propagate style masks with erosion ("inside" guidance,
@@ -70,7 +73,7 @@ struct ObjectiveConfig {
 };
 
 // Values of the last evaluation: loss = L, the others unweighted (content,
-// style, tv: one per NST_LOSS_TERMS entry).
+// style, tv, temporal: one per NST_LOSS_TERMS entry).
 struct LossTerms {
     double loss = 0.0;
 #define NST_LOSS_TERM_VALUE(name, weight, default_weight, help) double name = 0.0;
@@ -92,6 +95,15 @@ struct LossTermField {
 inline constexpr LossTermField kLossTermFields[] = {NST_LOSS_TERMS(NST_LOSS_TERM_FIELD)};
 #undef NST_LOSS_TERM_FIELD
 
+// One earlier stylised frame warped onto this one, for the temporal loss
+// (engine/objective/temporal_term.h): warped is width × height of the output,
+// weights its per-pixel consistency weights c (H·W, in [0,1]; 0 where the flow
+// is not to be trusted: occlusions, motion boundaries, points leaving the frame).
+struct TemporalTarget {
+    Image warped;
+    std::vector<float> weights;
+};
+
 // What the loss terms of one scale are made from: make_objective_at's inputs
 // resized to the scale (masks as planes in [0,1]). The objective hands the same
 // inputs to every term (LossTerm::set_inputs), each taking what it needs: a new
@@ -103,12 +115,14 @@ struct ObjectiveInputs {
     std::vector<std::vector<float>> output_masks;  // guided: each style's output region (H·W); empty: not guided
     std::vector<std::vector<float>> style_masks;   // guided: a region of each style image (empty entry: all of it)
     std::vector<float> content_mask;               // (H·W), or empty: none
+    std::vector<TemporalTarget> temporal;          // video: earlier frames warped here; empty: none
 };
 
 class LossTerm;
 struct LossContext;
 class ContentTerm;
 class StyleTerm;
+class TemporalTerm;
 
 class StyleTransferObjective final : public DifferentiableFunction {
 public:
@@ -148,6 +162,12 @@ public:
     // layer l, L_c = ½ Σ_{l∈C} c_l Σ_ij m_l(j)² (F_ij − P_ij)² (the features and the
     // target are both multiplied by the mask). Call before set_content().
     void set_content_mask(const std::vector<float>& mask);
+
+    // The temporal loss's targets (TemporalTerm::set_targets): earlier stylised
+    // frames warped onto this one with their consistency weights; empty: none.
+    // A video sets new ones every frame; the same number of targets as before
+    // allocates nothing.
+    void set_temporal_targets(const std::vector<TemporalTarget>& targets);
 
     // The tiles of the output (empty: untiled).
     const std::vector<Tile>& tiles() const;
@@ -192,6 +212,7 @@ private:
     std::vector<std::unique_ptr<LossTerm>> terms_;
     ContentTerm* content_ = nullptr;  // terms_'s, for the setters above
     StyleTerm* style_ = nullptr;
+    TemporalTerm* temporal_ = nullptr;
     std::vector<bool> has_loss_;  // per layer index: a term reads that layer
     LossTerms last_terms_;
 };

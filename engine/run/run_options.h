@@ -112,6 +112,8 @@ private:
       LossTermDefaults::style_weight_help)                                                         \
     X(real, double, tv_weight, "tv-weight", LossTermDefaults::tv_weight, "", RunOptionCheck::weight(), \
       LossTermDefaults::tv_weight_help)                                                            \
+    X(real, double, temporal_weight, "temporal-weight", LossTermDefaults::temporal_weight, "",     \
+      RunOptionCheck::weight(), LossTermDefaults::temporal_weight_help)                            \
     X(layers, std::vector<std::string>, content_layers, "content-layers",                          \
       (std::vector<std::string>{"conv4_2"}), "", RunOptionCheck::none(),                           \
       "content layers, comma-separated, c_l = 1 each")                                            \
