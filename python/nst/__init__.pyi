@@ -57,6 +57,8 @@ class Report:
     @property
     def tv_loss(self) -> float: ...
     @property
+    def temporal_loss(self) -> float: ...
+    @property
     def seconds(self) -> float: ...
     @property
     def peak_bytes(self) -> int: ...
@@ -83,6 +85,8 @@ class Result:
     def style_loss(self) -> float: ...
     @property
     def tv_loss(self) -> float: ...
+    @property
+    def temporal_loss(self) -> float: ...
     @property
     def backend(self) -> str: ...
     @property
@@ -149,6 +153,7 @@ def stylize(
     content_weight: float = 1,
     style_weight: Optional[float] = None,
     tv_weight: float = 0,
+    temporal_weight: float = 10000.0,
     content_layers: Union[str, Sequence[str]] = "conv4_2",
     style_layers: Union[str, Sequence[str]] = "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1",
     iterations: int = 500,
@@ -189,6 +194,7 @@ def stylize_result(
     content_weight: float = 1,
     style_weight: Optional[float] = None,
     tv_weight: float = 0,
+    temporal_weight: float = 10000.0,
     content_layers: Union[str, Sequence[str]] = "conv4_2",
     style_layers: Union[str, Sequence[str]] = "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1",
     iterations: int = 500,
@@ -229,6 +235,7 @@ def plan(
     content_weight: float = 1,
     style_weight: Optional[float] = None,
     tv_weight: float = 0,
+    temporal_weight: float = 10000.0,
     content_layers: Union[str, Sequence[str]] = "conv4_2",
     style_layers: Union[str, Sequence[str]] = "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1",
     iterations: int = 500,
