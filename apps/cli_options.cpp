@@ -14,6 +14,7 @@
 #include "engine/base/error.h"
 #include "engine/objective/objective.h"
 #include "engine/run/run_options.h"
+#include "engine/video/video_transfer.h"
 #include "nst_version.h"
 
 namespace nst::cli {
@@ -60,6 +61,7 @@ void add_front_end_options(CLI::App& app, Options& o, FrontEndTexts& texts) {
     add_front_end(app, "log-json", o.log_json);
     app.add_flag("--quiet", o.quiet, front_end("quiet").help);
     app.add_flag("--plan", o.plan, front_end("plan").help);
+    app.add_flag("--partial-output", o.partial_output, front_end("partial-output").help);
 }
 
 // Fills scale_sizes and scale_iterations from --scales / --scale-sizes /
@@ -253,6 +255,8 @@ ParseOutcome parse(int argc, const char* const* argv, Options& o) {
     if (o.request.preserve_colors.valid() && o.request.preserve_colors != PreserveColors::histogram &&
         app.count("--color-transfer"))
         throw UsageError("--color-transfer applies only with --preserve-colors histogram");
+    o.video = is_video_content(o.content);
+    if (o.partial_output && !o.video) throw UsageError("--partial-output applies to a video --content");
     check_output_encoding(app, o);
     apply_files(o, texts);
     plan_scales(app, texts.scales, o.request);

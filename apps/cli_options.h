@@ -31,6 +31,8 @@ struct Options {
     std::string log_json;
     bool quiet = false;
     bool plan = false;  // --plan: print the memory plan and exit
+    bool video = false;           // --content is a video (is_video_content)
+    bool partial_output = false;  // --partial-output: a stopped video run writes what is done
 };
 
 enum class ParseOutcome { run, exit_success };

@@ -30,6 +30,9 @@
 #include <new>
 
 #include "apps/cli_options.h"
+#include "apps/cli_signals.h"
+#include "apps/cli_text.h"
+#include "apps/video_cli.h"
 #include "engine/base/exit_codes.h"
 #include "engine/base/error.h"
 #include "engine/io/image.h"
@@ -40,79 +43,7 @@
 namespace {
 
 using namespace nst;
-
-std::atomic<bool> g_cancel{false};      // the transfer's cancel flag
-std::atomic<int> g_signal{0};           // the first signal of the iteration loop
-std::atomic<bool> g_running{false};     // iteration 0 has been reported
-std::atomic<bool> g_critical{false};    // a save or the output probe is in progress
-std::atomic<int> g_exit_after{0};       // a signal that must end the process after it
-std::atomic<bool> g_progress_open{false};  // the terminal's progress line awaits its newline
-
-void write_stderr(const char* text) {
-    ssize_t ignored = ::write(STDERR_FILENO, text, std::strlen(text));
-    (void)ignored;
-}
-
-const char* signal_name(int signal) {
-    switch (signal) {
-        case SIGINT: return "SIGINT";
-        case SIGTERM: return "SIGTERM";
-        case SIGHUP: return "SIGHUP";
-        default: return "a signal";
-    }
-}
-
-// Async-signal-safe: write(2) and _exit(2) only.
-[[noreturn]] void exit_on_signal(int signal) {
-    if (g_progress_open.load()) write_stderr("\n");
-    write_stderr("neural-style: interrupted by ");
-    write_stderr(signal_name(signal));
-    write_stderr(g_running.load() ? " again; stopped at once without writing the image of this iteration\n"
-                                  : " during set-up; nothing was written\n");
-    ::_exit(128 + signal);
-}
-
-extern "C" void on_signal(int signal) {
-    if (g_running.load() && g_signal.load() == 0) {
-        g_signal = signal;  // stop after this iteration, then write the image
-        g_cancel = true;
-        return;
-    }
-    // Set-up, or a second signal. g_exit_after is set before g_critical is read,
-    // and CriticalSection clears g_critical before it reads g_exit_after, so one
-    // of the two always sees the other.
-    g_exit_after = signal;
-    if (!g_critical.load()) exit_on_signal(signal);
-}
-
-// A stretch during which a signal that ends the process waits for its end: it
-// creates and removes (or renames) a temporary file.
-class CriticalSection {
-public:
-    CriticalSection() { g_critical = true; }
-    ~CriticalSection() {
-        g_critical = false;
-        if (const int signal = g_exit_after.load()) exit_on_signal(signal);
-    }
-    CriticalSection(const CriticalSection&) = delete;
-    CriticalSection& operator=(const CriticalSection&) = delete;
-};
-
-void save_image_critical(const std::string& path, const Image& image, const SaveOptions& options) {
-    CriticalSection section;
-    save_image(path, image, options);
-}
-
-void install_signal_handlers() {
-    struct sigaction action {};
-    action.sa_handler = on_signal;
-    sigemptyset(&action.sa_mask);
-    // In set-up the handler never returns, so a blocking call there ends with the
-    // process. In the loop it returns, and SA_RESTART lets a write to a pipe or a
-    // terminal that it interrupted carry on instead of failing with EINTR.
-    action.sa_flags = SA_RESTART;
-    for (int signal : {SIGINT, SIGTERM, SIGHUP}) sigaction(signal, &action, nullptr);
-}
+using namespace nst::cli;
 
 // "out.png", "100" -> "out_100.png"
 std::string numbered_path(const std::string& path, const std::string& label) {
@@ -181,16 +112,6 @@ void check_output(const cli::Options& o) {
     std::remove(probe.c_str());
 }
 
-std::string format_duration(double seconds) {
-    if (!std::isfinite(seconds) || seconds < 0) return "?";
-    const long s = std::lround(seconds);
-    char text[32];
-    if (s >= 3600) std::snprintf(text, sizeof text, "%ldh%02ldm", s / 3600, (s % 3600) / 60);
-    else if (s >= 60) std::snprintf(text, sizeof text, "%ldm%02lds", s / 60, s % 60);
-    else std::snprintf(text, sizeof text, "%lds", s);
-    return text;
-}
-
 // Decodes the files the options name into the request (load_image errors name
 // the file: exit code 3).
 TransferRequest load_request(const cli::Options& o) {
@@ -215,22 +136,6 @@ int print_plan(const VggWeights& weights, const TransferRequest& request) {
     std::printf("memory plan on %s (%.0f MiB free):\n%s", backend->name().c_str(),
                 double(backend->available_bytes()) / (1 << 20), format_memory_plan(plan).c_str());
     return 0;
-}
-
-// A value with 3 significant digits, short: "3.02e11", "1.50e-5", "0.0123",
-// "12.3", "0" (README, "Running `neural-style`").
-std::string short_number(double value) {
-    if (value == 0) return "0";
-    if (!std::isfinite(value)) return std::isnan(value) ? "nan" : value > 0 ? "inf" : "-inf";
-    char text[48];
-    std::snprintf(text, sizeof text, "%.2e", value);  // rounded first: 999.7 is 1.00e+03
-    const char* e = std::strchr(text, 'e');
-    const int exponent = std::atoi(e + 1);
-    if (exponent >= -2 && exponent <= 2) {
-        std::snprintf(text, sizeof text, "%.*f", 2 - exponent, std::atof(text));
-        return text;
-    }
-    return std::string(text, static_cast<std::size_t>(e - text)) + "e" + std::to_string(exponent);
 }
 
 // What a run reports as it goes: the --log-json lines, progress on stderr and
@@ -428,6 +333,10 @@ int finish(const cli::Options& o, const TransferRequest& request, const Transfer
 }
 
 int run(const cli::Options& o) {
+    if (o.video) {
+        const std::string weights_path = resolve_weights_path(o.weights);
+        return run_video(o, read_weights(weights_path), weights_path);
+    }
     if (!o.plan) {  // --plan writes nothing
         check_output(o);
         if (const int stale = remove_stale_temporaries(o.output); stale > 0 && !o.quiet)
@@ -447,7 +356,7 @@ int run(const cli::Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    install_signal_handlers();
+    nst::cli::install_signal_handlers();
     return nst::run_reporting_errors("neural-style", [&] {
         nst::cli::Options options;
         if (nst::cli::parse(argc, argv, options) == nst::cli::ParseOutcome::exit_success) return 0;

@@ -35,6 +35,7 @@
 #include "engine/run/memory_plan.h"
 #include "engine/run/run_options.h"
 #include "engine/run/transfer.h"
+#include "engine/video/video_transfer.h"
 
 namespace py = pybind11;
 using namespace nst;
@@ -272,7 +273,7 @@ Request make_request(py::handle content, py::handle style, const py::dict& optio
             throw py::type_error("unexpected keyword argument '" + name + "'");
         if (!value.is_none()) set_run_option(r, option->flag, option_text(*option, value));
     }
-    r.content = to_image(content, "content");
+    if (!content.is_none()) r.content = to_image(content, "content");  // None: a video's, read per frame
     r.styles = to_images(style, "style");
     const auto given = [&](const char* name) { return options.contains(name) && !options[name].is_none(); };
     const py::object init = given("init") ? py::object(options["init"]) : py::str("content");
@@ -446,6 +447,77 @@ std::string plan_text(const Plan& p) {
     std::snprintf(header, sizeof header, "memory plan on %s (%.0f MiB free):\n", p.backend.c_str(),
                   double(p.available_bytes) / (1 << 20));
     return header + format_memory_plan(p.plan);
+}
+
+// ---- video ---------------------------------------------------------------------------------
+
+// A video run frame by frame (nst.stylize_video): next() releases the GIL while a
+// frame is optimised; Ctrl-C stops it after the current iteration (the frame is
+// dropped, the finished ones stay in the work folder) and raises KeyboardInterrupt.
+class PyVideoRun {
+public:
+    PyVideoRun(const Request& request, const std::string& content, const std::string& work_folder,
+               const Weights& weights)
+        : weights_(weights.weights), content_(content) {
+        VideoRequest v;
+        v.frame = request.request;
+        v.content = content;
+        v.work_folder = work_folder;
+        VideoCallbacks callbacks;
+        callbacks.cancel = &cancel_;
+        callbacks.on_iteration = [this](const VideoProgress&) {
+            py::gil_scoped_acquire gil;
+            if (PyErr_CheckSignals() != 0) {
+                interrupt_.emplace();
+                cancel_ = true;
+            }
+        };
+        py::gil_scoped_release released;
+        run_ = std::make_unique<VideoRun>(*weights_, v, callbacks);
+    }
+
+    // (index, frame) of the next finished frame, or None after the last.
+    py::object next() {
+        std::optional<VideoFrame> frame;
+        try {
+            py::gil_scoped_release released;
+            frame = run_->next();
+        } catch (const Cancelled&) {
+            if (interrupt_) throw std::move(*interrupt_);
+            throw;
+        }
+        if (!frame) return py::none();
+        return py::make_tuple(frame->index, to_array(frame->image));
+    }
+
+    long long write(const std::string& output, bool allow_partial) {
+        py::gil_scoped_release released;
+        return write_video_output(*run_, content_, output, allow_partial);
+    }
+
+    const VideoPlan& plan() const { return run_->plan(); }
+
+private:
+    std::shared_ptr<const VggWeights> weights_;  // outlives the run, which refers to it
+    std::string content_;
+    std::atomic<bool> cancel_{false};
+    std::optional<py::error_already_set> interrupt_;
+    std::unique_ptr<VideoRun> run_;
+};
+
+void bind_video(py::module_& m) {
+    py::class_<PyVideoRun>(m, "_VideoRun", "A video run (internal; see nst.stylize_video).")
+        .def(py::init<const Request&, const std::string&, const std::string&, const Weights&>(),
+             py::arg("request"), py::arg("content"), py::arg("work_folder"), py::arg("weights"))
+        .def("next", &PyVideoRun::next)
+        .def("write", &PyVideoRun::write, py::arg("output"), py::arg("allow_partial"))
+        .def_property_readonly("width", [](const PyVideoRun& r) { return r.plan().width; })
+        .def_property_readonly("height", [](const PyVideoRun& r) { return r.plan().height; })
+        .def_property_readonly("count", [](const PyVideoRun& r) { return r.plan().count; })
+        .def_property_readonly("fps", [](const PyVideoRun& r) { return r.plan().source.rate.fps(); });
+    m.def("_is_video", &is_video_content, py::arg("path"));
+    m.def("_work_folder", &video_work_folder, py::arg("output"));
+    m.def("_remove_work_folder", &remove_work_folder, py::arg("folder"));
 }
 
 // ---- bindings ------------------------------------------------------------------------------
@@ -666,5 +738,6 @@ PYBIND11_MODULE(_nst, m) {
     bind_result(m);
     bind_plan(m);
     bind_run(m);
+    bind_video(m);
     bind_images(m);
 }

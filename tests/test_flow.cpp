@@ -253,7 +253,7 @@ TEST_CASE(".flo: bad files are refused with one line naming the file and the fau
         CHECK_THROWS_AS(nst::read_flo(path), nst::InputError);
         CHECK_THROWS_WITH(nst::read_flo(path), "cannot read flow '" + path + "': " + bad.reason);
     }
-    CHECK_THROWS_WITH(nst::read_flo(dir.path()), "cannot read flow '" + dir.path() + "': not a regular file");
+    CHECK_THROWS_WITH(nst::read_flo(dir.path()), "cannot read flow '" + dir.path() + "': a directory, not a regular file");
     CHECK_THROWS_WITH(nst::read_flo(dir.file("absent.flo")),
                       "cannot read flow '" + dir.file("absent.flo") + "': No such file or directory");
 }

@@ -153,10 +153,7 @@ std::vector<float> StyleTransferObjective::content_target(const std::string& lay
     return content_->target(layer);
 }
 
-std::unique_ptr<StyleTransferObjective> make_objective_at(Backend& backend, const VggWeights& weights,
-                                                          const ObjectiveConfig& config,
-                                                          const TransferInputs& inputs,
-                                                          int longest_side) {
+ObjectiveInputs objective_inputs_at(const TransferInputs& inputs, int longest_side) {
     ObjectiveInputs at;
     at.content = resize_longest_side(inputs.content, longest_side);
     const int width = at.content.width, height = at.content.height;
@@ -170,8 +167,16 @@ std::unique_ptr<StyleTransferObjective> make_objective_at(Backend& backend, cons
                                                   at.styles[k].height)
                                      : std::vector<float>{});
     if (inputs.content_mask.width > 0) at.content_mask = mask_plane(inputs.content_mask, width, height);
+    return at;
+}
 
-    auto objective = std::make_unique<StyleTransferObjective>(backend, weights, config, width, height);
+std::unique_ptr<StyleTransferObjective> make_objective_at(Backend& backend, const VggWeights& weights,
+                                                          const ObjectiveConfig& config,
+                                                          const TransferInputs& inputs,
+                                                          int longest_side) {
+    const ObjectiveInputs at = objective_inputs_at(inputs, longest_side);
+    auto objective =
+        std::make_unique<StyleTransferObjective>(backend, weights, config, at.content.width, at.content.height);
     objective->set_inputs(at);
     return objective;
 }

@@ -229,6 +229,11 @@ struct TransferInputs {
     Image content_mask;                    // width 0: none
 };
 
+// The objective's inputs for an output whose longest side is `longest_side`: the
+// content resized to it (resize_longest_side), each style to style_scale × it,
+// masks to the output's (and each style image's) size.
+ObjectiveInputs objective_inputs_at(const TransferInputs& inputs, int longest_side);
+
 // The objective for an output whose longest side is `longest_side`: the content
 // resized to it (resize_longest_side), each style to style_scale × it, masks to
 // the output's (and each style image's) size, all targets set.

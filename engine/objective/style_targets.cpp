@@ -12,6 +12,7 @@
 namespace nst {
 
 void StyleTerm::set_styles(const std::vector<Image>& styles, std::vector<double> blend_weights) {
+    computed_from_.reset();  // set directly: set_inputs's record no longer holds
     if (styles.empty()) throw UsageError("no style image given");
     if (blend_weights.empty()) blend_weights.assign(styles.size(), 1.0);
     if (blend_weights.size() != styles.size())
@@ -42,6 +43,7 @@ void StyleTerm::set_styles(const std::vector<Image>& styles, std::vector<double>
 void StyleTerm::set_guided_styles(const std::vector<Image>& styles,
                                   const std::vector<std::vector<float>>& output_masks,
                                   const std::vector<std::vector<float>>& style_masks) {
+    computed_from_.reset();
     if (styles.empty()) throw UsageError("no style image given");
     if (output_masks.size() != styles.size())
         throw UsageError("got " + std::to_string(output_masks.size()) + " style masks for " +

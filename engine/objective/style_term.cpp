@@ -32,15 +32,28 @@ StyleTerm::StyleTerm(LossContext& context) : LossTerm(context) {
     if (context.tiled()) tile_gram_ = Buffer(context.backend, largest_gram);
 }
 
+bool StyleTerm::StyleInputs::operator==(const StyleInputs& other) const {
+    const auto same_image = [](const Image& a, const Image& b) {
+        return a.width == b.width && a.height == b.height && a.pixels == b.pixels;
+    };
+    return std::equal(styles.begin(), styles.end(), other.styles.begin(), other.styles.end(), same_image) &&
+           blend_weights == other.blend_weights && output_masks == other.output_masks &&
+           style_masks == other.style_masks;
+}
+
 void StyleTerm::set_inputs(const ObjectiveInputs& inputs) {
     if (layers_.empty()) return;
+    StyleInputs given{inputs.styles, inputs.blend_weights, inputs.output_masks, inputs.style_masks};
+    if (computed_from_ && *computed_from_ == given) return;  // the targets are these inputs' already
+    computed_from_.reset();  // until the targets below are complete
     if (inputs.output_masks.empty()) {
         set_styles(inputs.styles, inputs.blend_weights);
-        return;
+    } else {
+        if (!inputs.blend_weights.empty())
+            throw UsageError("style blend weights do not apply with style masks (each style has its region)");
+        set_guided_styles(inputs.styles, inputs.output_masks, inputs.style_masks);
     }
-    if (!inputs.blend_weights.empty())
-        throw UsageError("style blend weights do not apply with style masks (each style has its region)");
-    set_guided_styles(inputs.styles, inputs.output_masks, inputs.style_masks);
+    computed_from_ = std::move(given);
 }
 
 std::vector<int> StyleTerm::layers() const {

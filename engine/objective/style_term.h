@@ -12,6 +12,7 @@
 #pragma once
 
 #include <string>
+#include <optional>
 #include <vector>
 
 #include "engine/io/image.h"
@@ -96,6 +97,15 @@ private:
                        float* gram_sum);
 
     std::vector<Layer> layers_;
+    // What the targets were last computed from (set_inputs): a video sets the same
+    // styles for every frame, and their Gram matrices are computed once.
+    struct StyleInputs {
+        std::vector<Image> styles;
+        std::vector<double> blend_weights;
+        std::vector<std::vector<float>> output_masks, style_masks;
+        bool operator==(const StyleInputs& other) const;
+    };
+    std::optional<StyleInputs> computed_from_;
     Buffer tile_gram_;  // tiled only: one Gram matrix of a core
     std::vector<double> per_layer_;
     bool has_style_ = false;

@@ -165,6 +165,8 @@ void check_value(const RunOptionCheck& check, RunOptionKind kind, const std::str
     switch (check.rule) {
     case RunOptionCheck::none_rule:
     case RunOptionCheck::device_rule:
+    case RunOptionCheck::frame_range_rule:
+    case RunOptionCheck::flow_rule:
         return;
     case RunOptionCheck::closed:
         if (kind == RunOptionKind::tile && value == TransferRequest::tile_auto) return;
@@ -201,6 +203,8 @@ void check_field(const RunOptionCheck& check, RunOptionKind kind, const std::str
         for (const auto& v : value) check_value(check, kind, flag, double(v), true);
     } else if constexpr (std::is_same_v<T, std::string>) {
         if (check.rule == RunOptionCheck::device_rule) parse_device(value);  // UsageError
+        if (check.rule == RunOptionCheck::frame_range_rule) parse_frame_range(value);
+        if (check.rule == RunOptionCheck::flow_rule) parse_flow_option(value);
     }
 }
 
@@ -238,6 +242,98 @@ const RunOption* find_run_option(const std::string& flag) {
     for (const RunOption& option : run_options())
         if (option.flag == name || option.field == name) return &option;
     return nullptr;
+}
+
+const std::vector<std::string>& video_only_options() {
+    static const std::vector<std::string> flags = {"temporal-weight", "temporal-frames", "passes",
+                                                   "frame-iterations", "frames", "flow"};
+    return flags;
+}
+
+namespace {
+
+// A whole number >= 0 that is all of `text`, or -1.
+long long frame_number(const std::string& text) {
+    if (text.empty() || text.size() > 12 || text.find_first_not_of("0123456789") != std::string::npos) return -1;
+    return std::stoll(text);
+}
+
+// Where each printf number (%d, %0Nd with N ≤ 9) of `pattern` starts and ends;
+// {} when another '%' sequence appears ("%%" is a literal '%').
+std::vector<std::pair<std::size_t, std::size_t>> number_fields(const std::string& pattern) {
+    std::vector<std::pair<std::size_t, std::size_t>> fields;
+    for (std::size_t k = 0; k < pattern.size(); ++k) {
+        if (pattern[k] != '%') continue;
+        if (k + 1 < pattern.size() && pattern[k + 1] == '%') {
+            ++k;
+            continue;
+        }
+        std::size_t end = k + 1;
+        if (end + 1 < pattern.size() && pattern[end] == '0' && pattern[end + 1] >= '1' && pattern[end + 1] <= '9')
+            end += 2;
+        if (end >= pattern.size() || pattern[end] != 'd') return {};
+        fields.emplace_back(k, end + 1);
+        k = end;
+    }
+    return fields;
+}
+
+}  // namespace
+
+FrameRange parse_frame_range(const std::string& text) {
+    FrameRange range;
+    if (text.empty() || text == ":") return range;
+    const std::size_t colon = text.find(':');
+    const auto bad = [&] {
+        return UsageError("--frames: '" + text + "' is not A:B (frames from A up to but not including B, 0-based; e.g. 0:100, 50:, :25)");
+    };
+    if (colon == std::string::npos || text.find(':', colon + 1) != std::string::npos) throw bad();
+    const std::string first = text.substr(0, colon), end = text.substr(colon + 1);
+    if (!first.empty() && (range.first = frame_number(first)) < 0) throw bad();
+    if (!end.empty() && (range.end = frame_number(end)) < 0) throw bad();
+    if (range.end >= 0 && range.end <= range.first)
+        throw UsageError("--frames: '" + text + "' selects no frame (B must be greater than A)");
+    return range;
+}
+
+FlowOption parse_flow_option(const std::string& text) {
+    FlowOption option;
+    if (text == "dis") return option;
+    if (text == "deepflow") {
+        option.method = FlowOption::deepflow;
+        return option;
+    }
+    const std::size_t dot = text.rfind('.');
+    if (dot == std::string::npos || text.substr(dot) != ".flo" || number_fields(text).size() != 2)
+        throw UsageError("--flow: '" + text +
+                         "' is not dis, deepflow or a pattern of .flo files with two numbers "
+                         "(the frame the flow is on, then the frame it points into: flow/%04d_%04d.flo)");
+    option.method = FlowOption::files;
+    option.pattern = text;
+    return option;
+}
+
+std::string FlowOption::file(long long on, long long into) const {
+    std::string path;
+    std::size_t at = 0;
+    const long long numbers[2] = {on, into};
+    const auto fields = number_fields(pattern);
+    for (std::size_t k = 0; k < fields.size(); ++k) {
+        path += pattern.substr(at, fields[k].first - at);
+        const std::string spec = pattern.substr(fields[k].first, fields[k].second - fields[k].first);
+        char digits[32];
+        std::snprintf(digits, sizeof digits, (spec.substr(0, spec.size() - 1) + "lld").c_str(), numbers[k]);
+        path += digits;
+        at = fields[k].second;
+    }
+    path += pattern.substr(at);
+    // "%%" stands for '%'
+    std::string out;
+    for (std::size_t k = 0; k < path.size(); ++k) {
+        out += path[k];
+        if (path[k] == '%' && k + 1 < path.size() && path[k + 1] == '%') ++k;
+    }
+    return out;
 }
 
 const std::vector<FrontEndOption>& front_end_options() {

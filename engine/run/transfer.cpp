@@ -8,102 +8,15 @@
 #include <cstdio>
 #include <deque>
 #include <memory>
-#include <random>
 #include <sstream>
 
 #include "engine/backends/backend.h"
-#include "engine/io/color.h"
 #include "engine/base/error.h"
 #include "engine/run/memory_plan.h"
 #include "engine/run/run_steps.h"
 #include "engine/io/vgg19_layers.h"
 
 namespace nst {
-
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// Keeps the loss terms of recent evaluations by evaluation number, so that a
-// report (whose iterate may come from an earlier evaluation, in a line search)
-// gets the terms of its own iterate.
-class TermsByEvaluation final : public DifferentiableFunction {
-public:
-    explicit TermsByEvaluation(StyleTransferObjective& objective) : objective_(objective) {}
-    std::size_t size() const override { return objective_.size(); }
-    double evaluate(const float* x, float* grad) override {
-        const double loss = objective_.evaluate(x, grad);
-        record();
-        return loss;
-    }
-    void queue_evaluation(Backend& backend, const float* x, float* grad) override {
-        objective_.queue_evaluation(backend, x, grad);
-    }
-    double queued_result() override {
-        const double result = objective_.queued_result();
-        record();
-        return result;
-    }
-    // The terms of evaluation `number` (1-based), if still kept.
-    const LossTerms* terms_of(int number) const {
-        const int index = number - first_;
-        return index >= 0 && index < int(recent_.size()) ? &recent_[std::size_t(index)] : nullptr;
-    }
-
-private:
-    void record() {
-        recent_.push_back(objective_.last_terms());
-        if (recent_.size() > kKept) {
-            recent_.pop_front();
-            ++first_;
-        }
-    }
-    // A strong-Wolfe search evaluates at most max_wolfe_evaluations (25) points.
-    static constexpr std::size_t kKept = 64;
-    StyleTransferObjective& objective_;
-    std::deque<LossTerms> recent_;
-    int first_ = 1;  // evaluation number of recent_.front()
-};
-
-// Everything the objective of each scale is built from, with the colour
-// control applied (README, "Running `neural-style`", --preserve-colors):
-//   luminance: content → (Y, Y, Y); each style → (Y', Y', Y') with Y' its luminance
-//              matched to the content's mean and standard deviation;
-//   histogram: each style's colours mapped to the content's mean and covariance.
-TransferInputs transfer_inputs(const TransferRequest& r) {
-    TransferInputs inputs = request_inputs(r);
-    if (r.preserve_colors == PreserveColors::luminance) {
-        const std::vector<float> content_y = luminance(r.content);
-        inputs.content = grey_image(content_y, r.content.width, r.content.height);
-        for (Image& style : inputs.styles)
-            style = grey_image(match_mean_std(luminance(style), content_y), style.width, style.height);
-    } else if (r.preserve_colors == PreserveColors::histogram) {
-        for (Image& style : inputs.styles) style = match_color_statistics(style, r.content, r.color_transfer);
-    }
-    return inputs;
-}
-
-// The starting image of the first scale, at the size of `content` (that scale's
-// content, grey in luminance mode).
-Image initial_image(const TransferRequest& r, const Image& content, const Image& first_style) {
-    if (r.init == InitKind::content) return content;
-    if (r.init == InitKind::noise) {
-        Image init;
-        init.width = content.width;
-        init.height = content.height;
-        init.pixels.resize(content.pixels.size());
-        std::mt19937_64 rng(r.seed);
-        std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
-        for (auto& v : init.pixels) v = uniform(rng);
-        return init;
-    }
-    Image init = r.init == InitKind::style ? first_style : r.init_image;
-    if (r.init == InitKind::image && r.preserve_colors == PreserveColors::luminance)
-        init = grey_image(luminance(init), init.width, init.height);
-    return resize_image(init, content.width, content.height);
-}
-
-}  // namespace
 
 double default_style_weight(const TransferRequest& request, const VggWeights& weights) {
     if (request.style_weight) return *request.style_weight;
@@ -113,6 +26,8 @@ double default_style_weight(const TransferRequest& request, const VggWeights& we
 }
 
 namespace {
+
+using Clock = std::chrono::steady_clock;
 
 // One run_transfer: the backend, the objective's configuration and the inputs,
 // set up once; then each scale in turn.
@@ -154,15 +69,9 @@ private:
     double elapsed() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
     bool cancelled() const { return callbacks_.cancel && callbacks_.cancel->load(); }
 
-    // The image as the caller sees it: with the content's chroma in luminance and post modes,
-    // and clamped to [0, 1]. The optimiser leaves pixels unclamped (DESIGN.md, "The
-    // objective") and the chroma recombination can leave the range too; every front end
-    // promises [0, 1], and 8-bit output, which clamps anyway, is unchanged by it.
     Image finished(Image current, int side) const {
-        if (r_.preserve_colors == PreserveColors::luminance || r_.preserve_colors == PreserveColors::post)
-            current = combine_luminance_chroma(current, resize_longest_side(r_.content, side));
-        for (float& v : current.pixels) v = std::clamp(v, 0.0f, 1.0f);
-        return current;
+        const Image content = keeps_content_chroma(r_) ? resize_longest_side(r_.content, side) : Image{};
+        return finished_image(r_, std::move(current), content);
     }
 
     // Scale k: its objective, its starting image (the request's, or the previous
@@ -234,6 +143,10 @@ private:
 TransferResult run_transfer(const VggWeights& weights, const TransferRequest& r,
                             const TransferCallbacks& callbacks) {
     r.validate();
+    static const TransferRequest defaults;
+    for (const std::string& flag : video_only_options())
+        if (run_option_text(r, flag) != run_option_text(defaults, flag))
+            throw UsageError("--" + flag + " applies to a video --content (a video file or a frame pattern), not a still image");
     r.validate_images();
     return TransferRun(weights, r, callbacks).run();
 }

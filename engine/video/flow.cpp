@@ -39,10 +39,10 @@
 #include "engine/video/flow.h"
 
 #include "engine/base/error.h"
+#include "engine/io/files.h"
 #include "kernels/warp.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -118,40 +118,6 @@ struct FileCloser {
 };
 using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 
-// ---- .flo writing (as save_image) -----------------------------------------
-
-// Permissions a plain fopen() would have given (mkstemp creates files as 0600).
-mode_t default_file_mode() {
-    const mode_t mask = ::umask(0);
-    ::umask(mask);
-    return static_cast<mode_t>(0666 & ~mask);
-}
-
-// Removes the temporary unless it was renamed into place.
-class TemporaryFile {
-public:
-    TemporaryFile(std::FILE* file, std::string path) : file_(file), path_(std::move(path)) {}
-    ~TemporaryFile() {
-        if (file_) std::fclose(file_);
-        if (!committed_) ::unlink(path_.c_str());
-    }
-    TemporaryFile(const TemporaryFile&) = delete;
-    TemporaryFile& operator=(const TemporaryFile&) = delete;
-    std::FILE* file() const { return file_; }
-    const std::string& path() const { return path_; }
-    bool close() {
-        const int result = std::fclose(file_);
-        file_ = nullptr;
-        return result == 0;
-    }
-    void commit() { committed_ = true; }
-
-private:
-    std::FILE* file_;
-    std::string path_;
-    bool committed_ = false;
-};
-
 }  // namespace
 
 Flow compute_flow(FlowMethod method, const Image& to_grid, const Image& from) {
@@ -193,22 +159,14 @@ Flow compute_flow(FlowMethod method, const Image& to_grid, const Image& from) {
 }
 
 Flow read_flo(const std::string& path, std::vector<bool>* unknown) {
+    std::string reason;
+    FileDescriptor descriptor = open_regular_file(path, reason);  // not a FIFO, device or folder
+    if (!descriptor) refuse_flo(path, reason);
+    FilePtr file(::fdopen(descriptor.get(), "rb"));
+    if (!file) refuse_flo(path, std::strerror(errno));
     struct stat status {};
-    if (::stat(path.c_str(), &status) != 0) refuse_flo(path, std::strerror(errno));
-    if (!S_ISREG(status.st_mode)) refuse_flo(path, "not a regular file");
-    // O_NONBLOCK: should a FIFO replace the file after stat(), open() does not wait.
-    const int descriptor = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (descriptor < 0) refuse_flo(path, std::strerror(errno));
-    if (::fstat(descriptor, &status) != 0 || !S_ISREG(status.st_mode)) {
-        ::close(descriptor);
-        refuse_flo(path, "not a regular file");
-    }
-    FilePtr file(::fdopen(descriptor, "rb"));
-    if (!file) {
-        const int saved = errno;
-        ::close(descriptor);
-        refuse_flo(path, std::strerror(saved));
-    }
+    if (::fstat(descriptor.get(), &status) != 0) refuse_flo(path, std::strerror(errno));
+    descriptor.release();  // the stream owns it now
 
     unsigned char header[kFloHeaderBytes];
     if (std::fread(header, 1, kFloHeaderBytes, file.get()) != kFloHeaderBytes)
@@ -281,48 +239,17 @@ void write_flo(const std::string& path, const Flow& flow) {
             }
         }
 
-    const std::size_t slash = path.find_last_of('/');
-    const std::string directory = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-    const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
-    const std::string temporary_template =
-        (slash == std::string::npos ? std::string() : directory) + "." + name + ".tmp-XXXXXX";
-    std::string temporary_path;
-    int descriptor = -1;
-    // Locked while it exists (remove_stale_temporaries() leaves locked ones alone);
-    // should a cleaner have removed it between mkstemp() and flock(), make another.
-    for (int attempt = 0;; ++attempt) {
-        temporary_path = temporary_template;
-        descriptor = ::mkstemp(temporary_path.data());
-        if (descriptor < 0) fail(std::strerror(errno));
-        struct stat status {};
-        if (::flock(descriptor, LOCK_EX) != 0 || ::fstat(descriptor, &status) != 0 || status.st_nlink > 0 ||
-            attempt == 10)
-            break;
-        ::close(descriptor);
-    }
-    std::FILE* stream = ::fdopen(descriptor, "wb");
-    if (!stream) {
-        const int saved = errno;
-        ::close(descriptor);
-        ::unlink(temporary_path.c_str());
-        fail(std::strerror(saved));
-    }
-    TemporaryFile temporary(stream, temporary_path);
-    if (::fchmod(descriptor, default_file_mode()) != 0) fail(std::strerror(errno));
-    errno = 0;
-    if (std::fwrite(bytes.data(), 1, bytes.size(), temporary.file()) != bytes.size() ||
-        std::fflush(temporary.file()) != 0)
-        fail(std::strerror(errno));
-    if (::fsync(descriptor) != 0) fail(std::strerror(errno));
-    if (!temporary.close()) fail(std::strerror(errno));
-    if (std::rename(temporary.path().c_str(), path.c_str()) != 0) fail(std::strerror(errno));
-    temporary.commit();
-
-    // Make the rename durable; a failure here leaves a complete file, so it is not reported.
-    const int directory_descriptor = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY);
-    if (directory_descriptor >= 0) {
-        ::fsync(directory_descriptor);
-        ::close(directory_descriptor);
+    // As save_image: a locked temporary renamed into place (engine/io/files.h).
+    try {
+        TemporaryFile temporary(path);
+        errno = 0;
+        if (std::fwrite(bytes.data(), 1, bytes.size(), temporary.stream()) != bytes.size())
+            fail(std::strerror(errno));
+        temporary.commit();
+    } catch (const RuntimeFailure& e) {
+        const std::string what = e.what(), prefix = "cannot write '" + path + "': ";
+        if (what.rfind(prefix, 0) == 0) fail(what.substr(prefix.size()));
+        throw;
     }
 }
 

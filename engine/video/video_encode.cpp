@@ -33,6 +33,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 #include <optional>
 
@@ -109,6 +110,7 @@ struct VideoEncoder::State {
     std::int64_t audio_offset = 0;  // in the input stream's time base
     PacketPtr audio_packet;         // read and not yet written (holds data when audio_pending)
     bool audio_pending = false, audio_done = true;
+    bool skip_audio_before_start = false;  // VideoEncodeOptions::audio_start > 0
 
     [[noreturn]] void fail_write(const std::string& reason) const {
         throw RuntimeFailure("cannot write '" + path + "': " + reason);
@@ -135,6 +137,10 @@ struct VideoEncoder::State {
                     throw InputError("cannot read audio from '" + audio_path + "': a packet without a timestamp");
                 audio_packet->pts -= audio_offset;
                 if (audio_packet->dts != AV_NOPTS_VALUE) audio_packet->dts -= audio_offset;
+                if (skip_audio_before_start && audio_packet->pts + audio_packet->duration <= 0) {
+                    av_packet_unref(audio_packet.get());  // before the clip's start
+                    continue;
+                }
                 audio_pending = true;
             }
             if (av_compare_ts(audio_packet->pts, in->time_base, end, base) >= 0) return;
@@ -217,6 +223,11 @@ VideoEncoder::VideoEncoder(const std::string& path, int width, int height, Frame
                                               audio->time_base);
             } else if (audio->start_time != AV_NOPTS_VALUE && audio->start_time > 0) {
                 s.audio_offset = audio->start_time;
+            }
+            if (options.audio_start > 0) {
+                s.audio_offset += std::int64_t(std::llround(options.audio_start * audio->time_base.den /
+                                                            double(audio->time_base.num)));
+                s.skip_audio_before_start = true;
             }
             s.audio_packet = make_packet();
             s.audio_done = false;

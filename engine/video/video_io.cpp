@@ -147,6 +147,7 @@ public:
         info_.height = first_.height;
         info_.rate = FrameRate{25, 1};
         info_.frame_count = run;
+        info_.first_number = first_number_;
         info_.description = image_kind(frame_path(pattern_, first_number_)) + " frames " +
                             video_detail::size_text(first_.width, first_.height);
     }

@@ -24,6 +24,7 @@ struct VideoInfo {
     int width = 0, height = 0;  // of the first frame; every frame must match
     FrameRate rate;             // a pattern: 25/1 (it has none of its own)
     long long frame_count = -1; // as the container says (or the pattern's files); -1: unknown
+    long long first_number = 0; // a pattern's first frame number (0 or 1); a file's frames count from 0
     bool has_audio = false;
     std::string description;    // "h264 640×480 26.78 fps, audio aac" or "PNG frames 64×48"
 };
@@ -59,6 +60,9 @@ public:
 struct VideoEncodeOptions {
     int crf = 18;                   // H.264 (libx264) and VP9 (libvpx-vp9) constant quality
     std::string preset = "medium";  // libx264's speed preset
+    // Seconds of the source's audio left out from its video's start (a clip cut
+    // from frame A: A / rate); packets that end before it are not copied.
+    double audio_start = 0.0;
 };
 
 // A video file being written: H.264 in .mp4/.mkv, VP9 in .webm, yuv420p, at the

@@ -24,7 +24,7 @@ from . import _nst
 from ._nst import InputError, MemoryPlan, Report, Result, ScalePlan, Weights, __version__, run_options
 from ._progress import progress_display
 
-__all__ = ["stylize", "stylize_result", "plan", "load_image", "save_image", "to_pil", "Weights",
+__all__ = ["stylize", "stylize_result", "stylize_video", "plan", "load_image", "save_image", "to_pil", "Weights",
            "Report", "Result", "MemoryPlan", "ScalePlan", "InputError", "run_options", "__version__"]
 
 # ---- images ------------------------------------------------------------------------------------
@@ -221,7 +221,7 @@ def _request(function, content, style, options):
                                         for k, m in enumerate(options["style_image_masks"])]
     if options.get("content_mask") is not None:
         options["content_mask"] = _image(options["content_mask"], "content mask")
-    request = _nst._request(_image(content, "content"), styles, options)
+    request = _nst._request(None if content is None else _image(content, "content"), styles, options)
     return request, weights, callback, progress
 
 
@@ -264,6 +264,43 @@ def stylize_result(content, style, **options):
 
 def stylize(content, style, **options):
     return _stylize("stylize", content, style, options).image
+
+
+def stylize_video(content, style, output=None, *, work_folder=None, **options):
+    if not isinstance(content, (str, os.PathLike)):
+        raise TypeError(f"stylize_video: content must be the path of a video or a frame pattern, "
+                        f"got {type(content).__name__}")
+    content = os.fsdecode(content)
+    for name in ("callback", "progress"):
+        if name in options:
+            raise TypeError(f"stylize_video() reports per frame: iterate over it instead of {name}=")
+    request, weights, _, _ = _request("stylize_video", None, style, options)
+    loaded = _weights(weights)
+    output = None if output is None else os.fsdecode(output)
+    temporary = None
+    if work_folder is None:
+        if output is not None:
+            work_folder = _nst._work_folder(output)
+        else:
+            import tempfile
+            temporary = work_folder = tempfile.mkdtemp(prefix="nst-video-")
+    run = _nst._VideoRun(request, content, os.fsdecode(work_folder), loaded)
+
+    def frames():
+        try:
+            while True:
+                frame = run.next()
+                if frame is None:
+                    break
+                yield frame
+            if output is not None:
+                run.write(output, False)
+                _nst._remove_work_folder(work_folder)
+        finally:
+            if temporary is not None:
+                _nst._remove_work_folder(temporary)
+
+    return frames()
 
 
 def plan(content, style, **options):
@@ -310,6 +347,23 @@ stylize_result.__doc__ = ("Stylises `content` with `style`, as nst.stylize, and 
                           "image (result.image, or np.asarray(result)), whether the run stopped early, the\n"
                           "device, the style weight used, the final loss terms, seconds and peak memory.\n"
                           + _RUN_HELP)
+stylize_video.__doc__ = ("""Stylises a video frame by frame (Ruder et al.'s temporal loss, the flow's warped
+start, multi-pass) and yields (index, frame) as each frame of the last pass is finished:
+index in the video (0-based), frame float32 (H, W, 3) in [0, 1].
+
+content: a video file (any container and codec FFmpeg decodes) or a frame pattern
+    ('frames/%04d.png'); style as for stylize.
+output: None, a video file (.mp4, .mkv: H.264; .webm: VP9; the input's frame rate and
+    audio) or a frame pattern, written once every frame is done.
+work_folder: where finished frames are kept; None: beside output ('<output>.nst-work'),
+    or a temporary folder without one. A new call with the same arguments resumes after
+    the last finished frame; the folder is removed once output is written.
+
+Takes the keyword arguments of stylize but callback and progress (the video ones:
+temporal_weight, temporal_frames, passes, frame_iterations, frames, flow). Ctrl-C
+stops after the current iteration, keeping the finished frames, and raises
+KeyboardInterrupt.
+""")
 plan.__signature__ = _signature("MemoryPlan")
 plan.__doc__ = ("The memory a run with these arguments will hold, per scale, before any work (the\n"
                 "CLI's --plan): an nst.MemoryPlan with scales (width, height, tiles, items and bytes,\n"
