@@ -30,15 +30,16 @@ double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// The stylised frames' size: the source's resized so that its longest side is
-// `size` (resize_longest_side), each side then down to an even number (4:2:0
-// video needs it; at least 2).
-std::pair<int, int> frame_size(int width, int height, int size) {
+}  // namespace
+
+std::pair<int, int> video_frame_size(int width, int height, int size) {
     const double scale = double(size) / double(std::max(width, height));
     int w = std::max(1, int(std::lround(width * scale))), h = std::max(1, int(std::lround(height * scale)));
     if (std::max(width, height) == size) w = width, h = height;
     return {std::max(2, w - w % 2), std::max(2, h - h % 2)};
 }
+
+namespace {
 
 // The entries of the work folder's fingerprint: what a frame depends on.
 std::map<std::string, std::string> fingerprint_of(const VggWeights& weights, const VideoRequest& v,
@@ -107,7 +108,7 @@ public:
         if (plan_.source.frame_count >= 0 && range_.first >= plan_.source.frame_count)
             throw UsageError("--frames " + r_.frames + ": the video has " + std::to_string(plan_.source.frame_count) +
                              " frames");
-        const auto [width, height] = frame_size(plan_.source.width, plan_.source.height, r_.size);
+        const auto [width, height] = video_frame_size(plan_.source.width, plan_.source.height, r_.size);
         plan_.width = width;
         plan_.height = height;
         plan_.first = range_.first;
@@ -140,6 +141,10 @@ public:
         if (r_.tile == TransferRequest::tile_auto) r_.tile = auto_tile(*backend_, weights_, r_);
         style_weight_ = default_style_weight(r_, weights_);
         config_ = objective_config(r_, style_weight_);
+        // --temporal-weight is per pixel of the frame: L_t is a mean over the
+        // frame's values while the content loss sums over its positions, so the
+        // balance between them holds at every size only with λ_t ∝ W·H.
+        config_.temporal_weight = r_.temporal_weight * double(width) * double(height);
         // The range as asked: the container's count is an estimate, and a pattern's
         // stops at its first gap, which must be reported when reached.
         const long long asked = range_.end >= 0 ? range_.end - range_.first : -1;

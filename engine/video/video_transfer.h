@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/io/image.h"
@@ -43,6 +44,11 @@ struct VideoRequest {
     std::string content;      // a video file or a frame pattern (is_frame_pattern)
     std::string work_folder;  // where finished frames are kept (video_work_folder)
 };
+
+// The stylised frames' size for a source of width × height: resized so that the
+// longest side is `size`, each side then down to an even number (4:2:0 video
+// needs it; at least 2).
+std::pair<int, int> video_frame_size(int width, int height, int size);
 
 // Whether a --content names a video: a frame pattern, or a file whose extension
 // is not one of a still's (.png, .jpg, .jpeg).

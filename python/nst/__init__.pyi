@@ -3,7 +3,7 @@
 # parameters and defaults of stylize, stylize_result and plan, which come from the
 # option list (engine/run/run_options.h).
 import os
-from typing import Any, Callable, Optional, Protocol, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Protocol, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -175,6 +175,11 @@ def stylize(
     scale_sizes: Optional[Sequence[int]] = None,
     scale_iterations: Optional[Sequence[int]] = None,
     mask_erosion: bool = False,
+    temporal_frames: Union[int, Sequence[int]] = 1,
+    passes: int = 1,
+    frame_iterations: int = 200,
+    frames: Optional[str] = None,
+    flow: str = "dis",
     style_masks: Optional[Sequence[ImageLike]] = None,
     style_image_masks: Optional[Sequence[Optional[ImageLike]]] = None,
     content_mask: Optional[ImageLike] = None,
@@ -216,12 +221,26 @@ def stylize_result(
     scale_sizes: Optional[Sequence[int]] = None,
     scale_iterations: Optional[Sequence[int]] = None,
     mask_erosion: bool = False,
+    temporal_frames: Union[int, Sequence[int]] = 1,
+    passes: int = 1,
+    frame_iterations: int = 200,
+    frames: Optional[str] = None,
+    flow: str = "dis",
     style_masks: Optional[Sequence[ImageLike]] = None,
     style_image_masks: Optional[Sequence[Optional[ImageLike]]] = None,
     content_mask: Optional[ImageLike] = None,
     callback: Optional[Callback] = None,
     progress: Optional[bool] = None,
 ) -> Result: ...
+
+def stylize_video(
+    content: Union[str, os.PathLike[str]],
+    style: Union[ImageLike, Sequence[ImageLike]],
+    output: Union[str, os.PathLike[str], None] = None,
+    *,
+    work_folder: Union[str, os.PathLike[str], None] = None,
+    **options: Any,
+) -> Iterator[Tuple[int, FloatImage]]: ...
 
 def plan(
     content: ImageLike,
@@ -257,6 +276,11 @@ def plan(
     scale_sizes: Optional[Sequence[int]] = None,
     scale_iterations: Optional[Sequence[int]] = None,
     mask_erosion: bool = False,
+    temporal_frames: Union[int, Sequence[int]] = 1,
+    passes: int = 1,
+    frame_iterations: int = 200,
+    frames: Optional[str] = None,
+    flow: str = "dis",
     style_masks: Optional[Sequence[ImageLike]] = None,
     style_image_masks: Optional[Sequence[Optional[ImageLike]]] = None,
     content_mask: Optional[ImageLike] = None,

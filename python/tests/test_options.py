@@ -21,7 +21,8 @@ FRONT_END_CLI = {"content": "required", "style": "required", "output": "required
                  "output-depth": "8", "jpeg-quality": "95",
                  "weights": "$NST_WEIGHTS, then ~/.cache/nst/vgg19.h5", "init": "content",
                  "scales": "1", "style-masks": "", "style-image-masks": "whole images",
-                 "content-mask": "", "save-every": "0", "log-json": "", "quiet": "", "plan": ""}
+                 "content-mask": "", "save-every": "0", "log-json": "", "quiet": "", "plan": "",
+                 "partial-output": ""}
 FRONT_END_PYTHON = ["weights", "init", "scales", "style_masks", "style_image_masks",
                     "content_mask", "callback", "progress"]
 
