@@ -29,15 +29,17 @@ namespace {
 std::string quote(const std::string& s) { return "'" + s + "'"; }
 
 // A clip of `frames` frames at 10 fps, 160×120 before any resizing: a window of
-// Tübingen panning right by 3 px a frame (and with a 440 Hz tone when `audio`).
-std::string make_clip(const test::TempDir& dir, const std::string& name, int frames, bool audio) {
+// Tübingen panning right by 3 px a frame (and with a 440 Hz tone when `audio`);
+// codec_options go to ffmpeg's encoder (-g 1: every frame a key frame).
+std::string make_clip(const test::TempDir& dir, const std::string& name, int frames, bool audio,
+                      const std::string& codec_options = "") {
     const std::string path = dir.file(name);
     std::ostringstream command;
     command << "ffmpeg -v error -y -loop 1 -i " << quote(test::shared_image_path("tubingen.jpg"));
     if (audio) command << " -f lavfi -i sine=frequency=440:sample_rate=44100";
     command << " -filter_complex \"[0:v]crop=w=480:h=360:x='200+9*n':y=200,scale=160:120,format=yuv420p[v]\""
             << " -map '[v]'" << (audio ? " -map 1:a -c:a aac -b:a 64k" : "") << " -frames:v " << frames
-            << " -r 10 -c:v libx264 -crf 12 -t " << frames / 10.0 << " " << quote(path);
+            << " -r 10 -c:v libx264 -crf 12 " << codec_options << " -t " << frames / 10.0 << " " << quote(path);
     const auto made = test::run_command(command.str());
     INFO(command.str() << "\n" << made.err);
     REQUIRE(made.exit_code == 0);
@@ -256,6 +258,49 @@ TEST_CASE("cli: bad video input gets one line and its exit code", "[video][cli]"
         // The frames before the gap are finished and kept.
         CHECK(fs::exists(frame_path(dir.file("out/%03d.png"), 1)));
         CHECK(fs::exists(frame_path(dir.file("out/%03d.png"), 2)));
+    }
+    SECTION("a stream damaged half-way: the frames before it are kept, and written with --partial-output") {
+        // Every frame a key frame, so that the frames before the cut decode whole.
+        const std::string clip = make_clip(dir, "clip.ts", 8, false, "-g 1");
+        fs::resize_file(clip, fs::file_size(clip) * 6 / 10);
+        const std::string out = dir.file("out.mp4");
+        const auto r = run(clip, out, "--partial-output");
+        INFO(r.err);
+        CHECK(r.exit_code == 3);
+        CHECK(one_line(r.err));
+        CHECK(r.err.find("frame") != std::string::npos);
+        // Some frames decoded whole and were finished; they are in the work folder and the output.
+        long long kept = 0;
+        while (fs::exists(video_work_folder(out) + "/pass1/" + [&] {
+            char name[32];
+            std::snprintf(name, sizeof name, "%06lld.png", kept);
+            return std::string(name);
+        }()))
+            ++kept;
+        CHECK(kept >= 1);
+        CHECK(kept < 8);
+        CHECK(probe(out, "stream=nb_read_packets", "v:0") == std::to_string(kept) + "\n");
+    }
+    SECTION("a write that fails (a full disk): exit code 4, no partial file, and a rerun finishes") {
+        const std::string clip = make_clip(dir, "clip.mp4", 3, false), out = dir.file("out/%03d.png");
+        fs::create_directories(dir.file("out"));
+        // RLIMIT_FSIZE makes a write past 8 KiB fail with EFBIG, as a full disk fails it
+        // with ENOSPC: the work folder's job.json fits, a 16-bit frame of 64×48 does not
+        // (dash counts ulimit -f in 512-byte blocks; SIGXFSZ ignored, so write() fails).
+        const std::string limited = "trap '' XFSZ; ulimit -f 16; exec " + quote(test::cli_path());
+        const std::string args = " --content " + quote(clip) + " --style " + style + " --weights " + weights +
+                                 " --output " + quote(out) +
+                                 " --size 64 --iterations 2 --frame-iterations 1 --threads 1 --device cpu";
+        const auto full = test::run_command(limited + args);
+        INFO(full.err);
+        CHECK(full.exit_code == 4);
+        CHECK(full.err.find("cannot write") != std::string::npos);
+        for (const auto& entry : fs::recursive_directory_iterator(dir.file("out")))
+            CHECK(entry.path().filename().string().find(".tmp") == std::string::npos);  // no partial file
+        const auto again = test::run_command(quote(test::cli_path()) + args);
+        INFO(again.err);
+        CHECK(again.exit_code == 0);
+        for (int k = 0; k < 3; ++k) CHECK(fs::exists(frame_path(out, k)));
     }
     SECTION("video options with a still") {
         const auto r = test::run_command(quote(test::cli_path()) + " --content " +

@@ -438,10 +438,14 @@ long long write_video_output(const VideoRun& run, const std::string& content, co
     }
     long long written = 0;
     Image frame;
-    for (long long index = 0; source->next(frame); ++index) {
+    for (long long index = 0;; ++index) {
+        // Up to the first frame not finished, which is not decoded: in a partial
+        // run after a damaged frame, that one would fail again.
+        if (index >= plan.first &&
+            ((plan.count >= 0 && index >= plan.first + plan.count) || !impl.is_finished(index)))
+            break;
+        if (!source->next(frame)) break;
         if (index < plan.first) continue;
-        if (plan.count >= 0 && index >= plan.first + plan.count) break;
-        if (!impl.is_finished(index)) break;  // a partial run: the frames done, in order
         const Image colour = resize_image(frame, plan.width, plan.height);
         const Image out = impl.finished_image_of(index, colour);
         if (encoder)
