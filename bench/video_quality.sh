@@ -12,7 +12,9 @@
 # cup.mp4 (a handheld camera, with audio) from Debian's opencv-doc package.
 # Environment: SIZE (96), FRAMES (0:12), WEIGHTS (the shared VGG-19), STYLE,
 # KAPPAS (the --temporal-weight values to try on the pan), DEFAULT_KAPPA (the one
-# used on the real clips), CLIPS (which clips).
+# used on the real clips and with the long-term loss and multi-pass), CLIPS (which
+# clips), LONG_AND_PASSES=0 (leave out the long-term and multi-pass runs), SAVE_DIR
+# (keep each run's frames: the gallery's side-by-side clip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: bench/video_quality.sh OUT.jsonl [CLIPS_DIR]}
@@ -49,7 +51,17 @@ fi
 
 common=(--style "$style" --weights "$weights" --frames "$frames" --size "$size" --iterations 200
         --frame-iterations 100 --threads 0)
-run() { "$quality" "$@" "${common[@]}" | tee -a "$out"; }
+# With SAVE_DIR, each run's frames are also written as SAVE_DIR/<clip>-<run>/%03d.png.
+runs=0
+run() {
+  local save=()
+  if [ -n "${SAVE_DIR:-}" ]; then
+    runs=$((runs + 1))
+    mkdir -p "$SAVE_DIR/$clip-$runs"
+    save=(--save "$SAVE_DIR/$clip-$runs/%03d.png")
+  fi
+  "$quality" "$@" "${common[@]}" "${save[@]}" | tee -a "$out"
+}
 
 for clip in ${CLIPS:-pan vtest cup}; do
   file=$(ls "$clips/$clip".*)
@@ -60,6 +72,8 @@ for clip in ${CLIPS:-pan vtest cup}; do
     run --mode video --content "$file" --temporal-weight 0
     run --mode video --content "$file" --temporal-weight "$default_kappa"
   fi
-  run --mode video --content "$file" --temporal-weight "$default_kappa" --temporal-frames 1,10,20,40
-  run --mode video --content "$file" --temporal-weight "$default_kappa" --passes 3
+  if [ "${LONG_AND_PASSES:-1}" = 1 ]; then
+    run --mode video --content "$file" --temporal-weight "$default_kappa" --temporal-frames 1,10,20,40
+    run --mode video --content "$file" --temporal-weight "$default_kappa" --passes 3
+  fi
 done

@@ -50,7 +50,7 @@ fi
 
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   start=$SECONDS
-  targets=(image png_crc weights cli)
+  targets=(image png_crc weights cli flo)
   out="$build/fuzz"
   rm -rf "$out"
   run_target() {
