@@ -214,6 +214,16 @@ int run_video(const Options& o, const VggWeights& weights, const std::string& we
             make_backend(parse_device(still.device), still.threads, still.precision != Precision::fp32);
         std::printf("memory plan of one frame on %s:\n%s", backend->name().c_str(),
                     format_memory_plan(plan_memory(*backend, weights, still)).c_str());
+        // What a video run holds beyond a still's: the temporal targets (an image and
+        // its weights per earlier frame of --temporal-frames), the warp's scratch (two
+        // images and a flow), and on the host the frames kept for later passes.
+        const double pixels = double(plan.width) * plan.height;
+        std::printf("video, on %s: temporal targets %.1f MiB (%zu frame(s) × 4 floats a pixel), warp scratch %.1f MiB\n",
+                    backend->name().c_str(), mib(static_cast<long long>(pixels * 16.0 * double(still.temporal_frames.size()))),
+                    still.temporal_frames.size(), mib(static_cast<long long>(pixels * 32.0)));
+        if (still.passes > 1)
+            std::printf("video, host memory: the content frames for passes after the first, %s MiB (12 bytes a pixel a frame)\n",
+                        plan.count >= 0 ? short_number(mib(static_cast<long long>(pixels * 12.0 * double(plan.count)))).c_str() : "?");
         return 0;
     }
 

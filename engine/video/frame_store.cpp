@@ -44,23 +44,25 @@ void write_atomically(const std::string& path, const std::string& text) {
 }  // namespace
 
 FrameStore::FrameStore(std::string folder, const std::map<std::string, std::string>& fingerprint)
-    : folder_(std::move(folder)) {
+    : folder_(std::move(folder)), fingerprint_(fingerprint) {
+    std::ifstream in(folder_ + "/job.json", std::ios::binary);
+    if (!in) return;  // a new run: the folder is made with its first frame
+    const nlohmann::json written = nlohmann::json::parse(in, nullptr, false);
+    if (written != nlohmann::json(fingerprint))
+        throw UsageError(folder_ + " holds frames of another run (" +
+                         (written.is_object() ? first_difference(written, fingerprint) : "job.json unreadable") +
+                         "); remove the folder to start over, or rerun the command that made it");
+    created_ = true;
+}
+
+void FrameStore::create() {
+    if (created_) return;
     std::error_code error;
     fs::create_directories(folder_, error);
     if (error || !fs::is_directory(folder_))
         throw RuntimeFailure(folder_ + ": cannot create the work folder (" + error.message() + ")");
-    const std::string job = folder_ + "/job.json";
-    const nlohmann::json expected(fingerprint);
-    std::ifstream in(job, std::ios::binary);
-    if (in) {
-        const nlohmann::json written = nlohmann::json::parse(in, nullptr, false);
-        if (written != expected)
-            throw UsageError(folder_ + " holds frames of another run (" +
-                             (written.is_object() ? first_difference(written, fingerprint) : "job.json unreadable") +
-                             "); remove the folder to start over, or rerun the command that made it");
-        return;
-    }
-    write_atomically(job, expected.dump(2) + "\n");
+    write_atomically(folder_ + "/job.json", nlohmann::json(fingerprint_).dump(2) + "\n");
+    created_ = true;
 }
 
 std::string FrameStore::path(int pass, long long index) const {
@@ -77,6 +79,7 @@ bool FrameStore::has(int pass, long long index) const {
 Image FrameStore::load(int pass, long long index) const { return load_image(path(pass, index)); }
 
 void FrameStore::save(int pass, long long index, const Image& frame) {
+    create();
     std::error_code error;
     fs::create_directories(folder_ + "/pass" + std::to_string(pass), error);
     SaveOptions options;

@@ -21,9 +21,9 @@ namespace nst {
 
 class FrameStore {
 public:
-    // Opens or creates `folder`. `fingerprint` lists what the frames depend on,
-    // name → value; a folder made with another one is refused with UsageError
-    // naming the first entry that differs.
+    // Opens `folder` (made, with job.json, when the first frame is saved).
+    // `fingerprint` lists what the frames depend on, name → value; a folder made
+    // with another one is refused with UsageError naming the first entry that differs.
     FrameStore(std::string folder, const std::map<std::string, std::string>& fingerprint);
 
     const std::string& folder() const { return folder_; }
@@ -41,7 +41,11 @@ public:
     static long long frame_bytes(int width, int height);
 
 private:
+    void create();
+
     std::string folder_;
+    std::map<std::string, std::string> fingerprint_;
+    bool created_ = false;
 };
 
 // A 64-bit FNV-1a hash of bytes, as 16 hex digits: the fingerprint of images and
