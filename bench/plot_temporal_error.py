@@ -4,16 +4,16 @@
 
     bench/plot_temporal_error.py RESULTS.jsonl OUT.svg [LABEL=FILTER ...]
 
-Each LABEL=FILTER picks the first line whose fields match FILTER, a comma-separated list of
-field=value (e.g. 'frames one by one=mode=independent'); by default every line, labelled by
-its mode and temporal weight."""
+Each LABEL=FILTER picks the first line whose fields match FILTER, a ';'-separated list of
+field=value (e.g. 'frames one by one=mode=independent;size=96'); by default every line,
+labelled by its mode and temporal weight."""
 import json
 import math
 import sys
 
 
 def matches(record, condition):
-    return all(str(record.get(k)) == v for k, v in (part.split("=", 1) for part in condition.split(",") if part))
+    return all(str(record.get(k)) == v for k, v in (part.split("=", 1) for part in condition.split(";") if part))
 
 
 def main(results, out, *selections):

@@ -14,7 +14,8 @@
 # KAPPAS (the --temporal-weight values to try on the pan), DEFAULT_KAPPA (the one
 # used on the real clips and with the long-term loss and multi-pass), CLIPS (which
 # clips), LONG_AND_PASSES=0 (leave out the long-term and multi-pass runs), SAVE_DIR
-# (keep each run's frames: the gallery's side-by-side clip).
+# (keep each run's frames: the gallery's side-by-side clip), INDEPENDENT=0 (leave
+# out the frames stylised one by one), PASSES (of the multi-pass run, 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: bench/video_quality.sh OUT.jsonl [CLIPS_DIR]}
@@ -23,8 +24,8 @@ size=${SIZE:-96}
 frames=${FRAMES:-0:12}
 weights=${WEIGHTS:-../shared/assets/vgg19/vgg19-conv-hybrid.h5}
 style=${STYLE:-../shared/assets/images/starry_night.jpg}
-kappas=${KAPPAS:-0 3e7 1e8 3e8}
-default_kappa=${DEFAULT_KAPPA:-1e8}
+kappas=${KAPPAS-0 1e7 3e7 1e8}
+default_kappa=${DEFAULT_KAPPA:-1e7}
 quality=build/apps/nst-video-quality
 
 mkdir -p "$clips"
@@ -65,7 +66,7 @@ run() {
 
 for clip in ${CLIPS:-pan vtest cup}; do
   file=$(ls "$clips/$clip".*)
-  run --mode independent --content "$file"
+  if [ "${INDEPENDENT:-1}" = 1 ]; then run --mode independent --content "$file"; fi
   if [ "$clip" = pan ]; then
     for kappa in $kappas; do run --mode video --content "$file" --temporal-weight "$kappa"; done
   else
@@ -74,6 +75,6 @@ for clip in ${CLIPS:-pan vtest cup}; do
   fi
   if [ "${LONG_AND_PASSES:-1}" = 1 ]; then
     run --mode video --content "$file" --temporal-weight "$default_kappa" --temporal-frames 1,10,20,40
-    run --mode video --content "$file" --temporal-weight "$default_kappa" --passes 3
+    run --mode video --content "$file" --temporal-weight "$default_kappa" --passes "${PASSES:-2}"
   fi
 done

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "engine/io/color.h"
 #include "engine/io/image.h"
 #include "engine/io/weights.h"
 #include "engine/run/transfer.h"
@@ -311,4 +312,52 @@ TEST_CASE("cli: bad video input gets one line and its exit code", "[video][cli]"
         CHECK(r.exit_code == 2);
         CHECK(r.err.find("--passes applies to a video") != std::string::npos);
     }
+}
+
+TEST_CASE("video: colour control, a mask and tiles work per frame", "[video][e2e]") {
+    test::TempDir dir("video-controls");
+    const std::string clip = make_clip(dir, "clip.mp4", 3, false);
+    const VggWeights weights = test::narrow_vgg19(7);  // a narrow network: the options, not the look
+    VideoRequest v;
+    v.frame = short_request(4, 3);
+    v.frame.preserve_colors = PreserveColors::luminance;  // the content's chroma, per frame
+    v.frame.tile = 32;                                     // a 64×48 frame in tiles
+    Image mask = test::random_image(20, 15, 9);            // the content loss's region, resized per frame
+    v.frame.content_mask = mask;
+    v.content = clip;
+    v.work_folder = dir.file("work");
+    std::vector<Image> contents;
+    {
+        auto source = FrameSource::open(clip);
+        Image frame;
+        while (source->next(frame)) contents.push_back(resize_image(frame, 64, 48));
+    }
+    VideoRun run(weights, v);
+    long long k = 0;
+    while (auto frame = run.next()) {
+        INFO("frame " << frame->index);
+        REQUIRE(frame->image.width == 64);
+        // Where no channel was clamped, the output's chroma (I, Q) is the content
+        // frame's: tolerance as the still's test of combine_luminance_chroma (float
+        // rounding of one YIQ round trip, ≤ 5e-7), and the frame is written with it.
+        const Image yiq = rgb_to_yiq(frame->image), content_yiq = rgb_to_yiq(contents[std::size_t(k)]);
+        const std::size_t plane = frame->image.plane();
+        double worst = 0;
+        std::size_t inside = 0;
+        for (std::size_t p = 0; p < plane; ++p) {
+            bool clamped = false;
+            for (int c = 0; c < 3; ++c) {
+                const float value = frame->image.pixels[c * plane + p];
+                clamped = clamped || value <= 0.0f || value >= 1.0f;
+            }
+            if (clamped) continue;
+            ++inside;
+            for (int c = 1; c < 3; ++c)
+                worst = std::max(worst, double(std::fabs(yiq.pixels[c * plane + p] - content_yiq.pixels[c * plane + p])));
+        }
+        CHECK(inside > plane / 2);
+        CHECK(worst <= 1e-6);
+        ++k;
+    }
+    CHECK(k == 3);
 }

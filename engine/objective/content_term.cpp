@@ -35,7 +35,13 @@ ContentTerm::ContentTerm(LossContext& context) : LossTerm(context) {
 
 void ContentTerm::set_inputs(const ObjectiveInputs& inputs) {
     if (layers_.empty()) return;
-    if (!inputs.content_mask.empty()) set_mask(inputs.content_mask);
+    // A video sets its inputs every frame: the same mask is uploaded once, and a
+    // new one replaces it before the content target is made again below.
+    if (!inputs.content_mask.empty() && inputs.content_mask != mask_values_) {
+        has_content_ = false;
+        set_mask(inputs.content_mask);
+        mask_values_ = inputs.content_mask;
+    }
     set_content(inputs.content);
 }
 

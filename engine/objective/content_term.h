@@ -49,6 +49,7 @@ private:
     std::vector<Layer> layers_;
     Buffer tile_target_;  // tiled only: a layer's P^l cropped to a tile
     bool has_content_ = false;
+    std::vector<float> mask_values_;  // the mask set_inputs last set (H·W)
 };
 
 }  // namespace nst
