@@ -32,9 +32,10 @@
     X(content, content_weight, 1.0, "weight of the content loss (alpha)")                         \
     X(style, style_weight, 1e3, "weight of the style loss (beta; see docs/DEFAULTS.md)")          \
     X(tv, tv_weight, 0.0, "weight of the squared total-variation loss (gamma)")                 \
-    /* provisional default: to be chosen from the measurements in docs/BENCHMARKS.md */         \
-    X(temporal, temporal_weight, 1e4,                                                              \
-      "weight of the temporal loss between video frames (Ruder et al.); no effect on a still")
+    /* video: per pixel of the frame (the run applies temporal_weight · W·H); the default   \
+       from docs/BENCHMARKS.md, "Video" */                                                      \
+    X(temporal, temporal_weight, 1e7,                                                              \
+      "weight of the temporal loss between video frames (Ruder et al.), per pixel of the frame; no effect on a still")
 // clang-format on
 
 namespace nst {
