@@ -1,4 +1,4 @@
-// neural-style: the command-line front end. Parses options, loads the weights
+// One run of the neural-style command line (apps/cli_run.h): loads the weights
 // and images, runs the optimiser, writes the image atomically. Exit codes as in
 // engine/base/exit_codes.h, and 128 + the signal when interrupted.
 //
@@ -29,6 +29,8 @@
 #include <iostream>
 #include <new>
 
+#include "apps/cli_run.h"
+
 #include "apps/cli_options.h"
 #include "apps/cli_signals.h"
 #include "apps/cli_text.h"
@@ -40,27 +42,14 @@
 #include "engine/run/transfer.h"
 #include "engine/io/weights.h"
 
-namespace {
+namespace nst::cli {
 
-using namespace nst;
-using namespace nst::cli;
+namespace {
 
 // "out.png", "100" -> "out_100.png"
 std::string numbered_path(const std::string& path, const std::string& label) {
     const std::filesystem::path p(path);
     return (p.parent_path() / (p.stem().string() + "_" + label + p.extension().string())).string();
-}
-
-// The files the run reads; the output (and the log) must be none of them.
-std::vector<std::pair<std::string, std::string>> input_files(const cli::Options& o) {
-    std::vector<std::pair<std::string, std::string>> files = {{"--content", o.content}};
-    for (const auto& s : o.styles) files.push_back({"--style", s});
-    for (const auto& m : o.style_masks) files.push_back({"--style-masks", m});
-    for (const auto& m : o.style_image_masks)
-        if (!m.empty()) files.push_back({"--style-image-masks", m});
-    if (!o.content_mask.empty()) files.push_back({"--content-mask", o.content_mask});
-    if (o.init != "noise" && o.init != "content" && o.init != "style") files.push_back({"--init", o.init});
-    return files;
 }
 
 bool same_file(const std::string& a, const std::string& b) {
@@ -332,8 +321,23 @@ int finish(const cli::Options& o, const TransferRequest& request, const Transfer
     return 0;
 }
 
-int run(const cli::Options& o) {
+}  // namespace
+
+// The files the run reads; the output (and the log) must be none of them.
+std::vector<std::pair<std::string, std::string>> input_files(const Options& o) {
+    std::vector<std::pair<std::string, std::string>> files = {{"--content", o.content}};
+    for (const auto& s : o.styles) files.push_back({"--style", s});
+    for (const auto& m : o.style_masks) files.push_back({"--style-masks", m});
+    for (const auto& m : o.style_image_masks)
+        if (!m.empty()) files.push_back({"--style-image-masks", m});
+    if (!o.content_mask.empty()) files.push_back({"--content-mask", o.content_mask});
+    if (o.init != "noise" && o.init != "content" && o.init != "style") files.push_back({"--init", o.init});
+    return files;
+}
+
+int run(const Options& o, const SharedRun* shared) {
     if (o.video) {
+        if (shared) return run_video(o, *shared->weights, shared->weights_path);
         const std::string weights_path = resolve_weights_path(o.weights);
         return run_video(o, read_weights(weights_path), weights_path);
     }
@@ -343,23 +347,18 @@ int run(const cli::Options& o) {
             std::fprintf(stderr, "neural-style: removed %d temporary file(s) left by a killed run next to %s\n",
                          stale, o.output.c_str());
     }
-    const std::string weights_path = resolve_weights_path(o.weights);
-    const VggWeights weights = read_weights(weights_path);
+    const std::string weights_path = shared ? shared->weights_path : resolve_weights_path(o.weights);
+    VggWeights own_weights;
+    if (!shared) own_weights = read_weights(weights_path);
+    const VggWeights& weights = shared ? *shared->weights : own_weights;
     const TransferRequest request = load_request(o);
     if (o.plan) return print_plan(weights, request);
     Reporter reporter(o, request, weights_path);
-    const TransferResult result = run_transfer(weights, request, reporter.callbacks());
+    const TransferResult result =
+        shared ? run_transfer(*shared->backend, weights, request, reporter.callbacks(), shared->style_targets)
+               : run_transfer(weights, request, reporter.callbacks());
     reporter.end_line();
     return finish(o, request, result);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    nst::cli::install_signal_handlers();
-    return nst::run_reporting_errors("neural-style", [&] {
-        nst::cli::Options options;
-        if (nst::cli::parse(argc, argv, options) == nst::cli::ParseOutcome::exit_success) return 0;
-        return run(options);
-    });
-}
+}  // namespace nst::cli
