@@ -282,6 +282,11 @@ BatchSummary run_loaded(const BatchArguments& b, Batch& batch, bool print) {
         if (progress)
             std::fprintf(stderr, "neural-style batch: [%d/%d] %s: %s -> %s\n", position, in_shard_jobs,
                          job.where.c_str(), o.content.c_str(), o.output.c_str());
+        // A batch makes its outputs' folders ("out/{content}_{style}.png").
+        if (const fs::path folder = fs::path(o.output).parent_path(); !folder.empty()) {
+            std::error_code error;
+            fs::create_directories(folder, error);
+        }
         g_running = false;  // a signal before this job's first iteration ends the process, as in one run
         SharedRun shared;
         shared.weights = &resources.weights(job.weights);
