@@ -42,8 +42,9 @@ struct BatchFolder {
     }
     std::string file(const std::string& name) const { return dir.file(name); }
     // neural-style batch ARGS, run in the folder, on the CPU with the narrow network.
-    test::CommandResult batch(const std::string& args) const {
-        return test::run_command("cd " + quote(dir.path()) + " && " + quote(test::cli_path()) + " batch " + args +
+    // `environment`: "NAME=value " assignments for the command.
+    test::CommandResult batch(const std::string& args, const std::string& environment = "") const {
+        return test::run_command("cd " + quote(dir.path()) + " && " + environment + quote(test::cli_path()) + " batch " + args +
                                  " --weights " + quote(weights) + " --device cpu --threads 1 --quiet");
     }
 };
@@ -306,4 +307,29 @@ TEST_CASE("batch: outputs are byte-identical to single neural-style runs (real w
         INFO(job[2]);
         CHECK(test::read_file(single) == test::read_file(dir.file(job[2])));
     }
+}
+
+TEST_CASE("batch: inside a Slurm array task the shard is the task's; --slurm --dry-run prints the array job", "[batch][shards]") {
+    BatchFolder f;
+    write_text(f.file("m.csv"), std::string(kHeader) + "photo0.png,style0.png,o0.png,32,2\n"
+                                                       "photo1.png,style0.png,o1.png,32,2\n"
+                                                       "photo2.png,style0.png,o2.png,32,2\n");
+    const test::CommandResult task =
+        f.batch("m.csv", "SLURM_ARRAY_TASK_ID=4 SLURM_ARRAY_TASK_COUNT=2 SLURM_ARRAY_TASK_MIN=3 ");
+    INFO(task.err);
+    CHECK(task.exit_code == 0);
+    CHECK(task.err.find("1 jobs: 1 succeeded") != std::string::npos);  // task 1 of 2: job 1 only
+    CHECK(test::file_exists(f.file("o1.png")));
+    CHECK_FALSE(test::file_exists(f.file("o0.png")));
+
+    fs::remove_all(f.file("m.csv.nst-batch"));
+    const test::CommandResult script = f.batch("m.csv --size 48 --slurm --array-tasks 8 --throttle 2 --dry-run");
+    INFO(script.out << script.err);
+    CHECK(script.exit_code == 0);
+    CHECK(script.out.find("#SBATCH --array=0-2%2") != std::string::npos);  // at most one task per job
+    const std::string state = fs::canonical(f.dir.path()).string() + "/m.csv.nst-batch";
+    CHECK(script.out.find("'batch' '" + fs::canonical(f.dir.path()).string() + "/m.csv' '--state' '" + state + "'") !=
+          std::string::npos);
+    CHECK(script.out.find("'--size' '48'") != std::string::npos);
+    CHECK_FALSE(fs::exists(state));  // a dry run submits and writes nothing
 }
