@@ -56,6 +56,7 @@ const char* kHeader = "content,style,output,size,iterations\n";
 TEST_CASE("batch: CSV and JSON Lines manifests, columns with dashes or underscores", "[batch]") {
     test::TempDir dir("batch-manifest");
     write_text(dir.file("m.csv"),
+               "\xEF\xBB\xBF"  // a spreadsheet's byte-order mark
                "content,style,style_weight,output,mask-erosion\n"
                "a.png,\"s1.png;s2.png\",1e3,\"out, one.png\",true\n"
                "\n"

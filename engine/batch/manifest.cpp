@@ -272,9 +272,11 @@ Manifest read_manifest(const std::string& path) {
         throw UsageError("manifest '" + path + "': the extension must be .csv or .jsonl");
     std::ifstream file(path, std::ios::binary);
     if (!file) throw UsageError("cannot read the manifest '" + path + "'");
-    std::stringstream text;
-    text << file.rdbuf();
-    return extension == ".csv" ? read_csv_manifest(path, text.str()) : read_jsonl_manifest(path, text.str());
+    std::stringstream stream;
+    stream << file.rdbuf();
+    std::string text = stream.str();
+    if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // a UTF-8 byte-order mark (spreadsheets write one)
+    return extension == ".csv" ? read_csv_manifest(path, text) : read_jsonl_manifest(path, text);
 }
 
 Manifest pair_manifest(const std::string& contents_dir, const std::string& styles_dir, const std::string& pattern) {

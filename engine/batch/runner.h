@@ -55,7 +55,8 @@ public:
     std::string record_path(const std::string& output) const;
     std::optional<JobRecord> read(const std::string& output) const;
     void write(const JobRecord& record) const;  // atomically (a temporary renamed)
-    // Done: its output exists and its record says it succeeded with this fingerprint.
+    // Done: its output exists (a frame pattern: not checked) and its record says it
+    // succeeded with this fingerprint.
     bool done(const BatchJob& job, const std::string& fingerprint) const;
 
 private:
