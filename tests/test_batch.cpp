@@ -334,3 +334,27 @@ TEST_CASE("batch: inside a Slurm array task the shard is the task's; --slurm --d
     CHECK(script.out.find("'--size' '48'") != std::string::npos);
     CHECK_FALSE(fs::exists(state));  // a dry run submits and writes nothing
 }
+
+TEST_CASE("batch: SIGINT stops the current job after its iteration; it is not done and runs again", "[batch][signals]") {
+    BatchFolder f;
+    write_text(f.file("m.csv"), "content,style,output,size,iterations,log-json\n"
+                                "photo0.png,style0.png,o0.png,32,2,\n"
+                                "photo1.png,style0.png,o1.png,32,1000000,log1.jsonl\n"
+                                "photo2.png,style0.png,o2.png,32,2,\n");
+    // Started in the background; SIGINT once job 2 has logged an iteration (at most 30 s).
+    const test::CommandResult r = test::run_command(
+        "cd " + quote(f.dir.path()) + " && { " + quote(test::cli_path()) + " batch m.csv --weights " + quote(f.weights) +
+        " --device cpu --threads 1 --quiet & pid=$!; n=0; while [ ! -s log1.jsonl ] && [ $n -lt 600 ]; do sleep 0.05; "
+        "n=$((n+1)); done; kill -INT $pid; wait $pid; echo \"exit $?\"; }");
+    INFO(r.err);
+    CHECK(r.out.find("exit 130") != std::string::npos);
+    CHECK(r.err.find("interrupted by SIGINT") != std::string::npos);
+    CHECK_FALSE(test::file_exists(f.file("o2.png")));  // the batch stopped there
+    const BatchState state(f.file("m.csv.nst-batch"));
+    const std::optional<JobRecord> stopped = state.read(f.file("o1.png"));
+    REQUIRE(stopped.has_value());
+    CHECK(stopped->status == "interrupted");
+    CHECK(stopped->exit_code == 130);
+    const test::CommandResult status = f.batch("--status m.csv");
+    CHECK(status.out.find("3 jobs: 1 done, 0 failed, 2 pending") != std::string::npos);
+}
