@@ -244,7 +244,7 @@ TEST_CASE("batch: a rerun skips done jobs, runs the rest and those whose options
     CHECK(sixth.err.find("3 jobs: 1 succeeded, 0 failed, 2 skipped") != std::string::npos);
 }
 
-TEST_CASE("batch: a failing job is recorded with its message and code, the others run; --status", "[batch][errors]") {
+TEST_CASE("batch: a failing job is recorded with its message and code, the others run, and --status lists it", "[batch][errors]") {
     BatchFolder f;
     write_text(f.file("broken.png"), "not a PNG at all");
     write_text(f.file("m.csv"), std::string(kHeader) + "photo0.png,style0.png,o0.png,32,2\n"
@@ -310,7 +310,7 @@ TEST_CASE("batch: outputs are byte-identical to single neural-style runs (real w
     }
 }
 
-TEST_CASE("batch: inside a Slurm array task the shard is the task's; --slurm --dry-run prints the array job", "[batch][shards]") {
+TEST_CASE("batch: inside a Slurm array task the shard is the task's, and --slurm --dry-run prints the array job", "[batch][shards]") {
     BatchFolder f;
     write_text(f.file("m.csv"), std::string(kHeader) + "photo0.png,style0.png,o0.png,32,2\n"
                                                        "photo1.png,style0.png,o1.png,32,2\n"
@@ -335,7 +335,7 @@ TEST_CASE("batch: inside a Slurm array task the shard is the task's; --slurm --d
     CHECK_FALSE(fs::exists(state));  // a dry run submits and writes nothing
 }
 
-TEST_CASE("batch: SIGINT stops the current job after its iteration; it is not done and runs again", "[batch][signals]") {
+TEST_CASE("batch: SIGINT stops the current job after its iteration, which is not done and runs again", "[batch][signals]") {
     BatchFolder f;
     write_text(f.file("m.csv"), "content,style,output,size,iterations,log-json\n"
                                 "photo0.png,style0.png,o0.png,32,2,\n"
