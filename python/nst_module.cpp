@@ -10,6 +10,8 @@
 //     table of engine/run/run_options.h;
 //   - the run, with the GIL released, its callbacks and its result;
 //   - the memory plan;
+//   - batches: the command line's batch code (apps/batch_cli.h), its arguments
+//     built by nst.batch;
 //   - the weights, read with the GIL released; images in and out;
 //   - the errors: ValueError for usage, nst.InputError (a ValueError) for bad images
 //     or weights, MemoryError for out-of-memory, RuntimeError for other failures,
@@ -28,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/batch_cli.h"
 #include "engine/base/error.h"
 #include "engine/io/image.h"
 #include "engine/io/weights.h"
@@ -727,6 +730,35 @@ void bind_images(py::module_& m) {
         py::arg("image"));
 }
 
+void bind_batch(py::module_& m) {
+    py::class_<JobRecord>(m, "BatchJob", "One job of a batch as its record says (nst.batch, nst.batch_status).")
+        .def_readonly("where", &JobRecord::where, "The manifest and line: 'm.csv:3'.")
+        .def_readonly("output", &JobRecord::output)
+        .def_readonly("status", &JobRecord::status, "'succeeded', 'failed', 'interrupted' or 'skipped' (done before).")
+        .def_readonly("exit_code", &JobRecord::exit_code, "The CLI's exit code of the job (0, 2, 3, 4).")
+        .def_readonly("message", &JobRecord::message, "The one-line error of a failed job.")
+        .def_readonly("seconds", &JobRecord::seconds)
+        .def("__repr__", [](const JobRecord& r) { return "nst.BatchJob('" + r.where + "', '" + r.status + "')"; });
+    py::class_<BatchSummary>(m, "BatchSummary", "What nst.batch did: the counts and each job of this run.")
+        .def_readonly("succeeded", &BatchSummary::succeeded)
+        .def_readonly("failed", &BatchSummary::failed)
+        .def_readonly("skipped", &BatchSummary::skipped, "Jobs done by an earlier run, with the same options and inputs.")
+        .def_readonly("exit_code", &BatchSummary::exit_code, "What `neural-style batch` would exit with.")
+        .def_readonly("jobs", &BatchSummary::jobs, "A BatchJob per job of the shard, in the manifest's order.")
+        .def("__repr__", [](const BatchSummary& s) { return "nst.BatchSummary(" + s.line() + ")"; });
+    py::class_<BatchStatus>(m, "BatchStatus", "A batch's state from its records (nst.batch_status).")
+        .def_readonly("done", &BatchStatus::done)
+        .def_readonly("failed", &BatchStatus::failed)
+        .def_readonly("pending", &BatchStatus::pending)
+        .def_readonly("failures", &BatchStatus::failures, "A BatchJob per failed job, with its message.")
+        .def("__repr__", [](const BatchStatus& s) { return "nst.BatchStatus(" + s.line() + ")"; });
+    m.def("_batch", [](const std::vector<std::string>& arguments) {
+        py::gil_scoped_release release;
+        return cli::run_batch_command(arguments);
+    }, py::arg("arguments"));
+    m.def("_batch_status", &cli::batch_status_command, py::arg("arguments"));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_nst, m) {
@@ -740,4 +772,5 @@ PYBIND11_MODULE(_nst, m) {
     bind_run(m);
     bind_video(m);
     bind_images(m);
+    bind_batch(m);
 }

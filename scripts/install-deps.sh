@@ -8,7 +8,8 @@
 # Python package takes PIL images and shows progress with tqdm when they are there
 # (optional for users; its tests use both). Video: FFmpeg's libraries decode
 # and encode (the ffmpeg program makes the tests' clips), OpenCV computes the
-# optical flow (DIS in opencv-video, DeepFlow in opencv-contrib).
+# optical flow (DIS in opencv-video, DeepFlow in opencv-contrib). Slurm and
+# munge run the batch tests' one-node cluster (scripts/slurm-test-cluster.sh).
 set -euo pipefail
 
 packages=(
@@ -26,6 +27,7 @@ packages=(
   patchelf
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
   libopencv-video-dev libopencv-contrib-dev
+  slurm-wlm munge
 )
 
 missing=()

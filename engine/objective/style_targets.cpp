@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "engine/base/error.h"
+#include "engine/base/hash128.h"
 #include "engine/base/memory_use.h"
 #include "engine/objective/masks.h"
 #include "engine/objective/style_term.h"
@@ -219,6 +220,86 @@ void StyleTerm::add_core_gram(const Vgg19::Activations& acts, int layer, const L
     }
     backend.gram(n, m, features_scratch, gram_scratch);
     backend.axpy(entries, 1.0f, gram_scratch, gram_sum);
+}
+
+// ---- targets shared between objectives (a batch of runs in one style) ----
+
+std::string StyleTerm::targets_key(const ObjectiveInputs& inputs) const {
+    Hash128 hash;
+    hash.value(layers_.size());
+    for (const Layer& layer : layers_) hash.value(layer.index);
+    const ObjectiveConfig& config = context_.config;
+    hash.value(static_cast<int>(config.pool));
+    hash.value(config.erode_style_masks);
+    hash.value(config.tile.core);
+    hash.value(config.tile.grid);
+    hash.value(config.tile.halo_forward);
+    hash.value(config.tile.halo_backward);
+    hash.value(context_.width);
+    hash.value(context_.height);
+    hash.value(inputs.styles.size());
+    for (const Image& style : inputs.styles) {
+        hash.value(style.width);
+        hash.value(style.height);
+        hash.values(style.pixels);
+    }
+    hash.values(inputs.blend_weights);
+    for (const auto* masks : {&inputs.output_masks, &inputs.style_masks}) {
+        hash.value(masks->size());
+        for (const std::vector<float>& mask : *masks) hash.values(mask);
+    }
+    return hash.hex();
+}
+
+StyleTargets StyleTerm::export_targets() const {
+    check_ready();
+    Backend& backend = context_.backend;
+    const auto host = [&backend](const Buffer& buffer) {
+        std::vector<float> copy(buffer.size());
+        backend.download(copy.data(), buffer.data(), copy.size());
+        return copy;
+    };
+    StyleTargets targets;
+    for (const Layer& layer : layers_) {
+        StyleTargets::Layer& out = targets.layers.emplace_back();
+        if (layer.regions.empty()) out.target = host(layer.target);
+        for (const Region& region : layer.regions)
+            out.regions.push_back({host(region.mask), host(region.target), region.size});
+    }
+    return targets;
+}
+
+void StyleTerm::import_targets(const StyleTargets& targets, const ObjectiveInputs& inputs) {
+    if (targets.layers.size() != layers_.size()) throw Error("style targets of another objective");
+    Backend& backend = context_.backend;
+    computed_from_.reset();
+    MemoryUseScope use(MemoryUse::loss_targets);
+    const auto device = [&backend](const std::vector<float>& host) {
+        Buffer buffer(backend, host.size());
+        backend.upload(buffer.data(), host.data(), host.size());
+        return buffer;
+    };
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+        Layer& layer = layers_[i];
+        const StyleTargets::Layer& in = targets.layers[i];
+        layer.regions.clear();
+        if (in.regions.empty()) {
+            if (in.target.size() != layer.target.size()) throw Error("style targets of another objective");
+            backend.upload(layer.target.data(), in.target.data(), in.target.size());
+            continue;
+        }
+        context_.allocate_mask_scratch();
+        const std::size_t n = std::size_t(context_.network.channels(layer.index));
+        for (const StyleTargets::Region& region : in.regions) {
+            Region& made = layer.regions.emplace_back();
+            made.mask = device(region.mask);
+            made.target = device(region.target);
+            made.size = region.size;
+            if (context_.tiled()) made.gram = Buffer(backend, n * n);
+        }
+    }
+    has_style_ = true;
+    computed_from_ = StyleInputs{inputs.styles, inputs.blend_weights, inputs.output_masks, inputs.style_masks};
 }
 
 }  // namespace nst

@@ -17,6 +17,7 @@
 
 #include "engine/io/image.h"
 #include "engine/objective/loss_term.h"
+#include "engine/objective/style_targets.h"
 
 namespace nst {
 
@@ -35,6 +36,17 @@ public:
     // Host copies of A^l and of region r's Ã_r; UsageError for another layer.
     std::vector<float> target(const std::string& layer) const;
     std::vector<float> region_target(const std::string& layer, std::size_t region) const;
+    // A key for the targets that set_inputs(inputs) makes: a 128-bit hash (hex) of
+    // all they are made from but the network itself (the style images' pixels,
+    // blend weights, masks, the style layers, pooling, mask erosion, the tile
+    // spec and the output's size). Targets are only shared between objectives on
+    // the same backend and weights, which the cache's owner ensures.
+    std::string targets_key(const ObjectiveInputs& inputs) const;
+    // The targets as host copies, and back: import_targets(t, inputs) leaves the
+    // term as set_inputs(inputs) would have, bit for bit, when t was exported
+    // after it (set_inputs then finds them made and computes nothing).
+    StyleTargets export_targets() const;
+    void import_targets(const StyleTargets& targets, const ObjectiveInputs& inputs);
     // E_l of the last read_value(), in config order.
     const std::vector<double>& per_layer() const { return per_layer_; }
 

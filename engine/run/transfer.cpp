@@ -15,6 +15,7 @@
 #include "engine/run/memory_plan.h"
 #include "engine/run/run_steps.h"
 #include "engine/io/vgg19_layers.h"
+#include "engine/objective/style_term.h"
 
 namespace nst {
 
@@ -33,10 +34,15 @@ using Clock = std::chrono::steady_clock;
 // set up once; then each scale in turn.
 class TransferRun {
 public:
-    TransferRun(const VggWeights& weights, const TransferRequest& r, const TransferCallbacks& callbacks)
-        : weights_(weights), r_(r), callbacks_(callbacks), inputs_(transfer_inputs(r)) {
-        const bool tf32 = r.precision != Precision::fp32;
-        backend_ = make_backend(parse_device(r.device), r.threads, tf32);
+    // On `backend`, or (null) on one of its own for the request's device.
+    TransferRun(Backend* backend, const VggWeights& weights, const TransferRequest& r,
+                const TransferCallbacks& callbacks, StyleTargetCache* style_targets)
+        : weights_(weights), r_(r), callbacks_(callbacks), inputs_(transfer_inputs(r)), style_targets_(style_targets) {
+        if (!backend) {
+            owned_backend_ = make_backend(parse_device(r.device), r.threads, r.precision != Precision::fp32);
+            backend = owned_backend_.get();
+        }
+        backend_ = backend;
         if (r.precision == Precision::tf32 && backend_->name() == "cpu")
             throw UsageError("--precision tf32 needs the CUDA backend (the CPU computes in fp32)");
         // --tile auto becomes a core size (or untiled) for this backend's memory.
@@ -77,8 +83,7 @@ private:
     // Scale k: its objective, its starting image (the request's, or the previous
     // scale's result upsampled), the optimiser; returns the image reached.
     Image run_scale(int k, int scale_count, int side, int iterations, const Image& previous) {
-        std::unique_ptr<StyleTransferObjective> objective =
-            make_objective_at(*backend_, weights_, config_, inputs_, side);
+        std::unique_ptr<StyleTransferObjective> objective = objective_at(side);
         const int width = objective->width(), height = objective->height();
         Image image;
         if (k == 0) {
@@ -128,27 +133,67 @@ private:
         return download();
     }
 
+    // make_objective_at, with the style targets from the cache when it has them.
+    std::unique_ptr<StyleTransferObjective> objective_at(int side) {
+        if (!style_targets_) return make_objective_at(*backend_, weights_, config_, inputs_, side);
+        const ObjectiveInputs at = objective_inputs_at(inputs_, side);
+        auto objective = std::make_unique<StyleTransferObjective>(*backend_, weights_, config_, at.content.width,
+                                                                  at.content.height);
+        StyleTerm* style = nullptr;
+        for (const auto& term : objective->loss_terms())
+            if (auto* found = dynamic_cast<StyleTerm*>(term.get())) style = found;
+        if (!style || style->layers().empty()) {
+            objective->set_inputs(at);
+            return objective;
+        }
+        const std::string key = style->targets_key(at);
+        const StyleTargets* cached = style_targets_->find(key);
+        if (cached) {
+            style->import_targets(*cached, at);
+            style_targets_->count_reuse();
+        }
+        objective->set_inputs(at);  // the style term's targets, when imported, are not made again
+        if (!cached) style_targets_->store(key, style->export_targets());
+        return objective;
+    }
+
     const VggWeights& weights_;
     const TransferRequest& r_;
     const TransferCallbacks& callbacks_;
     const Clock::time_point start_ = Clock::now();
     const TransferInputs inputs_;
-    std::unique_ptr<Backend> backend_;
+    StyleTargetCache* style_targets_;
+    std::unique_ptr<Backend> owned_backend_;
+    Backend* backend_ = nullptr;
     ObjectiveConfig config_;
     TransferResult result_;
 };
 
 }  // namespace
 
-TransferResult run_transfer(const VggWeights& weights, const TransferRequest& r,
-                            const TransferCallbacks& callbacks) {
+namespace {
+
+void check_still_request(const TransferRequest& r) {
     r.validate();
     static const TransferRequest defaults;
     for (const std::string& flag : video_only_options())
         if (run_option_text(r, flag) != run_option_text(defaults, flag))
             throw UsageError("--" + flag + " applies to a video --content (a video file or a frame pattern), not a still image");
     r.validate_images();
-    return TransferRun(weights, r, callbacks).run();
+}
+
+}  // namespace
+
+TransferResult run_transfer(const VggWeights& weights, const TransferRequest& r,
+                            const TransferCallbacks& callbacks) {
+    check_still_request(r);
+    return TransferRun(nullptr, weights, r, callbacks, nullptr).run();
+}
+
+TransferResult run_transfer(Backend& backend, const VggWeights& weights, const TransferRequest& r,
+                            const TransferCallbacks& callbacks, StyleTargetCache* style_targets) {
+    check_still_request(r);
+    return TransferRun(&backend, weights, r, callbacks, style_targets).run();
 }
 
 }  // namespace nst

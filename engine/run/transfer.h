@@ -18,6 +18,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +27,7 @@
 #include "engine/io/image.h"
 #include "engine/run/memory_plan.h"
 #include "engine/objective/objective.h"
+#include "engine/objective/style_targets.h"
 #include "engine/optim/optimizer.h"
 #include "engine/run/request.h"
 #include "engine/io/weights.h"
@@ -83,6 +86,37 @@ struct TransferResult {
 // found, with optimization.reason saying so.
 TransferResult run_transfer(const VggWeights& weights, const TransferRequest& request,
                             const TransferCallbacks& callbacks = {});
+
+// The style targets of earlier runs, by StyleTerm::targets_key: runs that share
+// one backend and one set of weights (a batch, engine/batch/runner.h) and a style
+// compute its Gram matrices once. The targets are the same bits either way.
+class StyleTargetCache {
+public:
+    const StyleTargets* find(const std::string& key) const {
+        const auto found = targets_.find(key);
+        return found == targets_.end() ? nullptr : &found->second;
+    }
+    void store(const std::string& key, StyleTargets targets) {
+        targets_[key] = std::move(targets);
+        ++computed_;
+    }
+    void count_reuse() { ++reused_; }
+    // Targets computed (stored) and reused so far.
+    int computed() const { return computed_; }
+    int reused() const { return reused_; }
+
+private:
+    std::map<std::string, StyleTargets> targets_;
+    int computed_ = 0, reused_ = 0;
+};
+
+// run_transfer on a backend the caller keeps (one per device for a batch of runs:
+// set up once, its peak_bytes counting from its construction), with an optional
+// cache of style targets for that backend and those weights. The request's
+// device, threads and precision are those the backend was made for (the caller's
+// to ensure: make_backend(parse_device(r.device), r.threads, r.precision != fp32)).
+TransferResult run_transfer(Backend& backend, const VggWeights& weights, const TransferRequest& request,
+                            const TransferCallbacks& callbacks = {}, StyleTargetCache* style_targets = nullptr);
 
 // β for a request: as given, else the default for the kind of weights
 // (docs/DEFAULTS.md): normalised weights need a far larger style weight.

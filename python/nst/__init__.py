@@ -21,10 +21,11 @@ import sys
 import numpy as np
 
 from . import _nst
-from ._nst import InputError, MemoryPlan, Report, Result, ScalePlan, Weights, __version__, run_options
+from ._nst import BatchJob, BatchStatus, BatchSummary, InputError, MemoryPlan, Report, Result, ScalePlan, Weights, __version__, run_options
 from ._progress import progress_display
 
-__all__ = ["stylize", "stylize_result", "stylize_video", "plan", "load_image", "save_image", "to_pil", "Weights",
+__all__ = ["stylize", "stylize_result", "stylize_video", "plan", "batch", "batch_status", "BatchSummary",
+           "BatchStatus", "BatchJob", "load_image", "save_image", "to_pil", "Weights",
            "Report", "Result", "MemoryPlan", "ScalePlan", "InputError", "run_options", "__version__"]
 
 # ---- images ------------------------------------------------------------------------------------
@@ -306,6 +307,57 @@ def stylize_video(content, style, output=None, *, work_folder=None, **options):
 def plan(content, style, **options):
     request, weights, _, _ = _request("plan", content, style, options)
     return _nst._plan(request, _weights(weights))
+
+
+# ---- batches -----------------------------------------------------------------------------------
+
+def _batch_arguments(function, manifest, options):
+    """`neural-style batch`'s arguments for nst.batch(manifest, **options)."""
+    arguments = [] if manifest is None else [os.fsdecode(manifest)]
+    for name, value in options.items():
+        if value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, Weights):
+            value = value.path
+        if name == "shard" and isinstance(value, (tuple, list)):
+            value = f"{value[0]}/{value[1]}"
+        if value is True:
+            arguments.append(flag)
+        elif name == "style" and isinstance(value, (list, tuple)):
+            arguments += [f"{flag}={os.fsdecode(v)}" for v in value]
+        elif isinstance(value, (list, tuple)):
+            arguments.append(f"{flag}=" + ",".join(str(v) for v in value))
+        elif isinstance(value, os.PathLike):
+            arguments.append(f"{flag}={os.fsdecode(value)}")
+        elif not isinstance(value, (str, int, float)):
+            raise TypeError(f"{function}: {name} must be text, a number, a path or a list, "
+                            f"got {type(value).__name__}")
+        else:
+            arguments.append(f"{flag}={value}")
+    return arguments
+
+
+def batch(manifest=None, **options):
+    return _nst._batch(_batch_arguments("batch", manifest, options))
+
+
+def batch_status(manifest=None, **options):
+    return _nst._batch_status(_batch_arguments("batch_status", manifest, options))
+
+
+batch.__doc__ = ("""Runs a manifest of jobs as `neural-style batch MANIFEST` does (README, "Batches"):
+one process, the weights read once, the style targets computed once per style; jobs
+done before with the same options and inputs are skipped, a failing job is recorded
+and the others run. `options` are the command line's options of every job (a row's
+value wins: size=256, style_weight=1e3, weights=..., device=..., quiet=True) and the
+batch's own: shard=(i, n) or "i/n", state= (the records' folder), and instead of a
+manifest contents=, styles=, output_pattern= (every pair of two folders). Returns an
+nst.BatchSummary (succeeded, failed, skipped, exit_code, jobs). Raises ValueError
+naming the manifest's line of every bad row before anything runs. Progress goes to
+stderr unless quiet=True. Submitting to Slurm is the command line's (--slurm).""")
+batch_status.__doc__ = ("""The state of a batch from its records alone, as `neural-style batch --status`:
+an nst.BatchStatus (done, failed, pending, failures with their messages). Runs nothing.""")
 
 
 # ---- signatures and help, from the option list -------------------------------------------------

@@ -48,7 +48,8 @@ def test_every_public_name_is_in_the_stubs(stub):
     assert not missing, f"__init__.pyi lacks {sorted(missing)}"
 
 
-@pytest.mark.parametrize("name", ["Weights", "Report", "Result", "ScalePlan", "MemoryPlan"])
+@pytest.mark.parametrize("name", ["Weights", "Report", "Result", "ScalePlan", "MemoryPlan", "BatchJob", "BatchSummary",
+                                  "BatchStatus"])
 def test_each_class_has_its_attributes_in_the_stubs(stub, name):
     node = top_level(stub)[name]
     in_stub = {item.name for item in node.body if isinstance(item, ast.FunctionDef)} - {"__init__", "__array__"}
